@@ -1,0 +1,76 @@
+// common.h -- the helpers every module uses: fatal errors, checked allocation and I/O,
+// strict number parsing, the seeded random number generator, timing.
+#ifndef GPT_COMMON_H
+#define GPT_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+// Prints "error: <message>" as one line on stderr and exits with status 1.
+_Noreturn void die(const char *fmt, ...) PRINTF_LIKE(1, 2);
+// Prints "warning: <message>" as one line on stderr.
+void warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+// Allocation that never returns NULL (it dies naming the size instead).
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+// count floats, 64-byte aligned (one cache line, one AVX-512 vector), zeroed. Free with free().
+float *xalloc_floats(size_t count);
+
+// Formats into a caller's error buffer (snprintf that tolerates err == NULL).
+void set_error(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+// Reads a whole regular file. On failure returns NULL and writes a one-line reason naming
+// the path into err (missing, a directory, unreadable, ...). The buffer has one extra NUL
+// byte after *len bytes.
+unsigned char *read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+// Writes data to path through path.tmp.<pid>, fsync and rename, so a reader sees either
+// the old file or the complete new one. Returns false with a reason in err.
+bool write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+// Creates a directory (one level) if it does not exist. False with reason in err.
+bool ensure_dir(const char *path, char *err, size_t errlen);
+
+// Strict parsing of a whole string: no trailing characters, no overflow, within [lo, hi].
+bool parse_long(const char *s, long lo, long hi, long *out);
+bool parse_double(const char *s, double lo, double hi, double *out);
+bool parse_u64(const char *s, uint64_t *out);
+
+// A small, fast, seedable generator (xoshiro256**-style state advanced by splitmix64 at
+// seeding). Same seed, same stream, on every machine.
+typedef struct {
+    uint64_t s[4];
+} Rng;
+
+void rng_seed(Rng *r, uint64_t seed);
+uint64_t rng_u64(Rng *r);
+// Uniform integer in [0, n), n > 0, without modulo bias.
+uint64_t rng_below(Rng *r, uint64_t n);
+// Uniform in [0, 1) with 24 bits (float) or 53 bits (double).
+float rng_float(Rng *r);
+double rng_double(Rng *r);
+// Standard normal (Box-Muller in double).
+double rng_normal(Rng *r);
+
+// Monotonic wall time in seconds.
+double now_seconds(void);
+
+// CRC-32C (Castagnoli), incremental: crc = crc32c(crc, data, n), starting from 0.
+uint32_t crc32c(uint32_t crc, const void *data, size_t n);
+
+// The number of OpenMP threads in use (1 without OpenMP), and setting it.
+int threads_get(void);
+void threads_set(int n);
+
+#endif

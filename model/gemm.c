@@ -1,0 +1,209 @@
+// gemm.c -- blocked, packed, register-tiled matrix multiply (see gemm.h).
+//
+// Loop nest, for one MC x NC tile of C owned by one thread:
+//   for each KC-slice of k:
+//       pack B(kslice, tile cols) into NR-wide column panels   [k][NR], zero-padded
+//       pack A(tile rows, kslice) into MR-high row slivers      [k][MR], zero-padded
+//       for each panel jr, for each sliver ir:  MR x NR micro-kernel over the KC slice
+// The micro-kernel keeps its MR x NR accumulators in registers; each k step is one
+// broadcast of A per row and NR/16 vector loads of B. Packing makes both reads contiguous
+// (no cache-set conflicts from power-of-two leading dimensions) and pads edges with zeros.
+#include "gemm.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+
+// Register tile. 8 x 32 floats = 16 AVX-512 accumulators (of 32 registers); on narrower
+// vector units the compiler splits them and the tile still fits the register file well.
+#define MR 8
+#define NR 32
+// Cache blocks: a KC x NR panel of B (32 KiB) streams through L1, a thread's MC x KC block
+// of A (64 KiB) stays in L2, the shared KC x NC block of B (512 KiB) in L2/L3.
+#define KC 256
+#define MC 64
+#define NC 512
+
+// acc(MR,NR) = sum over k < kc of ap(k,:)ᵀ · bp(k,:), both packed.
+#if defined(__GNUC__) || defined(__clang__)
+// GCC/clang vector extensions: plain arithmetic on 16-float values, lowered to whatever
+// the target has (one AVX-512 register, two AVX registers, four SSE/NEON registers).
+// This pins the register tile that auto-vectorisation of the loop below does not find.
+typedef float vec16 __attribute__((vector_size(64)));
+static inline void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float acc[MR][NR]) {
+    vec16 c[MR][NR / 16];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR / 16; j++) c[i][j] = (vec16){0};
+    for (int k = 0; k < kc; k++) {
+        vec16 b[NR / 16];
+        memcpy(b, bp + (size_t)k * NR, sizeof b);
+        const float *a = ap + (size_t)k * MR;
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR / 16; j++) c[i][j] += a[i] * b[j];
+    }
+    memcpy(acc, c, sizeof c);
+}
+#else
+static inline void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float acc[MR][NR]) {
+    float c[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) c[i][j] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float *a = ap + (size_t)k * MR;
+        const float *b = bp + (size_t)k * NR;
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) c[i][j] += a[i] * b[j];
+    }
+    memcpy(acc, c, sizeof c);
+}
+#endif
+
+// Packs A(i0..i0+mc, k0..k0+kc) as slivers of MR rows: out[s][k][r] = A(i0+s*MR+r, k0+k).
+static void pack_a(const GemmArgs *g, int i0, int mc, int k0, int kc, float *restrict out) {
+    for (int s = 0; s < mc; s += MR) {
+        float *dst = out + (size_t)s * kc;
+        int rows = mc - s < MR ? mc - s : MR;
+        for (int k = 0; k < kc; k++) {
+            const float *src = g->a + (ptrdiff_t)(i0 + s) * g->rsa + (ptrdiff_t)(k0 + k) * g->csa;
+            int r = 0;
+            for (; r < rows; r++) dst[(size_t)k * MR + r] = src[(ptrdiff_t)r * g->rsa];
+            for (; r < MR; r++) dst[(size_t)k * MR + r] = 0.0f;
+        }
+    }
+}
+
+// Packs B(k0..k0+kc, j0..j0+nc) as panels of NR columns: out[p][k][c] = B(k0+k, j0+p*NR+c).
+static void pack_b(const GemmArgs *g, int k0, int kc, int j0, int nc, float *restrict out) {
+    for (int p = 0; p < nc; p += NR) {
+        float *dst = out + (size_t)p * kc;
+        int cols = nc - p < NR ? nc - p : NR;
+        if (g->rsb == 1 && g->csb != 1) {
+            // B is a transposed matrix (a weight read as Wᵀ): read each column along k,
+            // where it is contiguous, and scatter into the panel.
+            for (int c = 0; c < cols; c++) {
+                const float *src = g->b + (ptrdiff_t)(j0 + p + c) * g->csb + k0;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
+            }
+            for (int k = 0; k < kc; k++)
+                for (int c = cols; c < NR; c++) dst[(size_t)k * NR + c] = 0.0f;
+            continue;
+        }
+        for (int k = 0; k < kc; k++) {
+            const float *src = g->b + (ptrdiff_t)(k0 + k) * g->rsb + (ptrdiff_t)(j0 + p) * g->csb;
+            float *d = dst + (size_t)k * NR;
+            if (g->csb == 1 && cols == NR) {
+                memcpy(d, src, NR * sizeof(float));
+            } else {
+                int c = 0;
+                for (; c < cols; c++) d[c] = src[(ptrdiff_t)c * g->csb];
+                for (; c < NR; c++) d[c] = 0.0f;
+            }
+        }
+    }
+}
+
+// Adds a finished kc-slice into C(i0.., j0..) (rows x cols valid), starting from the
+// tile's initial value on the first slice, and runs the epilogue after the last.
+static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, float acc[MR][NR], int first,
+                       int last) {
+    for (int i = 0; i < rows; i++) {
+        float *c = g->c + (ptrdiff_t)(i0 + i) * g->ldc + j0;
+        const float *init = NULL;
+        if (!first || g->init == GEMM_ACCUMULATE) init = c;
+        else if (g->init == GEMM_ADDEND) init = g->addend + (ptrdiff_t)(i0 + i) * g->ldc + j0;
+        float row[NR];
+        if (cols == NR) {  // the common full-width case, in fixed-length loops that vectorise
+            if (init) {
+                for (int j = 0; j < NR; j++) row[j] = init[j] + acc[i][j];
+            } else {
+                for (int j = 0; j < NR; j++) row[j] = acc[i][j];
+            }
+            memcpy(c, row, sizeof row);
+        } else {
+            for (int j = 0; j < cols; j++) c[j] = init ? init[j] + acc[i][j] : acc[i][j];
+        }
+        if (last && g->epilogue == GEMM_EPI_GELU) {
+            float *e = g->epi_out + (ptrdiff_t)(i0 + i) * g->ldc + j0;
+            for (int j = 0; j < cols; j++) e[j] = gelu_scalar(c[j]);
+        }
+    }
+}
+
+// B's packed block is shared by all threads (packed once per block, in parallel), so it
+// lives outside any stack. gemm is not reentrant: one call at a time, parallel inside.
+static _Alignas(64) float bpack_shared[KC * NC];
+
+// Columns of C one task covers: a few NR panels, so that tasks are many enough to balance
+// across threads, and the A block packed by a task is reused across its panels.
+#define PANELS_PER_TASK 4
+
+void gemm(const GemmArgs *g) {
+    assert(g->M >= 0 && g->N >= 0 && g->K >= 0);
+    if (g->M == 0 || g->N == 0) return;
+    if (g->K == 0) {
+        // No products: C is just its initial value (and the epilogue).
+        gemm_reference(g);
+        return;
+    }
+    for (int j0 = 0; j0 < g->N; j0 += NC) {
+        int nc = g->N - j0 < NC ? g->N - j0 : NC;
+        int panels = (nc + NR - 1) / NR;
+        int chunks = (panels + PANELS_PER_TASK - 1) / PANELS_PER_TASK;
+        int mblocks = (g->M + MC - 1) / MC;
+        int tasks = mblocks * chunks;
+        for (int k0 = 0; k0 < g->K; k0 += KC) {
+            int kc = g->K - k0 < KC ? g->K - k0 : KC;
+            int first = k0 == 0, last = k0 + kc >= g->K;
+            float *bpack = bpack_shared;
+#pragma omp parallel if (tasks > 1)
+            {
+#pragma omp for schedule(static)
+                for (int p = 0; p < panels; p++) {
+                    int cols = nc - p * NR < NR ? nc - p * NR : NR;
+                    pack_b(g, k0, kc, j0 + p * NR, cols, bpack + (size_t)p * NR * kc);
+                }
+                _Alignas(64) float apack[MC * KC];
+                _Alignas(64) float acc[MR][NR];
+                int packed_block = -1;
+                // Static schedule: each thread gets a contiguous run of tasks, so its A block
+                // changes rarely. Every element of C belongs to exactly one task, and the
+                // k-blocks are added in order: the result does not depend on the threads.
+#pragma omp for schedule(static)
+                for (int t = 0; t < tasks; t++) {
+                    int mb = t / chunks, ch = t % chunks;
+                    int i0 = mb * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
+                    if (mb != packed_block) {
+                        pack_a(g, i0, mc, k0, kc, apack);
+                        packed_block = mb;
+                    }
+                    int p_end = (ch + 1) * PANELS_PER_TASK < panels ? (ch + 1) * PANELS_PER_TASK : panels;
+                    for (int p = ch * PANELS_PER_TASK; p < p_end; p++) {
+                        int cols = nc - p * NR < NR ? nc - p * NR : NR;
+                        for (int s = 0; s < mc; s += MR) {
+                            micro_kernel(kc, apack + (size_t)s * kc, bpack + (size_t)p * NR * kc, acc);
+                            store_tile(g, i0 + s, j0 + p * NR, mc - s < MR ? mc - s : MR, cols, acc, first, last);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void gemm_reference(const GemmArgs *g) {
+    for (int i = 0; i < g->M; i++) {
+        for (int j = 0; j < g->N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < g->K; k++)
+                s += g->a[(ptrdiff_t)i * g->rsa + (ptrdiff_t)k * g->csa] * g->b[(ptrdiff_t)k * g->rsb + (ptrdiff_t)j * g->csb];
+            float *c = g->c + (ptrdiff_t)i * g->ldc + j;
+            float init = g->init == GEMM_ACCUMULATE ? *c
+                         : g->init == GEMM_ADDEND   ? g->addend[(ptrdiff_t)i * g->ldc + j]
+                                                    : 0.0f;
+            *c = init + s;
+            if (g->epilogue == GEMM_EPI_GELU) g->epi_out[(ptrdiff_t)i * g->ldc + j] = gelu_scalar(*c);
+        }
+    }
+}

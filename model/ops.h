@@ -1,0 +1,138 @@
+// ops.h -- every layer of the GPT as a forward / backward pair on raw float arrays.
+//
+// Shape legend (PyTorch order, row-major, last index fastest):
+//   B  batch              T  sequence length (<= block_size)     N  rows = B*T
+//   C  channels (n_embd)  OC output channels of a linear layer   V  vocabulary size
+//   H  heads              hs head size = C/H
+//
+// Conventions: outputs first, then inputs, then dimensions. Backward kernels take the
+// d-prefixed gradients first and ACCUMULATE into them (+=), so a gradient flowing into a
+// tensor from two places (the residual stream, the tied embedding) just adds up.
+// No kernel allocates. Each output element is written by exactly one OpenMP thread in an
+// order fixed by the shapes, so results do not depend on the number of threads.
+#ifndef GPT_OPS_H
+#define GPT_OPS_H
+
+#include <math.h>
+#include <stddef.h>
+
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+#define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
+static inline float gelu_scalar(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+// d gelu / dx
+static inline float gelu_grad_scalar(float x) {
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+// ---- token + position embedding ------------------------------------------------------
+// out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)
+void encoder_forward(float *out,         // (B,T,C)
+                     const int *idx,     // (B,T)
+                     const float *wte,   // (V,C)
+                     const float *wpe,   // (block_size,C)
+                     int B, int T, int C);
+// dwte(v,:) += sum of dout(b,t,:) over positions with idx(b,t) == v;  dwpe(t,:) += sum_b dout(b,t,:)
+void encoder_backward(float *dwte,       // (V,C)
+                      float *dwpe,       // (block_size,C)
+                      const float *dout, // (B,T,C)
+                      const int *idx,    // (B,T)
+                      int B, int T, int C);
+
+// ---- layer norm (gain, no shift; biased variance; eps 1e-5) ---------------------------
+// out(n,:) = (inp(n,:) - mean(n)) * rstd(n) * weight;  mean, rstd saved for backward.
+void layernorm_forward(float *out,          // (N,C)
+                       float *mean,         // (N)
+                       float *rstd,         // (N)
+                       const float *inp,    // (N,C)
+                       const float *weight, // (C)
+                       int N, int C);
+// Accumulates dinp (N,C) and dweight (C).
+void layernorm_backward(float *dinp,          // (N,C)
+                        float *dweight,       // (C)
+                        const float *dout,    // (N,C)
+                        const float *inp,     // (N,C)
+                        const float *weight,  // (C)
+                        const float *mean,    // (N)
+                        const float *rstd,    // (N)
+                        int N, int C);
+
+// ---- linear layer without bias: out = inp · weightᵀ -----------------------------------
+// out(n,o) = sum_c inp(n,c) weight(o,c)
+void matmul_forward(float *out,          // (N,OC)
+                    const float *inp,    // (N,C)
+                    const float *weight, // (OC,C)
+                    int N, int C, int OC);
+// out = res + inp · weightᵀ  (the residual add fused into the product; res may be out)
+void matmul_forward_residual(float *out,          // (N,OC)
+                             const float *res,    // (N,OC)
+                             const float *inp,    // (N,C)
+                             const float *weight, // (OC,C)
+                             int N, int C, int OC);
+// pre = inp · weightᵀ and out = gelu(pre), GELU fused into the product's epilogue.
+void matmul_forward_gelu(float *pre,           // (N,OC)
+                         float *out,           // (N,OC)
+                         const float *inp,     // (N,C)
+                         const float *weight,  // (OC,C)
+                         int N, int C, int OC);
+// dinp += dout · weight;  dweight += doutᵀ · inp.  Either output may be NULL to skip it.
+void matmul_backward(float *dinp,          // (N,C)
+                     float *dweight,       // (OC,C)
+                     const float *dout,    // (N,OC)
+                     const float *inp,     // (N,C)
+                     const float *weight,  // (OC,C)
+                     int N, int C, int OC);
+
+// ---- causal multi-head self-attention -------------------------------------------------
+// qkv(b,t,:) holds q | k | v, each C wide; head h is columns h*hs .. h*hs+hs-1 of each,
+// i.e. the (B,T,H,hs) view read as (B,H,T,hs). For each (b,h) and query t:
+//   s_j = q_t · k_j / sqrt(hs)  (j <= t),  p = softmax(s),  out(b,t,h*hs:) = sum_j p_j v_j
+// The T x T scores are never stored: lse(b,h,t) = log sum_j exp(s_j) is kept instead, and
+// backward recomputes p_j = exp(s_j - lse) (flash-attention style), so memory is O(B·H·T).
+void attention_forward(float *out,        // (B,T,C)
+                       float *lse,        // (B,H,T)
+                       const float *qkv,  // (B,T,3C)
+                       int B, int T, int C, int H);
+// Accumulates dqkv (B,T,3C) from dout (B,T,C).
+void attention_backward(float *dqkv,       // (B,T,3C)
+                        const float *dout, // (B,T,C)
+                        const float *qkv,  // (B,T,3C)
+                        const float *out,  // (B,T,C)
+                        const float *lse,  // (B,H,T)
+                        int B, int T, int C, int H);
+
+// ---- GELU -----------------------------------------------------------------------------
+void gelu_forward(float *out, const float *inp, size_t n);
+// dinp += gelu'(inp) * dout
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+// d = gelu'(inp) * d in place: the gradient at GELU's output becomes the one at its input
+// (saves a buffer and a clear in the MLP backward).
+void gelu_backward_inplace(float *d, const float *inp, size_t n);
+
+// ---- residual -------------------------------------------------------------------------
+// out = a + b (out may alias either)
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+
+// ---- softmax + cross-entropy ----------------------------------------------------------
+// losses(n) = -log softmax(logits(n,:))[targets(n)]
+void crossentropy_forward(float *losses,        // (N)
+                          const float *logits,  // (N,V)
+                          const int *targets,   // (N)
+                          int N, int V);
+// dlogits(n,:) += dloss * (softmax(logits(n,:)) - onehot(targets(n)))
+// where dloss is the gradient of the objective with respect to each row's loss
+// (1/N for a mean over N rows).
+void crossentropy_backward(float *dlogits,       // (N,V)
+                           const float *logits,  // (N,V)
+                           const int *targets,   // (N)
+                           float dloss, int N, int V);
+
+// Sum of x (n values) in a fixed order independent of threads; double accumulator.
+double sum_fixed_order(const float *x, size_t n);
+
+#endif

@@ -1,0 +1,11 @@
+// tests.h -- one Check suite per module, all run by tests/test_main.c.
+#ifndef GPT_TESTS_H
+#define GPT_TESTS_H
+
+#include <check.h>
+
+Suite *ops_suite(void);
+Suite *gpt_suite(void);
+Suite *tokenizer_suite(void);
+
+#endif

@@ -1,0 +1,80 @@
+// adamw.c -- the optimizer, gradient clipping and the learning-rate schedule.
+#include "adamw.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+
+// Gradient-norm partial sums are taken over chunks of this many floats: a fixed split,
+// unrelated to the number of threads, so the norm is bit-identical with any of them.
+#define NORM_CHUNK 16384
+
+void adamw_init(AdamW *opt, size_t n) {
+    memset(opt, 0, sizeof *opt);
+    opt->n = n;
+    opt->m = xalloc_floats(n);
+    opt->v = xalloc_floats(n);
+    opt->n_chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    opt->partials = xcalloc(opt->n_chunks ? opt->n_chunks : 1, sizeof(double));
+}
+
+void adamw_free(AdamW *opt) {
+    free(opt->m);
+    free(opt->v);
+    free(opt->partials);
+    memset(opt, 0, sizeof *opt);
+}
+
+void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg) {
+    opt->step++;
+    float b1 = cfg->beta1, b2 = cfg->beta2;
+    float bc1 = 1.0f - powf(b1, (float)opt->step), bc2 = 1.0f - powf(b2, (float)opt->step);
+    float *p = model->params, *m = opt->m, *v = opt->v;
+    const float *g = model->grads;
+    // One parallel region walks every tensor; each element is updated by exactly one thread.
+#pragma omp parallel
+    for (int t = 0; t < model->n_param_tensors; t++) {
+        const ParamInfo *pi = &model->param_table[t];
+        float decay = pi->decay ? cfg->weight_decay : 0.0f;
+        size_t end = pi->offset + pi->numel;
+#pragma omp for schedule(static) nowait
+        for (size_t i = pi->offset; i < end; i++) {
+            float gi = g[i];
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            float mhat = m[i] / bc1, vhat = v[i] / bc2;
+            p[i] -= lr * (mhat / (sqrtf(vhat) + cfg->eps) + decay * p[i]);
+        }
+    }
+}
+
+float clip_grad_norm(AdamW *opt, float *grads, size_t n, float max_norm) {
+    size_t chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    if (chunks > opt->n_chunks) die("clip_grad_norm: %zu floats exceed the optimizer's %zu", n, opt->n);
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t lo = c * NORM_CHUNK, hi = lo + NORM_CHUNK < n ? lo + NORM_CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)grads[i] * grads[i];
+        opt->partials[c] = s;
+    }
+    double total = 0;
+    for (size_t c = 0; c < chunks; c++) total += opt->partials[c];
+    float norm = (float)sqrt(total);
+    if (max_norm > 0 && norm > max_norm) {
+        float scale = max_norm / (norm + 1e-6f);
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) grads[i] *= scale;
+    }
+    return norm;
+}
+
+float lr_schedule(long it, float lr, float min_lr, long warmup, long decay_iters) {
+    if (it < warmup) return lr * (float)(it + 1) / (float)(warmup + 1);
+    if (it > decay_iters) return min_lr;
+    double span = decay_iters - warmup > 0 ? (double)(decay_iters - warmup) : 1.0;
+    double r = (double)(it - warmup) / span;
+    return (float)(min_lr + 0.5 * (1.0 + cos(M_PI * r)) * (lr - min_lr));
+}

@@ -1,0 +1,39 @@
+// adamw.h -- AdamW (decoupled weight decay, bias-corrected moments) and clipping by the
+// global gradient norm, over the model's one contiguous parameter block.
+#ifndef GPT_ADAMW_H
+#define GPT_ADAMW_H
+
+#include <stddef.h>
+
+#include "model/gpt.h"
+
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+} AdamWConfig;
+
+typedef struct {
+    size_t n;          // number of parameters
+    float *m;          // (n) first moments, one block
+    float *v;          // (n) second moments, one block
+    long step;         // updates done so far (t in the bias corrections)
+    double *partials;  // per-chunk sums of squares for the gradient norm (fixed chunks)
+    size_t n_chunks;
+} AdamW;
+
+void adamw_init(AdamW *opt, size_t n);
+void adamw_free(AdamW *opt);
+
+// One update at learning rate lr. Weight decay applies to tensors whose table row says
+// decay (matrices and embeddings), never to LayerNorm gains.
+void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg);
+
+// The global L2 norm of the gradients, summed in fixed chunks in a fixed order (so the
+// same with any thread count). If max_norm > 0 and the norm exceeds it, the gradients are
+// scaled by max_norm / (norm + 1e-6). Returns the norm before clipping.
+float clip_grad_norm(AdamW *opt, float *grads, size_t n, float max_norm);
+
+// Learning rate at iteration it (0-based): linear warm-up lr*(it+1)/(warmup+1), then
+// cosine decay from lr to min_lr at decay_iters, min_lr after.
+float lr_schedule(long it, float lr, float min_lr, long warmup, long decay_iters);
+
+#endif

@@ -1,0 +1,40 @@
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+
+long cli_long(const char *flag, const char *value, long lo, long hi) {
+    long v;
+    if (!parse_long(value, lo, hi, &v)) die("%s expects a whole number from %ld to %ld, got '%s'", flag, lo, hi, value);
+    return v;
+}
+
+double cli_double(const char *flag, const char *value, double lo, double hi) {
+    double v;
+    if (!parse_double(value, lo, hi, &v)) die("%s expects a number from %g to %g, got '%s'", flag, lo, hi, value);
+    return v;
+}
+
+uint64_t cli_u64(const char *flag, const char *value) {
+    uint64_t v;
+    if (!parse_u64(value, &v)) die("%s expects a whole number from 0 to 18446744073709551615, got '%s'", flag, value);
+    return v;
+}
+
+void cli_bad_option(const char *cmd, int c, char **argv, const struct option *opts) {
+    (void)opts;
+    // getopt_long (with opterr = 0 and a leading ':' in the short options) returns ':' for
+    // an option missing its value and '?' for one it does not know; either way the word
+    // it was looking at is argv[optind - 1].
+    const char *word = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':') fprintf(stderr, "error: %s: option '%s' needs a value (see ./gpt %s --help)\n", cmd, word, cmd);
+    else fprintf(stderr, "error: %s: unknown option '%s' (see ./gpt %s --help)\n", cmd, word, cmd);
+    exit(2);
+}
+
+void cli_no_extra_args(const char *cmd, int argc, char **argv, int first, int max) {
+    if (argc - first > max) die("%s: unexpected argument '%s' (see ./gpt %s --help)", cmd, argv[first + max], cmd);
+}

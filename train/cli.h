@@ -1,0 +1,21 @@
+// cli.h -- strict command-line values: every number is checked where it enters, and a bad
+// one stops the program with one line naming the flag, what it got and what it expects.
+#ifndef GPT_CLI_H
+#define GPT_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+long cli_long(const char *flag, const char *value, long lo, long hi);
+double cli_double(const char *flag, const char *value, double lo, double hi);
+uint64_t cli_u64(const char *flag, const char *value);
+
+// Reports an unknown option or a missing value the way getopt_long saw it, then exits 2.
+// argv[optind - 1] is the offending word.
+_Noreturn void cli_bad_option(const char *cmd, int c, char **argv, const struct option *opts);
+
+// Positional arguments beyond what a command takes.
+void cli_no_extra_args(const char *cmd, int argc, char **argv, int first, int max);
+
+#endif

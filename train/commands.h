@@ -1,0 +1,10 @@
+// commands.h -- the subcommands of ./gpt. Each takes main's argv without the program name
+// (argv[0] is the command's own name) and returns the exit status.
+#ifndef GPT_COMMANDS_H
+#define GPT_COMMANDS_H
+
+#include "train/cmd_tokenizer.h"
+
+int cmd_gradcheck(int argc, char **argv);
+
+#endif
