@@ -187,8 +187,25 @@ bool ensure_dir(const char *path, char *err, size_t errlen) {
             set_error(err, errlen, "'%s' exists and is not a directory", path);
             return false;
         }
+        if (access(path, W_OK | X_OK) != 0) {
+            set_error(err, errlen, "cannot write into directory '%s': %s", path, strerror(errno));
+            return false;
+        }
         return true;
     }
+    // Like mkdir -p: the parents first.
+    char *copy = xstrdup(path);
+    for (char *p = copy + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+            set_error(err, errlen, "cannot create directory '%s': %s", copy, strerror(errno));
+            free(copy);
+            return false;
+        }
+        *p = '/';
+    }
+    free(copy);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
         set_error(err, errlen, "cannot create directory '%s': %s", path, strerror(errno));
         return false;

@@ -8,6 +8,7 @@
 
 #include "common/common.h"
 #include "ops.h"
+#include "profile.h"
 
 // ---- the tensor tables ----------------------------------------------------------------
 // Sizes are written as products of symbols: B batch, T block_size, C n_embd, H n_head,
@@ -293,31 +294,31 @@ float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
 
     Acts *a = &m->acts;
     const Weights *w = &m->w;
-    encoder_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
+    PROF(PROF_ENCODER, encoder_forward(a->encoded, idx, w->wte, w->wpe, B, T, C));
     const float *x = a->encoded;
     for (int l = 0; l < L; l++) {
         const LayerWeights *lw = &w->layers[l];
         LayerActs *la = &a->layers[l];
-        layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
-        matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
-        attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H);
-        matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C);
-        layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
-        matmul_forward_gelu(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C);
-        matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C);
+        PROF(PROF_LAYERNORM, layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
+        PROF(PROF_MATMUL_FWD, matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        PROF(PROF_ATTN_FWD, attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H));
+        PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_LAYERNORM, layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
+        PROF(PROF_MATMUL_FWD, matmul_forward_gelu(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C));
         x = la->res2;
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C);
-    matmul_forward(a->logits, a->lnf, w->wte, N, C, V);
+    PROF(PROF_LAYERNORM, layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
+    PROF(PROF_MATMUL_FWD, matmul_forward(a->logits, a->lnf, w->wte, N, C, V));
     if (!targets) return -1.0f;
-    crossentropy_forward(a->losses, a->logits, targets, N, V);
+    PROF(PROF_LOSS, crossentropy_forward(a->losses, a->logits, targets, N, V));
     m->mean_loss = (float)(sum_fixed_order(a->losses, (size_t)N) / N);
     return m->mean_loss;
 }
 
 // ---- backward -------------------------------------------------------------------------
 void gpt_zero_grad(GPT *m) {
-    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
+    if (m->grads) PROF(PROF_CLEAR, memset(m->grads, 0, m->num_params * sizeof(float)));
 }
 
 void gpt_backward(GPT *m, float dloss) {
@@ -334,13 +335,14 @@ void gpt_backward(GPT *m, float dloss) {
 
     // Scratch gradients are overwritten per use, so each is cleared just before it
     // collects a new sum (the kernels accumulate).
-    memset(d->dlogits, 0, (size_t)N * V * sizeof(float));
-    crossentropy_backward(d->dlogits, a->logits, m->targets, dloss / (float)N, N, V);
-    memset(d->dln, 0, NC * sizeof(float));
-    matmul_backward(d->dln, g->wte, d->dlogits, a->lnf, w->wte, N, C, V);
-    memset(d->dres, 0, NC * sizeof(float));
+    PROF(PROF_CLEAR, memset(d->dlogits, 0, (size_t)N * V * sizeof(float)));
+    PROF(PROF_LOSS, crossentropy_backward(d->dlogits, a->logits, m->targets, dloss / (float)N, N, V));
+    PROF(PROF_CLEAR, memset(d->dln, 0, NC * sizeof(float)));
+    PROF(PROF_MATMUL_BWD, matmul_backward(d->dln, g->wte, d->dlogits, a->lnf, w->wte, N, C, V));
+    PROF(PROF_CLEAR, memset(d->dres, 0, NC * sizeof(float)));
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
-    layernorm_backward(d->dres, g->lnf_w, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    PROF(PROF_LAYERNORM,
+         layernorm_backward(d->dres, g->lnf_w, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C));
 
     for (int l = L - 1; l >= 0; l--) {
         const LayerWeights *lw = &w->layers[l];
@@ -348,22 +350,24 @@ void gpt_backward(GPT *m, float dloss) {
         LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
-        memset(d->dfch, 0, NC * 4 * sizeof(float));
-        matmul_backward(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, N, 4 * C, C);
-        gelu_backward_inplace(d->dfch, la->fch, NC * 4);
-        memset(d->dln, 0, NC * sizeof(float));
-        matmul_backward(d->dln, lg->w_fc, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
-        layernorm_backward(d->dres, lg->ln2_w, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd, N, C);
+        PROF(PROF_CLEAR, memset(d->dfch, 0, NC * 4 * sizeof(float)));
+        PROF(PROF_MATMUL_BWD, matmul_backward(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, N, 4 * C, C));
+        PROF(PROF_GELU, gelu_backward_inplace(d->dfch, la->fch, NC * 4));
+        PROF(PROF_CLEAR, memset(d->dln, 0, NC * sizeof(float)));
+        PROF(PROF_MATMUL_BWD, matmul_backward(d->dln, lg->w_fc, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln2_w, d->dln, la->res1, lw->ln2_w, la->ln2_mean,
+                                                la->ln2_rstd, N, C));
         // res1 = x_in + attention(ln1(x_in) · W_qkvᵀ) · W_Oᵀ   (dres becomes d x_in)
-        memset(d->datty, 0, NC * sizeof(float));
-        matmul_backward(d->datty, lg->w_o, d->dres, la->atty, lw->w_o, N, C, C);
-        memset(d->dqkv, 0, NC * 3 * sizeof(float));
-        attention_backward(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H);
-        memset(d->dln, 0, NC * sizeof(float));
-        matmul_backward(d->dln, lg->w_qkv, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
-        layernorm_backward(d->dres, lg->ln1_w, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N, C);
+        PROF(PROF_CLEAR, memset(d->datty, 0, NC * sizeof(float)));
+        PROF(PROF_MATMUL_BWD, matmul_backward(d->datty, lg->w_o, d->dres, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_CLEAR, memset(d->dqkv, 0, NC * 3 * sizeof(float)));
+        PROF(PROF_ATTN_BWD, attention_backward(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
+        PROF(PROF_CLEAR, memset(d->dln, 0, NC * sizeof(float)));
+        PROF(PROF_MATMUL_BWD, matmul_backward(d->dln, lg->w_qkv, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln1_w, d->dln, x_in, lw->ln1_w, la->ln1_mean,
+                                                la->ln1_rstd, N, C));
     }
-    encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C);
+    PROF(PROF_ENCODER, encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C));
 }
 
 // ---- reports --------------------------------------------------------------------------

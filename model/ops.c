@@ -16,9 +16,9 @@
 #if defined(__GNUC__) || defined(__clang__)
 typedef float vec16 __attribute__((vector_size(64)));
 
-static inline float hsum16(vec16 v) {
+static inline float hsum16(const vec16 *v) {
     float t[16];
-    memcpy(t, &v, sizeof t);
+    memcpy(t, v, sizeof t);
     for (int w = 8; w > 0; w /= 2)
         for (int i = 0; i < w; i++) t[i] += t[i + w];
     return t[0];
@@ -33,7 +33,7 @@ static inline float dot(const float *a, const float *b, int n) {
         memcpy(&y, b + i, sizeof y);
         acc += x * y;
     }
-    float s = hsum16(acc);
+    float s = hsum16(&acc);
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
@@ -50,6 +50,24 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 #endif
+
+static inline float sum(const float *a, int n) {
+#if defined(__GNUC__) || defined(__clang__)
+    vec16 acc = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        vec16 x;
+        memcpy(&x, a + i, sizeof x);
+        acc += x;
+    }
+    float s = hsum16(&acc);
+#else
+    float s = 0.0f;
+    int i = 0;
+#endif
+    for (; i < n; i++) s += a[i];
+    return s;
+}
 
 // y += alpha * x
 static inline void axpy(float *restrict y, float alpha, const float *restrict x, int n) {
@@ -106,18 +124,11 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= (float)C;
-        float v = 0.0f;
-        for (int c = 0; c < C; c++) {
-            float d = x[c] - m;
-            v += d * d;
-        }
-        v /= (float)C;
-        float r = 1.0f / sqrtf(v + LN_EPS);
         float *o = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * weight[c];
+        float m = sum(x, C) / (float)C;
+        for (int c = 0; c < C; c++) o[c] = x[c] - m;  // centred first: var from squares of these
+        float r = 1.0f / sqrtf(dot(o, o, C) / (float)C + LN_EPS);
+        for (int c = 0; c < C; c++) o[c] = o[c] * r * weight[c];
         mean[n] = m;
         rstd[n] = r;
     }
@@ -131,19 +142,14 @@ void layernorm_backward(float *dinp, float *dweight, const float *dout, const fl
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
         float m = mean[n], r = rstd[n];
-        float g_mean = 0.0f, gx_mean = 0.0f;
+        float g[C], xhat[C];
         for (int c = 0; c < C; c++) {
-            float g = dy[c] * weight[c];
-            g_mean += g;
-            gx_mean += g * (x[c] - m) * r;
+            g[c] = dy[c] * weight[c];
+            xhat[c] = (x[c] - m) * r;
         }
-        g_mean /= (float)C;
-        gx_mean /= (float)C;
+        float g_mean = sum(g, C) / (float)C, gx_mean = dot(g, xhat, C) / (float)C;
         float *dx = dinp + (size_t)n * C;
-        for (int c = 0; c < C; c++) {
-            float xhat = (x[c] - m) * r;
-            dx[c] += r * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
-        }
+        for (int c = 0; c < C; c++) dx[c] += r * (g[c] - g_mean - xhat[c] * gx_mean);
     }
     int stripes = (C + STRIPE - 1) / STRIPE;
 #pragma omp parallel for schedule(static)
@@ -213,33 +219,63 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
 }
 
 // ---- attention ------------------------------------------------------------------------
+// Two implementations of the same math. The fast one works per (b,h) on a transposed copy
+// of the head's keys (and, in backward, values), so a query's scores against all keys
+// are vertical multiply-adds over the key index, with no horizontal sums; its scratch
+// (hs x T floats, twice) lives on the stack. For heads too large for that, the row one
+// computes each score as a dot product. Which runs depends on the shape only.
+size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
+
+static bool attention_fits(int T, int hs) { return (size_t)2 * T * hs + 2 * (size_t)T <= attention_stack_limit; }
+
+// kt(d, j) = k_j(d) for j < T: the head's keys (or values) as rows of key positions.
+static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int hs) {
+    for (int j = 0; j < T; j++) {
+        const float *k = qkv_b + j * C3 + col;
+        for (int d = 0; d < hs; d++) kt[(size_t)d * T + j] = k[d];
+    }
+}
+
+// s(j) = sum_d a(d) · mt(d, j) for j < n: one query against n keys, vectorised over j.
+static inline void scores(float *restrict s, const float *restrict a, float a_scale, const float *restrict mt,
+                          int n, int T, int hs) {
+    for (int j = 0; j < n; j++) s[j] = 0.0f;
+    for (int d = 0; d < hs; d++) {
+        float ad = a[d] * a_scale;
+        const float *row = mt + (size_t)d * T;
+        for (int j = 0; j < n; j++) s[j] += ad * row[j];
+    }
+}
+
+static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H);
+static void attention_backward_rows(float *dqkv, const float *dout, const float *qkv, const float *out,
+                                    const float *lse, int B, int T, int C, int H);
+
 void attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
     int hs = C / H;
+    if (!attention_fits(T, hs)) {
+        attention_forward_rows(out, lse, qkv, B, T, C, H);
+        return;
+    }
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float p[T];  // one query's scores, then its probabilities
+        float kt[(size_t)hs * T], p[T];
         const float *qkv_b = qkv + (size_t)b * T * C3;
+        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, hs);
         for (int t = 0; t < T; t++) {
-            const float *q_bth = qkv_b + t * C3 + h * hs;
+            int n = t + 1;
+            scores(p, qkv_b + t * C3 + h * hs, scale, kt, n, T, hs);
             float mx = -FLT_MAX;
-            for (int j = 0; j <= t; j++) {
-                const float *k_bjh = qkv_b + j * C3 + C + h * hs;
-                p[j] = dot(q_bth, k_bjh, hs) * scale;
-                if (p[j] > mx) mx = p[j];
-            }
-            float sum = 0.0f;
-            for (int j = 0; j <= t; j++) {
-                p[j] = expf(p[j] - mx);
-                sum += p[j];
-            }
-            float inv = 1.0f / sum;
+            for (int j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+            for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - mx);
+            float total = sum(p, n), inv = 1.0f / total;
             float *out_bth = out + ((size_t)b * T + t) * C + h * hs;
             memset(out_bth, 0, (size_t)hs * sizeof(float));
-            for (int j = 0; j <= t; j++) axpy(out_bth, p[j] * inv, qkv_b + j * C3 + 2 * C + h * hs, hs);
-            lse[((size_t)b * H + h) * T + t] = mx + logf(sum);
+            for (int j = 0; j < n; j++) axpy(out_bth, p[j] * inv, qkv_b + j * C3 + 2 * C + h * hs, hs);
+            lse[((size_t)b * H + h) * T + t] = mx + logf(total);
         }
     }
 }
@@ -250,6 +286,75 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     //   dv_j += p_j dO_t;  dp_j = dO_t · v_j;  ds_j = p_j (dp_j - dO_t · O_t)
     //   dq_t += scale sum_j ds_j k_j;  dk_j += scale ds_j q_t
     // (sum_j p_j dp_j = dO_t · O_t, so the softmax backward needs no stored row.)
+    int hs = C / H;
+    if (!attention_fits(T, hs)) {
+        attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
+        return;
+    }
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = (size_t)3 * C;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float kt[(size_t)hs * T], vt[(size_t)hs * T], p[T], dp[T];
+        const float *qkv_b = qkv + (size_t)b * T * C3;
+        float *dqkv_b = dqkv + (size_t)b * T * C3;
+        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, hs);
+        transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, hs);
+        for (int t = 0; t < T; t++) {
+            int n = t + 1;
+            const float *q_bth = qkv_b + t * C3 + h * hs;
+            const float *do_bth = dout + ((size_t)b * T + t) * C + h * hs;
+            const float *o_bth = out + ((size_t)b * T + t) * C + h * hs;
+            float lse_t = lse[((size_t)b * H + h) * T + t];
+            scores(p, q_bth, scale, kt, n, T, hs);
+            for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - lse_t);
+            scores(dp, do_bth, 1.0f, vt, n, T, hs);
+            float d_t = dot(do_bth, o_bth, hs);
+            for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - d_t) * scale;  // now ds_j · scale
+            float *dq_bth = dqkv_b + t * C3 + h * hs;
+            for (int j = 0; j < n; j++) {
+                axpy(dq_bth, dp[j], qkv_b + j * C3 + C + h * hs, hs);
+                axpy(dqkv_b + j * C3 + C + h * hs, dp[j], q_bth, hs);
+                axpy(dqkv_b + j * C3 + 2 * C + h * hs, p[j], do_bth, hs);
+            }
+        }
+    }
+}
+
+static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = (size_t)3 * C;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *qkv_b = qkv + (size_t)b * T * C3;
+        for (int t = 0; t < T; t++) {
+            const float *q_bth = qkv_b + t * C3 + h * hs;
+            // First pass: the row's maximum; second: its sum and the weighted values.
+            float mx = -FLT_MAX;
+            for (int j = 0; j <= t; j++) {
+                float s = dot(q_bth, qkv_b + j * C3 + C + h * hs, hs) * scale;
+                mx = s > mx ? s : mx;
+            }
+            float total = 0.0f;
+            float *out_bth = out + ((size_t)b * T + t) * C + h * hs;
+            memset(out_bth, 0, (size_t)hs * sizeof(float));
+            for (int j = 0; j <= t; j++) {
+                float pj = exp_fast(dot(q_bth, qkv_b + j * C3 + C + h * hs, hs) * scale - mx);
+                total += pj;
+                axpy(out_bth, pj, qkv_b + j * C3 + 2 * C + h * hs, hs);
+            }
+            float inv = 1.0f / total;
+            for (int d = 0; d < hs; d++) out_bth[d] *= inv;
+            lse[((size_t)b * H + h) * T + t] = mx + logf(total);
+        }
+    }
+}
+
+static void attention_backward_rows(float *dqkv, const float *dout, const float *qkv, const float *out,
+                                    const float *lse, int B, int T, int C, int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -268,9 +373,8 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             for (int j = 0; j <= t; j++) {
                 const float *k_bjh = qkv_b + j * C3 + C + h * hs;
                 const float *v_bjh = qkv_b + j * C3 + 2 * C + h * hs;
-                float p = expf(dot(q_bth, k_bjh, hs) * scale - lse_t);
-                float dp = dot(do_bth, v_bjh, hs);
-                float ds = p * (dp - d_t) * scale;
+                float p = exp_fast(dot(q_bth, k_bjh, hs) * scale - lse_t);
+                float ds = p * (dot(do_bth, v_bjh, hs) - d_t) * scale;
                 axpy(dq_bth, ds, k_bjh, hs);
                 axpy(dqkv_b + j * C3 + C + h * hs, ds, q_bth, hs);
                 axpy(dqkv_b + j * C3 + 2 * C + h * hs, p, do_bth, hs);
@@ -307,7 +411,7 @@ static inline void row_max_logsum(const float *x, int V, float *mx, float *logsu
     for (int v = 0; v < V; v++)
         if (x[v] > m) m = x[v];
     float s = 0.0f;
-    for (int v = 0; v < V; v++) s += expf(x[v] - m);
+    for (int v = 0; v < V; v++) s += exp_fast(x[v] - m);
     *mx = m;
     *logsum = logf(s);
 }
@@ -330,7 +434,7 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
         float m, ls;
         row_max_logsum(x, V, &m, &ls);
         for (int v = 0; v < V; v++) {
-            float p = expf(x[v] - m - ls);
+            float p = exp_fast(x[v] - m - ls);
             dx[v] += dloss * (p - (v == targets[n] ? 1.0f : 0.0f));
         }
     }

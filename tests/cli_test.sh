@@ -1,9 +1,150 @@
 #!/bin/sh
-# Command-line tests: what a person sees. Run by `make test` with GPT pointing at the binary.
+# Command-line tests: what a person sees. Run by `make test` with GPT set to the binary.
+#
+# Every bad input must give exactly one line on stderr starting with "error:", naming the
+# problem, a non-zero exit, nothing on stdout, and no file created or damaged.
 set -u
 GPT=${GPT:-./gpt}
+case "$GPT" in /*) ;; *) GPT="$PWD/$GPT" ;; esac
+DATA="$PWD/data/tinyshakespeare.txt"
+TOP=$(mktemp -d /tmp/gpt_cli_test.XXXXXX)
+trap 'rm -rf "$TOP"' EXIT
+WORK="$TOP/work"
+mkdir "$WORK" && cd "$WORK" || exit 1
 fails=0
-pass() { :; }
-fail() { echo "cli test FAILED: $*" >&2; fails=$((fails + 1)); }
-echo "cli tests: ${fails} failures"
-exit $fails
+checks=0
+
+fail() {
+    echo "cli test FAILED: $*" >&2
+    fails=$((fails + 1))
+}
+
+# expect_error WHAT SUBSTRING CMD... : one error line containing SUBSTRING, non-zero exit
+# (not a crash), empty stdout, and no file in $WORK created, removed or changed.
+expect_error() {
+    what=$1 want=$2
+    shift 2
+    checks=$((checks + 1))
+    before=$(find . -type f -exec md5sum {} + | sort; find . | sort)
+    "$@" >../out.$$ 2>../err.$$
+    rc=$?
+    after=$(find . -type f -exec md5sum {} + | sort; find . | sort)
+    lines=$(wc -l <../err.$$)
+    if [ "$rc" -eq 0 ]; then
+        fail "$what: exit status 0 (expected an error)"
+    elif [ "$rc" -ge 128 ]; then
+        fail "$what: killed by a signal (status $rc): $(cat ../err.$$)"
+    elif [ "$lines" -ne 1 ]; then
+        fail "$what: $lines lines on stderr, expected 1: $(cat ../err.$$)"
+    elif ! grep -q '^error: ' ../err.$$; then
+        fail "$what: stderr does not start with 'error: ': $(cat ../err.$$)"
+    elif ! grep -qF -- "$want" ../err.$$; then
+        fail "$what: stderr lacks '$want': $(cat ../err.$$)"
+    elif [ -s ../out.$$ ]; then
+        fail "$what: wrote to stdout: $(head -c 200 ../out.$$)"
+    elif [ "$before" != "$after" ]; then
+        fail "$what: files were created or changed"
+    fi
+    rm -f ../out.$$ ../err.$$
+}
+
+expect_ok() {
+    what=$1
+    shift
+    checks=$((checks + 1))
+    if ! "$@" >"$TOP/ok.out" 2>"$TOP/ok.err"; then fail "$what: exit status $?: $(tail -3 "$TOP/ok.err")"; fi
+}
+
+# ---- a tiny corpus and a tiny trained run -----------------------------------------------
+head -c 60000 "$DATA" >small.txt
+printf 'too short' >short.txt
+: >empty.txt
+mkdir adir
+TINY="--n-layer 1 --n-head 2 --n-embd 16 --block-size 16 --batch-size 4 --eval-iters 2 --sample-interval 0 --quiet"
+expect_ok "tiny training run" "$GPT" train --data small.txt --out run --iters 20 --eval-interval 10 $TINY
+for f in ckpt.bin best.bin metrics.csv loss.svg samples.txt; do
+    [ -f "run/$f" ] || fail "training did not write run/$f"
+done
+cp run/ckpt.bin good.bin
+
+# ---- the command itself ------------------------------------------------------------------
+expect_error "unknown command" "unknown command 'fly'" "$GPT" fly
+
+# ---- train: files --------------------------------------------------------------------------
+expect_error "train: missing file" "nonexistent.txt" "$GPT" train --data nonexistent.txt --out o1 $TINY
+expect_error "train: a directory" "is a directory" "$GPT" train --data adir --out o1 $TINY
+expect_error "train: empty file" "is empty" "$GPT" train --data empty.txt --out o1 $TINY
+expect_error "train: text too short" "too short" "$GPT" train --data short.txt --out o1 $TINY
+expect_error "train: out is a file" "Not a directory" "$GPT" train --data small.txt --out small.txt/x $TINY
+expect_error "train: existing run" "already holds a training run" "$GPT" train --data small.txt --out run $TINY
+# ---- train: flags --------------------------------------------------------------------------
+expect_error "train: unknown flag" "unknown option '--bogus'" "$GPT" train --bogus
+expect_error "train: flag without value" "needs a value" "$GPT" train --data small.txt --lr
+expect_error "train: lr not a number" "--lr expects a number" "$GPT" train --lr abc
+expect_error "train: batch size 1e99" "--batch-size expects a whole number" "$GPT" train --batch-size 1e99
+expect_error "train: n-head 0" "--n-head expects a whole number from 1" "$GPT" train --n-head 0
+expect_error "train: iters -5" "--iters expects a whole number from 0" "$GPT" train --iters -5
+expect_error "train: too large" "--n-layer expects a whole number from 1 to 1024" "$GPT" train --n-layer 5000
+expect_error "train: D % H" "--n-head 5 does not divide --n-embd 128" "$GPT" train --n-head 5 --data small.txt --out o1
+expect_error "train: extra argument" "unexpected argument 'foo'" "$GPT" train foo
+expect_error "train: resume nothing" "cannot resume" "$GPT" train --resume --out nowhere
+expect_error "train: resume with another model" "--n-layer 3 differs" "$GPT" train --resume --out run --n-layer 3
+expect_error "train: vocab-size for char" "--vocab-size applies to --tokenizer bpe" "$GPT" train --vocab-size 300
+expect_error "train: min-lr above lr" "--min-lr" "$GPT" train --lr 1e-4 --min-lr 1e-3
+
+# ---- info -----------------------------------------------------------------------------------
+expect_ok "info" "$GPT" info good.bin
+grep -q "h.0.w_q" "$TOP/ok.out" || fail "info: no parameter table"
+grep -q "16x16" "$TOP/ok.out" || fail "info: W_Q not shown as CxC"
+expect_error "info: missing checkpoint" "missing.bin" "$GPT" info missing.bin
+expect_error "info: no argument" "info" "$GPT" info
+: >empty.bin
+expect_error "info: empty checkpoint" "is empty" "$GPT" info empty.bin
+head -c 1000 good.bin >trunc.bin
+expect_error "info: truncated checkpoint" "corrupt" "$GPT" info trunc.bin
+cp good.bin flipped.bin
+printf '\377' | dd of=flipped.bin bs=1 seek=3000 conv=notrunc 2>/dev/null
+expect_error "info: flipped byte" "checksum" "$GPT" info flipped.bin
+expect_error "info: not a checkpoint" "bad magic" "$GPT" info small.txt
+rm -f empty.bin trunc.bin flipped.bin
+
+# ---- sample -------------------------------------------------------------------------------
+expect_ok "sample" "$GPT" sample good.bin --tokens 40 --seed 7
+[ "$(wc -c <"$TOP/ok.out")" -ge 40 ] || fail "sample: fewer than 40 bytes of text"
+grep -q "tokens/s" "$TOP/ok.err" || fail "sample: no summary on stderr"
+cp "$TOP/ok.out" sample1.txt
+expect_ok "sample, 2 threads" "$GPT" sample good.bin --tokens 40 --seed 7 --threads 2
+cmp -s sample1.txt "$TOP/ok.out" || fail "sample: 1 and 2 threads give different text for one seed"
+expect_ok "sample with prompt" "$GPT" sample good.bin --prompt "ROMEO:" --tokens 20 --temperature 0
+head -c 6 "$TOP/ok.out" | grep -q "ROMEO:" || fail "sample: prompt not printed first"
+rm -f sample1.txt
+expect_error "sample: missing checkpoint" "missing.bin" "$GPT" sample missing.bin
+expect_error "sample: unknown character" "character '%' (U+0025) at byte 2" "$GPT" sample good.bin --prompt 'ab%'
+expect_error "sample: top-p 0" "--top-p" "$GPT" sample good.bin --top-p 0
+expect_error "sample: top-p above 1" "--top-p" "$GPT" sample good.bin --top-p 1.5
+expect_error "sample: negative temperature" "--temperature" "$GPT" sample good.bin --temperature -1
+expect_error "sample: zero tokens" "--tokens" "$GPT" sample good.bin --tokens 0
+expect_error "sample: two prompts" "prompt" "$GPT" sample good.bin --prompt a --prompt-file small.txt
+head -c 2000 good.bin >trunc.bin
+expect_error "sample: truncated checkpoint" "corrupt" "$GPT" sample trunc.bin
+rm -f trunc.bin
+
+# ---- attention ----------------------------------------------------------------------------
+expect_ok "attention page" "$GPT" attention good.bin --prompt "First Citizen:" --out attn.html
+grep -q "</html>" attn.html || fail "attention: page not complete"
+grep -qi "<script" attn.html && fail "attention: page has a script"
+rm -f attn.html
+expect_error "attention: no --out" "--out" "$GPT" attention good.bin --prompt "abc"
+expect_error "attention: layer out of range" "--layer" "$GPT" attention good.bin --prompt "abc" --out a.html --layer 9
+
+# ---- bench and gradcheck ------------------------------------------------------------------
+expect_ok "bench" "$GPT" bench --n-layer 1 --n-embd 16 --n-head 2 --block-size 8 --batch-size 2 --steps 2 --warmup 0
+grep -q "MFU" "$TOP/ok.out" || fail "bench: no MFU line"
+expect_ok "bench --sample" "$GPT" bench --sample --n-layer 1 --n-embd 16 --n-head 2 --block-size 8 --tokens 50
+grep -q "tokens/s" "$TOP/ok.out" || fail "bench --sample: no tokens/s"
+expect_error "bench: D % H" "does not divide" "$GPT" bench --n-embd 10 --n-head 3
+expect_ok "gradcheck" "$GPT" gradcheck
+grep -q "PASS: 19 of 19" "$TOP/ok.out" || fail "gradcheck: not all tensors passed"
+
+echo "cli tests: $checks checks, $fails failures"
+[ "$fails" -eq 0 ]

@@ -279,7 +279,7 @@ static double att_obj(void *p) {
 // (B, T, C, H): one head, one channel per head (H = C), in between; T = 1 and T > 1.
 static const int ATT_CASES[][4] = {{2, 5, 8, 1}, {2, 5, 8, 8}, {2, 5, 8, 2}, {2, 1, 8, 2}, {1, 7, 12, 3}, {2, 6, 32, 2}};
 
-START_TEST(test_attention_backward_matches_finite_differences) {
+static void check_attention(int _i) {
     int B = ATT_CASES[_i][0], T = ATT_CASES[_i][1], C = ATT_CASES[_i][2], H = ATT_CASES[_i][3];
     Rng r;
     rng_seed(&r, 7 + (uint64_t)_i);
@@ -319,6 +319,15 @@ START_TEST(test_attention_backward_matches_finite_differences) {
         free(bad);
     }
     free(n), free(c.qkv), free(c.out), free(qkv), free(out), free(lse), free(R), free(dqkv);
+}
+
+START_TEST(test_attention_backward_matches_finite_differences) { check_attention(_i); }
+END_TEST
+
+// The same checks on the path for heads too large for the stack scratch.
+START_TEST(test_attention_row_path_backward_matches_finite_differences) {
+    attention_stack_limit = 0;
+    check_attention(_i);
 }
 END_TEST
 
@@ -424,6 +433,8 @@ Suite *ops_suite(void) {
     tcase_add_test(tc, test_matmul_backward_matches_finite_differences);
     tcase_add_test(tc, test_gemm_matches_reference_on_edge_shapes);
     tcase_add_loop_test(tc, test_attention_backward_matches_finite_differences, 0,
+                        (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
+    tcase_add_loop_test(tc, test_attention_row_path_backward_matches_finite_differences, 0,
                         (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
     tcase_add_test(tc, test_gelu_backward_matches_finite_differences);
     tcase_add_test(tc, test_crossentropy_backward_matches_finite_differences);

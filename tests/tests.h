@@ -7,5 +7,9 @@
 Suite *ops_suite(void);
 Suite *gpt_suite(void);
 Suite *tokenizer_suite(void);
+Suite *checkpoint_suite(void);
+Suite *report_suite(void);
+Suite *generate_suite(void);
+Suite *train_suite(void);
 
 #endif

@@ -36,5 +36,8 @@ void cli_bad_option(const char *cmd, int c, char **argv, const struct option *op
 }
 
 void cli_no_extra_args(const char *cmd, int argc, char **argv, int first, int max) {
-    if (argc - first > max) die("%s: unexpected argument '%s' (see ./gpt %s --help)", cmd, argv[first + max], cmd);
+    if (argc - first > max) {
+        fprintf(stderr, "error: %s: unexpected argument '%s' (see ./gpt %s --help)\n", cmd, argv[first + max], cmd);
+        exit(2);
+    }
 }

@@ -6,5 +6,10 @@
 #include "train/cmd_tokenizer.h"
 
 int cmd_gradcheck(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_attention(int argc, char **argv);
 
 #endif

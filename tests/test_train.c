@@ -1,0 +1,352 @@
+// test_train.c -- data loading, the schedule, AdamW, clipping, gradient accumulation, and
+// a run stopped and resumed matching the run that never stopped, bit for bit.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/loader.h"
+#include "model/gpt.h"
+#include "test_util.h"
+#include "tests.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/train.h"
+
+static char *make_tmpdir(void) {
+    char tmpl[] = "/tmp/gpt_test_train_XXXXXX";
+    char *d = mkdtemp(tmpl);
+    ck_assert_ptr_nonnull(d);
+    return xstrdup(d);
+}
+
+static void write_text(const char *path, const char *text, size_t len) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+// ---- data -----------------------------------------------------------------------------
+START_TEST(test_split_is_90_10_and_targets_are_the_next_tokens) {
+    const char *text = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!?.,;:-+*/()[]{}<>=";
+    size_t len = strlen(text);  // 81 distinct characters
+    Tokenizer *tok = tokenizer_train_char((const unsigned char *)text, len);
+    Dataset d;
+    char err[256];
+    ck_assert(dataset_from_text(&d, (const unsigned char *)text, len, tok, 4, "t", err, sizeof err));
+    ck_assert_uint_eq(d.n_tokens, 81);
+    ck_assert_uint_eq(d.n_train, 72);  // int(81 * 0.9)
+    Rng r;
+    rng_seed(&r, 3);
+    int x[3 * 4], y[3 * 4];
+    for (int rep = 0; rep < 50; rep++) {
+        dataset_batch(&d, SPLIT_VAL, &r, 3, 4, x, y);
+        for (int i = 0; i < 12; i++)
+            if (i % 4 < 3) ck_assert_int_eq(y[i], x[i + 1]);
+        // Every character is distinct, so a window's place in the split is known by its first
+        // id: it starts inside the validation split and its last target is inside too.
+        size_t val_len = d.n_tokens - d.n_train;
+        for (int b = 0; b < 3; b++) {
+            size_t pos = 0;
+            while (pos < val_len && d.tokens[d.n_train + pos] != x[b * 4]) pos++;
+            ck_assert_uint_lt(pos, val_len);
+            ck_assert_uint_lt(pos + 4, val_len);
+        }
+        dataset_batch(&d, SPLIT_TRAIN, &r, 3, 4, x, y);
+        for (int i = 0; i < 12; i++)
+            if (i % 4 < 3) ck_assert_int_eq(y[i], x[i + 1]);
+    }
+    dataset_free(&d);
+    tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(test_too_short_and_empty_texts_are_named) {
+    char err[512];
+    Tokenizer *tok = tokenizer_train_char((const unsigned char *)"hello world", 11);
+    Dataset d;
+    ck_assert(!dataset_from_text(&d, (const unsigned char *)"hello world", 11, tok, 64, "short.txt", err, sizeof err));
+    ck_assert_msg(strstr(err, "'short.txt' is too short") && strstr(err, "block_size + 1 = 65"), "%s", err);
+    ck_assert(!dataset_from_text(&d, (const unsigned char *)"", 0, tok, 4, "empty.txt", err, sizeof err));
+    ck_assert_str_eq(err, "'empty.txt' is empty, expected a text file to train on");
+    ck_assert(!dataset_load(&d, "/nonexistent/file.txt", tok, 4, err, sizeof err));
+    ck_assert_msg(strstr(err, "/nonexistent/file.txt") != NULL, "%s", err);
+    tokenizer_free(tok);
+}
+END_TEST
+
+// ---- schedule, optimizer, clipping ----------------------------------------------------
+START_TEST(test_lr_schedule_warms_up_then_decays_by_cosine) {
+    ck_assert_float_eq_tol(lr_schedule(0, 1e-3f, 1e-4f, 100, 2000), 1e-3f * 1 / 101, 1e-9f);
+    ck_assert_float_eq_tol(lr_schedule(99, 1e-3f, 1e-4f, 100, 2000), 1e-3f * 100 / 101, 1e-9f);
+    ck_assert_float_eq_tol(lr_schedule(100, 1e-3f, 1e-4f, 100, 2000), 1e-3f, 1e-9f);
+    ck_assert_float_eq_tol(lr_schedule(1050, 1e-3f, 1e-4f, 100, 2000), 5.5e-4f, 1e-8f);  // halfway
+    ck_assert_float_eq_tol(lr_schedule(2000, 1e-3f, 1e-4f, 100, 2000), 1e-4f, 1e-9f);
+    ck_assert_float_eq_tol(lr_schedule(5000, 1e-3f, 1e-4f, 100, 2000), 1e-4f, 1e-9f);
+    for (long it = 101; it < 2000; it++)
+        ck_assert(lr_schedule(it, 1e-3f, 1e-4f, 100, 2000) <= lr_schedule(it - 1, 1e-3f, 1e-4f, 100, 2000));
+}
+END_TEST
+
+START_TEST(test_adamw_step_matches_hand_computation_and_spares_ln_gains) {
+    GPTConfig c = {.vocab_size = 3, .block_size = 2, .n_layer = 1, .n_head = 1, .n_embd = 2};
+    GPT m;
+    gpt_init(&m, &c, 0, 1, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    AdamW opt;
+    adamw_init(&opt, m.num_params);
+    AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    float *p0 = xmalloc(m.num_params * sizeof(float));
+    for (size_t i = 0; i < m.num_params; i++) m.grads[i] = 0.01f * (float)(i % 7) - 0.03f;
+    memcpy(p0, m.params, m.num_params * sizeof(float));
+    float lr = 0.01f;
+    adamw_update(&opt, &m, lr, &ac);
+    adamw_update(&opt, &m, lr, &ac);  // two identical steps
+    for (int t = 0; t < m.n_param_tensors; t++) {
+        const ParamInfo *pi = &m.param_table[t];
+        for (size_t k = 0; k < pi->numel; k++) {
+            size_t i = pi->offset + k;
+            double g = m.grads[i], p = p0[i], mm = 0, vv = 0;
+            for (int s = 1; s <= 2; s++) {
+                mm = 0.9 * mm + 0.1 * g;
+                vv = 0.99 * vv + 0.01 * g * g;
+                double mh = mm / (1 - pow(0.9, s)), vh = vv / (1 - pow(0.99, s));
+                p -= lr * (mh / (sqrt(vh) + 1e-8) + (pi->decay ? 0.1 * p : 0));
+            }
+            ck_assert_msg(fabs(m.params[i] - p) < 1e-6, "%s[%zu]: %g vs %g", pi->name, k, m.params[i], p);
+        }
+    }
+    // A LayerNorm gain with zero gradient does not move: no decay on gains.
+    const ParamInfo *ln = gpt_param(&m, "h.0.ln1_w");
+    memset(m.grads, 0, m.num_params * sizeof(float));
+    float before = m.params[ln->offset];
+    const ParamInfo *wq = gpt_param(&m, "h.0.w_q");
+    AdamW fresh;
+    adamw_init(&fresh, m.num_params);
+    float wq_before = m.params[wq->offset];
+    adamw_update(&fresh, &m, lr, &ac);
+    ck_assert_float_eq(m.params[ln->offset], before);
+    ck_assert_float_eq_tol(m.params[wq->offset], wq_before * (1 - lr * 0.1f), 1e-9f);
+    adamw_free(&fresh);
+    adamw_free(&opt);
+    free(p0);
+    gpt_free(&m);
+}
+END_TEST
+
+START_TEST(test_clipping_scales_to_the_max_norm) {
+    AdamW opt;
+    size_t n = 50000;  // several norm chunks
+    adamw_init(&opt, n);
+    float *g = xmalloc(n * sizeof(float));
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (float)((i % 13) - 6) * 0.01f;
+        ss += (double)g[i] * g[i];
+    }
+    float norm = clip_grad_norm(&opt, g, n, 1.0f);
+    ck_assert_float_eq_tol(norm, (float)sqrt(ss), 1e-4f);
+    double after = 0;
+    for (size_t i = 0; i < n; i++) after += (double)g[i] * g[i];
+    ck_assert_double_eq_tol(sqrt(after), 1.0, 1e-5);
+    // Under the limit nothing changes.
+    float norm2 = clip_grad_norm(&opt, g, n, 5.0f);
+    ck_assert_float_eq_tol(norm2, 1.0f, 1e-5f);
+    double again = 0;
+    for (size_t i = 0; i < n; i++) again += (double)g[i] * g[i];
+    ck_assert_double_eq_tol(again, after, 1e-12);
+    free(g);
+    adamw_free(&opt);
+}
+END_TEST
+
+START_TEST(test_gradient_accumulation_averages_the_micro_batches) {
+    GPTConfig c = {.vocab_size = 9, .block_size = 6, .n_layer = 1, .n_head = 2, .n_embd = 8};
+    int B = 2, T = 6;
+    GPT m;
+    gpt_init(&m, &c, B, 3, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    int x1[12], y1[12], x2[12], y2[12];
+    Rng r;
+    rng_seed(&r, 4);
+    fill_ids(x1, 12, &r, 9), fill_ids(y1, 12, &r, 9), fill_ids(x2, 12, &r, 9), fill_ids(y2, 12, &r, 9);
+    float *g1 = xmalloc(m.num_params * sizeof(float)), *g2 = xmalloc(m.num_params * sizeof(float));
+    gpt_zero_grad(&m);
+    gpt_forward(&m, x1, y1, B, T);
+    gpt_backward(&m, 1.0f);
+    memcpy(g1, m.grads, m.num_params * sizeof(float));
+    gpt_zero_grad(&m);
+    gpt_forward(&m, x2, y2, B, T);
+    gpt_backward(&m, 1.0f);
+    memcpy(g2, m.grads, m.num_params * sizeof(float));
+    gpt_zero_grad(&m);
+    gpt_forward(&m, x1, y1, B, T);
+    gpt_backward(&m, 0.5f);
+    gpt_forward(&m, x2, y2, B, T);
+    gpt_backward(&m, 0.5f);
+    for (size_t i = 0; i < m.num_params; i++)
+        ck_assert_float_eq_tol(m.grads[i], 0.5f * (g1[i] + g2[i]), 1e-6f + 1e-5f * fabsf(g1[i] + g2[i]));
+    free(g1), free(g2);
+    gpt_free(&m);
+}
+END_TEST
+
+// ---- stop and resume ------------------------------------------------------------------
+static void tiny_run_config(TrainConfig *tc, const char *data, const char *out) {
+    train_config_defaults(tc);
+    snprintf(tc->data_path, sizeof tc->data_path, "%s", data);
+    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
+    tc->model = (GPTConfig){.block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 16};
+    tc->batch_size = 4;
+    tc->iters = 30;
+    tc->warmup_iters = 5;
+    tc->lr = 3e-3f;
+    tc->min_lr = 3e-4f;
+    tc->eval_interval = 10;
+    tc->eval_iters = 2;
+    tc->sample_interval = 15;
+    tc->sample_tokens = 20;
+    tc->grad_accum = 2;
+}
+
+// The metrics.csv text without the columns that measure time (tokens/s, elapsed).
+static char *metrics_without_times(const char *dir) {
+    char path[1200], err[256];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    size_t len;
+    unsigned char *text = read_file(path, &len, err, sizeof err);
+    ck_assert_msg(text != NULL, "%s", err);
+    char *out = xmalloc(len + 1);
+    size_t o = 0;
+    int field = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') field = 0;
+        else if (text[i] == ',') field++;
+        if (field < 6 || text[i] == '\n') out[o++] = (char)text[i];
+    }
+    out[o] = 0;
+    free(text);
+    return out;
+}
+
+START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
+    char *dir = make_tmpdir();
+    char data[600], out_a[600], out_b[600];
+    snprintf(data, sizeof data, "%s/text.txt", dir);
+    snprintf(out_a, sizeof out_a, "%s/a", dir);
+    snprintf(out_b, sizeof out_b, "%s/b", dir);
+    // Some text with structure to learn.
+    char *text = xmalloc(20000);
+    size_t len = 0;
+    for (int i = 0; len < 19000; i++)
+        len += (size_t)snprintf(text + len, 20000 - len, "line %d: the quick brown fox %s.\n", i,
+                                i % 3 ? "jumps" : "sleeps");
+    write_text(data, text, len);
+
+    TrainConfig tc;
+    TrainOptions quiet = {.quiet = true};
+    tiny_run_config(&tc, data, out_a);
+    ck_assert_int_eq(train_run(&tc, &quiet), 0);
+
+    tiny_run_config(&tc, data, out_b);
+    TrainOptions stop = {.quiet = true, .stop_after = 13};  // mid-way between evaluations
+    ck_assert_int_eq(train_run(&tc, &stop), 0);
+    char path[1300], err[512];
+    snprintf(path, sizeof path, "%s/ckpt.bin", out_b);
+    Checkpoint *ck = xcalloc(1, sizeof *ck);
+    ck_assert_msg(checkpoint_load(path, ck, err, sizeof err), "%s", err);
+    ck_assert_int_eq(ck->state.step, 13);
+    TrainConfig resumed = ck->train;
+    TrainOptions resume = {.quiet = true, .resume = ck};
+    ck_assert_int_eq(train_run(&resumed, &resume), 0);
+
+    Checkpoint a, b;
+    snprintf(path, sizeof path, "%s/ckpt.bin", out_a);
+    ck_assert_msg(checkpoint_load(path, &a, err, sizeof err), "%s", err);
+    snprintf(path, sizeof path, "%s/ckpt.bin", out_b);
+    ck_assert_msg(checkpoint_load(path, &b, err, sizeof err), "%s", err);
+    ck_assert_int_eq(a.state.step, 30);
+    ck_assert_int_eq(b.state.step, 30);
+    ck_assert_int_eq(memcmp(a.params, b.params, a.num_params * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(a.opt_m, b.opt_m, a.num_params * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(a.opt_v, b.opt_v, a.num_params * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(a.state.rng, b.state.rng, sizeof a.state.rng), 0);
+    ck_assert_float_eq(a.state.best_val_loss, b.state.best_val_loss);
+    // The same losses at every step, and the same evaluations.
+    char *ma = metrics_without_times(out_a), *mb = metrics_without_times(out_b);
+    ck_assert_str_eq(ma, mb);
+    ck_assert_ptr_nonnull(strstr(ma, "\n30,"));
+    // The samples are the same too.
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/samples.txt", out_a);
+    snprintf(pb, sizeof pb, "%s/samples.txt", out_b);
+    size_t la, lb;
+    unsigned char *sa = read_file(pa, &la, err, sizeof err), *sb = read_file(pb, &lb, err, sizeof err);
+    ck_assert(sa && sb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_int_eq(memcmp(sa, sb, la), 0);
+    ck_assert_ptr_nonnull(strstr((char *)sa, "--- step 15"));
+    free(sa), free(sb), free(ma), free(mb);
+    checkpoint_free(&a), checkpoint_free(&b);
+    free(text);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_run_learns_and_writes_its_files) {
+    char *dir = make_tmpdir();
+    char data[600], out[600];
+    snprintf(data, sizeof data, "%s/text.txt", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    char *text = xmalloc(20000);
+    size_t len = 0;
+    for (int i = 0; len < 19000; i++) len += (size_t)snprintf(text + len, 20000 - len, "abcabcabd%d\n", i % 10);
+    write_text(data, text, len);
+    TrainConfig tc;
+    tiny_run_config(&tc, data, out);
+    tc.iters = 80;
+    tc.grad_accum = 1;
+    TrainOptions o = {.quiet = true};
+    ck_assert_int_eq(train_run(&tc, &o), 0);
+    const char *files[] = {"ckpt.bin", "best.bin", "metrics.csv", "loss.svg", "samples.txt"};
+    for (int i = 0; i < 5; i++) {
+        char p[1300];
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        ck_assert_msg(access(p, R_OK) == 0, "missing %s", p);
+    }
+    char p[1300], err[512];
+    snprintf(p, sizeof p, "%s/best.bin", out);
+    Checkpoint ck;
+    ck_assert_msg(checkpoint_load(p, &ck, err, sizeof err), "%s", err);
+    // A repetitive text is learned far below the uniform loss ln(V).
+    ck_assert_msg(ck.state.best_val_loss < 0.6f * logf((float)ck.config.vocab_size), "best val loss %f",
+                  ck.state.best_val_loss);
+    checkpoint_free(&ck);
+    // A fresh run into the same directory is refused rather than overwriting it.
+    free(text);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *train_suite(void) {
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_add_test(tc, test_split_is_90_10_and_targets_are_the_next_tokens);
+    tcase_add_test(tc, test_too_short_and_empty_texts_are_named);
+    tcase_add_test(tc, test_lr_schedule_warms_up_then_decays_by_cosine);
+    tcase_add_test(tc, test_adamw_step_matches_hand_computation_and_spares_ln_gains);
+    tcase_add_test(tc, test_clipping_scales_to_the_max_norm);
+    tcase_add_test(tc, test_gradient_accumulation_averages_the_micro_batches);
+    tcase_add_test(tc, test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit);
+    tcase_add_test(tc, test_run_learns_and_writes_its_files);
+    suite_add_tcase(s, tc);
+    return s;
+}

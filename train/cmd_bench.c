@@ -1,0 +1,225 @@
+// cmd_bench.c -- `gpt bench`: training-step speed, FLOPs, MFU and memory; or, with
+// --sample, generation speed. A benchmark prints figures; it never passes or fails.
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "commands.h"
+#include "common/common.h"
+#include "model/generate.h"
+#include "model/gpt.h"
+#include "model/profile.h"
+#include "train/adamw.h"
+#include "train/cli.h"
+
+static const char usage[] =
+    "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
+    "                 [--vocab-size N] [--steps N] [--warmup N] [--threads N] [--profile]\n"
+    "       gpt bench --sample [model flags] [--tokens N] [--threads N]\n"
+    "\n"
+    "Times full training steps (forward, backward, gradient clipping, AdamW) on random tokens\n"
+    "and prints ms/step (median, min, max), tokens/s, model FLOPs per token (nanoGPT's\n"
+    "6N + 12*L*C*T, N = parameters without wpe), achieved GFLOP/s, this machine's FP32 peak\n"
+    "(measured with a short FMA loop on the same threads), MFU, and memory. Defaults: the\n"
+    "training defaults (L4 H4 C128 T64 B12, vocab 65), 20 steps after 3 warm-up steps.\n"
+    "\n"
+    "  --profile      also time each kind of op (ms per step and share)\n"
+    "  --sample       time generation instead: incremental decoding with the KV cache,\n"
+    "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
+    "                 --threads is given\n";
+
+enum { OPT_LAYER = 256, OPT_HEAD, OPT_EMBD, OPT_BLOCK, OPT_BATCH, OPT_VOCAB, OPT_STEPS, OPT_WARMUP, OPT_THREADS,
+       OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS };
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// FP32 FMA peak of the threads in use: each thread runs 12 independent chains of 16-wide
+// fused multiply-adds (enough to hide the FMA latency) for a fixed count; the total FLOPs
+// over the slowest thread's time.
+#if defined(__GNUC__) || defined(__clang__)
+typedef float vec16 __attribute__((vector_size(64)));
+#endif
+
+static double measure_peak_gflops(void) {
+#if defined(__GNUC__) || defined(__clang__)
+    const long iters = 20000000;
+    volatile float seed = 1.0f;
+    double total = 0, slowest = 0;
+    int nthreads = threads_get();
+    double flops_per_thread = (double)iters * 12 * 16 * 2;
+#pragma omp parallel reduction(max : slowest)
+    {
+        vec16 acc[12], b, a;
+        for (int i = 0; i < 12; i++)
+            for (int j = 0; j < 16; j++) acc[i][j] = seed * (float)(i + j);
+        for (int j = 0; j < 16; j++) b[j] = 0.999999f * seed, a[j] = 1e-7f * seed;
+        double t0 = now_seconds();
+        for (long it = 0; it < iters; it++)
+            for (int i = 0; i < 12; i++) acc[i] = acc[i] * b + a;
+        double dt = now_seconds() - t0;
+        float s = 0;
+        for (int i = 0; i < 12; i++) s += acc[i][0];
+        if (s == 12345.678f) fputc(' ', stderr);  // keeps the loop alive
+        slowest = dt;
+    }
+    total = flops_per_thread * nthreads / slowest;
+    return total / 1e9;
+#else
+    return NAN;
+#endif
+}
+
+static long peak_rss_kib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static double mib(size_t floats) { return (double)floats * sizeof(float) / 1048576.0; }
+
+static int bench_sample(const GPTConfig *cfg, long tokens, int threads) {
+    threads_set(threads > 0 ? threads : 1);
+    GPT m;
+    gpt_init(&m, cfg, 0, 1337, GPT_INIT_WEIGHTS);
+    Generator *g = generator_new(&m);
+    SamplerConfig sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f};
+    double times[5];
+    int prompt = 0;
+    for (int run = 0; run < 5; run++) {
+        Rng rng;
+        rng_seed(&rng, 1337 + (uint64_t)run);
+        generator_reset(g);
+        double t0 = now_seconds();
+        size_t n = generate(g, &prompt, 1, (size_t)tokens, &sc, &rng, NULL, NULL);
+        times[run] = (now_seconds() - t0) / (double)(n ? n : 1);
+    }
+    qsort(times, 5, sizeof times[0], cmp_double);
+    printf("gpt bench --sample: L%d H%d C%d T%d V%d, %zu parameters, %d thread%s\n", cfg->n_layer, cfg->n_head,
+           cfg->n_embd, cfg->block_size, cfg->vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
+    printf("generation: %ld tokens per run, 5 runs (KV cache; window slides at block_size)\n", tokens);
+    printf("tokens/s: median %.0f  (best %.0f, worst %.0f)\n", 1.0 / times[2], 1.0 / times[0], 1.0 / times[4]);
+    printf("per token: median %.1f us\n", times[2] * 1e6);
+    generator_free(g);
+    gpt_free(&m);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    GPTConfig cfg = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
+    int B = 12, steps = 20, warmup = 3, threads = 0;
+    long tokens = 2000;
+    bool profile = false, sample = false;
+    static const struct option opts[] = {
+        {"n-layer", required_argument, 0, OPT_LAYER},     {"n-head", required_argument, 0, OPT_HEAD},
+        {"n-embd", required_argument, 0, OPT_EMBD},       {"block-size", required_argument, 0, OPT_BLOCK},
+        {"batch-size", required_argument, 0, OPT_BATCH},  {"vocab-size", required_argument, 0, OPT_VOCAB},
+        {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
+        {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
+        {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
+        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0},
+    };
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_LAYER: cfg.n_layer = (int)cli_long("--n-layer", optarg, 1, 1024); break;
+        case OPT_HEAD: cfg.n_head = (int)cli_long("--n-head", optarg, 1, 1 << 15); break;
+        case OPT_EMBD: cfg.n_embd = (int)cli_long("--n-embd", optarg, 1, 1 << 15); break;
+        case OPT_BLOCK: cfg.block_size = (int)cli_long("--block-size", optarg, 1, 1 << 16); break;
+        case OPT_BATCH: B = (int)cli_long("--batch-size", optarg, 1, 1 << 16); break;
+        case OPT_VOCAB: cfg.vocab_size = (int)cli_long("--vocab-size", optarg, 1, 1 << 20); break;
+        case OPT_STEPS: steps = (int)cli_long("--steps", optarg, 1, 100000); break;
+        case OPT_WARMUP: warmup = (int)cli_long("--warmup", optarg, 0, 100000); break;
+        case OPT_THREADS: threads = (int)cli_long("--threads", optarg, 1, 4096); break;
+        case OPT_PROFILE: profile = true; break;
+        case OPT_SAMPLE: sample = true; break;
+        case OPT_TOKENS: tokens = cli_long("--tokens", optarg, 1, 100000000); break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: cli_bad_option("bench", c, argv, opts);
+        }
+    }
+    cli_no_extra_args("bench", argc, argv, optind, 0);
+    char err[256];
+    if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
+    if (sample) return bench_sample(&cfg, tokens, threads);
+    if (threads > 0) threads_set(threads);
+
+    int T = cfg.block_size;
+    GPT m;
+    gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    AdamW opt;
+    adamw_init(&opt, m.num_params);
+    AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    size_t n = (size_t)B * T;
+    int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
+    Rng rng;
+    rng_seed(&rng, 1);
+    double *times = xmalloc((size_t)steps * sizeof(double));
+    for (int s = -warmup; s < steps; s++) {
+        for (size_t i = 0; i < n; i++) x[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
+        for (size_t i = 0; i < n; i++) y[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
+        if (s == 0 && profile) {
+            prof_enabled = true;
+            memset(prof_seconds, 0, sizeof prof_seconds);
+        }
+        double t0 = now_seconds();
+        gpt_zero_grad(&m);
+        gpt_forward(&m, x, y, B, T);
+        gpt_backward(&m, 1.0f);
+        PROF(PROF_CLIP, clip_grad_norm(&opt, m.grads, m.num_params, 1.0f));
+        PROF(PROF_ADAMW, adamw_update(&opt, &m, 1e-4f, &ac));
+        double dt = now_seconds() - t0;
+        if (s >= 0) times[s] = dt;
+    }
+    prof_enabled = false;
+    double *sorted = xmalloc((size_t)steps * sizeof(double));
+    memcpy(sorted, times, (size_t)steps * sizeof(double));
+    qsort(sorted, (size_t)steps, sizeof(double), cmp_double);
+    double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
+    const ParamInfo *wpe = gpt_param(&m, "wpe");
+    double n_flop_params = (double)(m.num_params - wpe->numel);
+    double flops_token = 6.0 * n_flop_params + 12.0 * cfg.n_layer * cfg.n_embd * T;
+    double tok_s = (double)n / med;
+    double achieved = flops_token * tok_s / 1e9;
+    double peak = measure_peak_gflops();
+
+    printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg.n_layer, cfg.n_head, cfg.n_embd,
+           T, B, cfg.vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
+    printf("step (forward, backward, clip, AdamW) over %d steps after %d warm-up:\n", steps, warmup);
+    printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
+           sorted[steps - 1] * 1e3);
+    printf("  tokens/s       %.0f  (%zu tokens per step, at the median)\n", tok_s, n);
+    printf("  FLOPs/token    %.3f M  (6N + 12*L*C*T, N = %.0f parameters without wpe)\n", flops_token / 1e6,
+           n_flop_params);
+    printf("  achieved       %.1f GFLOP/s\n", achieved);
+    printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %d thread%s, measured now)\n", peak, threads_get(),
+           threads_get() == 1 ? "" : "s");
+    printf("  MFU            %.1f%%\n", 100.0 * achieved / peak);
+    size_t act = m.num_acts + m.num_act_grads;
+    printf("memory:\n");
+    printf("  parameters     %8.2f MiB\n", mib(m.num_params));
+    printf("  gradients      %8.2f MiB\n", mib(m.num_params));
+    printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m.num_params));
+    printf("  activations    %8.2f MiB  (%.2f saved for backward + %.2f gradient scratch; no B*H*T*T term)\n",
+           mib(act), mib(m.num_acts), mib(m.num_act_grads));
+    printf("  peak RSS       %8.2f MiB\n", peak_rss_kib() / 1024.0);
+    if (profile) {
+        double total = 0;
+        for (int i = 0; i < PROF_COUNT; i++) total += prof_seconds[i];
+        printf("profile (ms per step, share of the timed ops; %.2f ms/step timed):\n", total / steps * 1e3);
+        for (int i = 0; i < PROF_COUNT; i++)
+            printf("  %-26s %8.3f  %5.1f%%\n", prof_names[i], prof_seconds[i] / steps * 1e3,
+                   total > 0 ? 100.0 * prof_seconds[i] / total : 0.0);
+    }
+    free(sorted), free(times), free(x), free(y);
+    adamw_free(&opt);
+    gpt_free(&m);
+    return 0;
+}

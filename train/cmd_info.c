@@ -1,0 +1,122 @@
+// cmd_info.c -- `gpt info CKPT`: what a checkpoint holds, without running anything.
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "common/common.h"
+#include "model/gpt.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/cli.h"
+
+static const char usage[] =
+    "usage: gpt info CKPT\n"
+    "\n"
+    "Verifies the checkpoint CKPT (magic, version, checksum, every section) and describes it:\n"
+    "the model's configuration, its tokenizer, the training run that made it (when it holds\n"
+    "training state: progress, best validation loss, time, data and settings), and the table\n"
+    "of parameters with their shapes and counts.\n"
+    "\n"
+    "  -h, --help   this help\n";
+
+static int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+static int fail(const char *fmt, ...) {
+    fflush(stdout);
+    fputs("error: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+// "1h 02m 03s", "4m 05s", "6.2s".
+static void format_duration(double s, char *out, size_t cap) {
+    if (s < 60) {
+        snprintf(out, cap, "%.1fs", s);
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t < 3600) snprintf(out, cap, "%ldm %02lds", t / 60, t % 60);
+    else snprintf(out, cap, "%ldh %02ldm %02lds", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void print_training(const Checkpoint *ck) {
+    const TrainConfig *tc = &ck->train;
+    const TrainState *ts = &ck->state;
+    char elapsed[64];
+    format_duration(ts->elapsed_s, elapsed, sizeof elapsed);
+    printf("training state:  yes\n");
+    printf("  step           %ld of %ld (optimizer step %ld)\n", ts->step, tc->iters, ck->opt_step);
+    if (ts->best_step >= 0 && isfinite(ts->best_val_loss))
+        printf("  best val loss  %.4f at step %ld\n", (double)ts->best_val_loss, ts->best_step);
+    else
+        printf("  best val loss  none yet (no evaluation)\n");
+    if (ts->elapsed_s >= 60) printf("  elapsed        %s (%.0f s)\n", elapsed, ts->elapsed_s);
+    else printf("  elapsed        %s\n", elapsed);
+    printf("  data           %s (%llu bytes, crc32c %08x)\n", tc->data_path, (unsigned long long)ts->data_bytes,
+           ts->data_crc);
+    printf("  out dir        %s\n", tc->out_dir);
+    printf("  batch size     %d x %d tokens, grad accum %d\n", tc->batch_size, ck->config.block_size, tc->grad_accum);
+    printf("  lr             %g -> min lr %g, warmup %ld, decay until %ld\n", (double)tc->lr, (double)tc->min_lr,
+           tc->warmup_iters, tc->lr_decay_iters ? tc->lr_decay_iters : tc->iters);
+    printf("  adamw          beta1 %g, beta2 %g, weight decay %g\n", (double)tc->beta1, (double)tc->beta2,
+           (double)tc->weight_decay);
+    if (tc->grad_clip > 0) printf("  grad clip      %g\n", (double)tc->grad_clip);
+    else printf("  grad clip      off\n");
+    printf("  seed           %llu\n", (unsigned long long)tc->seed);
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage, stdout); return 0;
+        default: cli_bad_option("info", c, argv, opts);
+        }
+    }
+    if (optind >= argc) {
+        fail("info: expected a checkpoint file (see ./gpt info --help)");
+        return 2;  // misuse of the command line, as cli_bad_option
+    }
+    cli_no_extra_args("info", argc, argv, optind, 1);
+    const char *path = argv[optind];
+
+    Checkpoint ck;
+    char err[1024];
+    if (!checkpoint_load(path, &ck, err, sizeof err)) return fail("%s", err);
+    struct stat st;
+    long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+
+    const GPTConfig *cfg = &ck.config;
+    char human[32] = "";
+    if (size >= 1048576) snprintf(human, sizeof human, ", %.1f MiB", (double)size / 1048576.0);
+    else if (size >= 1024) snprintf(human, sizeof human, ", %.1f KiB", (double)size / 1024.0);
+    printf("file:            %s (%lld bytes%s)\n", path, size, human);
+    printf("format:          gpt checkpoint version %d, checksum ok\n", CHECKPOINT_VERSION);
+    printf("model:           n_layer %d, n_head %d, n_embd %d, head size %d, block_size %d, vocab_size %d\n",
+           cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->n_embd / cfg->n_head, cfg->block_size, cfg->vocab_size);
+    printf("tokenizer:       %s, %d tokens\n", tokenizer_kind_name(tokenizer_kind(ck.tok)),
+           tokenizer_vocab_size(ck.tok));
+    if (ck.has_train_state) print_training(&ck);
+    else printf("training state:  no (weights only: can sample, cannot resume)\n");
+    printf("\n");
+
+    GPT m;
+    checkpoint_to_model(&ck, &m, 0, 0);
+    gpt_print_param_table(&m, stdout);
+    gpt_free(&m);
+    checkpoint_free(&ck);
+    return 0;
+}

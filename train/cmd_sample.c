@@ -1,0 +1,288 @@
+// cmd_sample.c -- `gpt sample CKPT`: text from a trained model, streamed token by token.
+//
+// Everything a person typed is checked before the first byte goes to stdout, so a bad flag,
+// checkpoint or prompt gives one "error: ..." line on stderr and nothing else.
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common/common.h"
+#include "model/generate.h"
+#include "train/checkpoint.h"
+#include "train/cli.h"
+
+static const char usage[] =
+    "usage: gpt sample CKPT [--prompt TEXT | --prompt-file FILE] [--tokens N] [--temperature X]\n"
+    "                  [--top-k K] [--top-p P] [--seed S] [--num-samples N] [--stop STRING]\n"
+    "                  [--threads N] [--trace-shapes]\n"
+    "\n"
+    "Generates text from the model in checkpoint CKPT, writing each token to stdout as soon as\n"
+    "it is picked. A given prompt is printed first, then its continuation. Without a prompt the\n"
+    "model starts from a newline when the vocabulary has one (always for bpe), else from token\n"
+    "0, the vocabulary's first; that start is not printed. A prompt longer than the model's\n"
+    "block_size is cut to its last block_size tokens. The same seed gives the same text,\n"
+    "whatever the number of threads. A summary line (tokens, seconds, tokens/s) goes to stderr.\n"
+    "\n"
+    "  --prompt TEXT       text to continue\n"
+    "  --prompt-file FILE  read the prompt from FILE\n"
+    "  --tokens N          tokens to generate per sample (default 500)\n"
+    "  --temperature X     divides the logits; 0 picks the most likely token (default 0.8)\n"
+    "  --top-k K           sample among the K most likely tokens only; 0: all (default 200)\n"
+    "  --top-p P           then among the smallest set of them holding probability P, in (0,1];\n"
+    "                      1: off (default 1)\n"
+    "  --seed S            seed of the sampler's random numbers (default 1337)\n"
+    "  --num-samples N     independent samples from the same prompt, separated by a line\n"
+    "                      \"---\" (default 1)\n"
+    "  --stop STRING       end a sample once its generated text ends with STRING (which is\n"
+    "                      printed); C escapes are not interpreted\n"
+    "  --threads N         OpenMP threads (default 1: a token at a time is little work, and one\n"
+    "                      thread is fastest for small models and immune to a busy machine)\n"
+    "  --trace-shapes      print the shapes of one decoding step to stderr at the first token\n"
+    "  -h, --help          this help\n";
+
+enum {
+    OPT_PROMPT = 256,
+    OPT_PROMPT_FILE,
+    OPT_TOKENS,
+    OPT_TEMPERATURE,
+    OPT_TOP_K,
+    OPT_TOP_P,
+    OPT_SEED,
+    OPT_NUM_SAMPLES,
+    OPT_STOP,
+    OPT_THREADS,
+    OPT_TRACE,
+};
+
+static int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
+static int fail(const char *fmt, ...) {
+    fflush(stdout);
+    fputs("error: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+// What the per-token callback needs: where the text goes and when to stop.
+typedef struct {
+    const Tokenizer *tok;
+    const char *stop;        // NULL: no stop string
+    size_t stop_len;
+    char *tail;              // (stop_len) the last bytes of this sample's generated text
+    size_t tail_len;
+    int last_byte;           // the last byte written to stdout; -1 before any
+    bool trace;              // print the decoding step's shapes at the next token
+    const Generator *g;
+    const GPTConfig *cfg;
+    size_t n_prompt;
+} SampleOut;
+
+static void trace_line(const char *what, const char *sym, const char *dims) {
+    fprintf(stderr, "  %-40s %-14s = %s\n", what, sym, dims);
+}
+
+// The shapes of the step that processes one new token, against the window it will join.
+static void print_step_shapes(const SampleOut *so) {
+    const GPTConfig *c = so->cfg;
+    int C = c->n_embd, H = c->n_head, hs = C / H, V = c->vocab_size, T = c->block_size;
+    int w = generator_window(so->g);
+    int t = w < T ? w + 1 : T / 2 + 1;  // keys the new query sees (after a slide if the window is full)
+    char d[96];
+    fprintf(stderr, "shape trace, one decoding step with the KV cache: C=%d H=%d hs=C/H=%d V=%d L=%d, t=%d keys\n", C,
+            H, hs, V, c->n_layer, t);
+    fprintf(stderr, "  (the prompt's %zu tokens ran before as one batched pass, (%zu,C) rows through each layer)\n",
+            so->n_prompt, so->n_prompt < (size_t)T ? so->n_prompt : (size_t)T);
+    snprintf(d, sizeof d, "(1,%d)", C);
+    trace_line("x = wte[token] + wpe[position]", "(1,C)", d);
+    fprintf(stderr, "  block 0 (of %d, all alike):\n", c->n_layer);
+    trace_line("  a = layernorm(x; ln1_w)", "(1,C)", d);
+    trace_line("  q, k, v = a @ W_Q^T, W_K^T, W_V^T", "(1,C) each", d);
+    snprintf(d, sizeof d, "(1,%d,%d)", H, hs);
+    trace_line("  -> view as heads", "(1,H,hs) each", d);
+    snprintf(d, sizeof d, "(%d,%d,%d)", H, t, hs);
+    trace_line("  cached K, V with the new k, v", "(H,t,hs) each", d);
+    snprintf(d, sizeof d, "(%d,1,%d)", H, t);
+    trace_line("  scores q K^T / sqrt(hs)", "(H,1,t)", d);
+    trace_line("  p = softmax(scores)", "(H,1,t)", d);
+    snprintf(d, sizeof d, "(%d,1,%d)", H, hs);
+    trace_line("  p @ V", "(H,1,hs)", d);
+    snprintf(d, sizeof d, "(1,%d)", C);
+    trace_line("  concat heads, @ W_O^T, + x", "(1,C)", d);
+    snprintf(d, sizeof d, "(1,%d)", 4 * C);
+    trace_line("  h = gelu(layernorm(x; ln2_w) @ W_fc^T)", "(1,4C)", d);
+    snprintf(d, sizeof d, "(1,%d)", C);
+    trace_line("  x = x + h @ W_proj^T", "(1,C)", d);
+    trace_line("output: lnf = layernorm(x; lnf_w)", "(1,C)", d);
+    snprintf(d, sizeof d, "(%d)", V);
+    trace_line("logits = lnf @ wte^T", "(V)", d);
+    snprintf(d, sizeof d, "(%d,%d,%d) each", c->n_layer, T, C);
+    trace_line("KV cache: keys, values", "(L,T,C)", d);
+}
+
+static void write_bytes(SampleOut *so, const void *p, size_t n) {
+    if (n == 0) return;
+    fwrite(p, 1, n, stdout);
+    so->last_byte = ((const unsigned char *)p)[n - 1];
+}
+
+static bool on_token(int token, void *ctx) {
+    SampleOut *so = ctx;
+    if (so->trace) {
+        print_step_shapes(so);
+        so->trace = false;
+    }
+    size_t n = 0;
+    const unsigned char *bytes = tokenizer_token_bytes(so->tok, token, &n);
+    if (!bytes) n = 0;  // cannot happen for ids below the vocabulary size
+    write_bytes(so, bytes, n);
+    fflush(stdout);
+    if (!so->stop) return true;
+    // Keep the last stop_len generated bytes and compare them with the stop string.
+    for (size_t i = 0; i < n; i++) {
+        if (so->tail_len == so->stop_len) {
+            memmove(so->tail, so->tail + 1, so->stop_len - 1);
+            so->tail_len--;
+        }
+        so->tail[so->tail_len++] = (char)bytes[i];
+    }
+    return !(so->tail_len == so->stop_len && memcmp(so->tail, so->stop, so->stop_len) == 0);
+}
+
+int cmd_sample(int argc, char **argv) {
+    const char *prompt = NULL, *prompt_file = NULL, *stop = NULL;
+    long n_tokens = 500, num_samples = 1, threads = 0;
+    SamplerConfig sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f};
+    uint64_t seed = 1337;
+    bool trace = false;
+    static const struct option opts[] = {
+        {"prompt", required_argument, 0, OPT_PROMPT},
+        {"prompt-file", required_argument, 0, OPT_PROMPT_FILE},
+        {"tokens", required_argument, 0, OPT_TOKENS},
+        {"temperature", required_argument, 0, OPT_TEMPERATURE},
+        {"top-k", required_argument, 0, OPT_TOP_K},
+        {"top-p", required_argument, 0, OPT_TOP_P},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"num-samples", required_argument, 0, OPT_NUM_SAMPLES},
+        {"stop", required_argument, 0, OPT_STOP},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"trace-shapes", no_argument, 0, OPT_TRACE},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_PROMPT: prompt = optarg; break;
+        case OPT_PROMPT_FILE: prompt_file = optarg; break;
+        case OPT_TOKENS: n_tokens = cli_long("--tokens", optarg, 1, 1000000000L); break;
+        case OPT_TEMPERATURE: sc.temperature = (float)cli_double("--temperature", optarg, 0, 1000); break;
+        case OPT_TOP_K: sc.top_k = (int)cli_long("--top-k", optarg, 0, INT_MAX); break;
+        case OPT_TOP_P: {
+            double p;
+            if (!parse_double(optarg, 0, 1, &p) || p <= 0)
+                die("--top-p expects a number greater than 0 and at most 1, got '%s'", optarg);
+            sc.top_p = (float)p;
+            break;
+        }
+        case OPT_SEED: seed = cli_u64("--seed", optarg); break;
+        case OPT_NUM_SAMPLES: num_samples = cli_long("--num-samples", optarg, 1, 1000000); break;
+        case OPT_STOP: stop = optarg; break;
+        case OPT_THREADS: threads = cli_long("--threads", optarg, 1, 4096); break;
+        case OPT_TRACE: trace = true; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: cli_bad_option("sample", c, argv, opts);
+        }
+    }
+    if (optind >= argc) {
+        fail("sample: expected a checkpoint file (see ./gpt sample --help)");
+        return 2;  // misuse of the command line, as cli_bad_option
+    }
+    cli_no_extra_args("sample", argc, argv, optind, 1);
+    if (prompt && prompt_file) return fail("sample: --prompt and --prompt-file cannot be used together");
+    if (stop && !*stop) return fail("--stop expects a non-empty string");
+    const char *path = argv[optind];
+
+    char err[1024];
+    Checkpoint ck;
+    if (!checkpoint_load(path, &ck, err, sizeof err)) return fail("%s", err);
+    int status = 1;
+    unsigned char *text = NULL;
+    int *ids = NULL;
+    size_t len = 0, n = 0;
+    if (prompt_file) {
+        text = read_file(prompt_file, &len, err, sizeof err);
+        if (!text) {
+            fail("%s", err);
+            goto done;
+        }
+    } else if (prompt) {
+        len = strlen(prompt);
+        text = (unsigned char *)xstrdup(prompt);
+    }
+    if (text) {
+        if (!tokenizer_encode(ck.tok, text, len, &ids, &n, err, sizeof err)) {
+            fail("prompt: %s", err);
+            goto done;
+        }
+        if (n == 0) {
+            fail("prompt: the prompt is empty (leave the prompt out to start from the default)");
+            goto done;
+        }
+    } else if (!tokenizer_encode(ck.tok, (const unsigned char *)"\n", 1, &ids, &n, err, sizeof err) || n == 0) {
+        // The vocabulary has no newline: start from its first token instead.
+        free(ids);
+        ids = xmalloc(sizeof(int));
+        ids[0] = 0;
+        n = 1;
+    }
+    threads_set(threads > 0 ? (int)threads : 1);
+
+    GPT m;
+    checkpoint_to_model(&ck, &m, 0, 0);
+    Generator *g = generator_new(&m);
+    Rng rng;
+    rng_seed(&rng, seed);
+    size_t stop_len = stop ? strlen(stop) : 0;
+    SampleOut so = {
+        .tok = ck.tok, .stop = stop, .stop_len = stop_len, .tail = stop ? xmalloc(stop_len) : NULL,
+        .last_byte = -1, .trace = trace, .g = g, .cfg = &ck.config, .n_prompt = n,
+    };
+    size_t total = 0;
+    double t0 = now_seconds();
+    for (long s = 0; s < num_samples; s++) {
+        if (s > 0) {
+            if (so.last_byte != '\n') write_bytes(&so, "\n", 1);
+            write_bytes(&so, "---\n", 4);
+        }
+        if (text) write_bytes(&so, text, len);  // a given prompt is part of the text
+        fflush(stdout);
+        so.tail_len = 0;
+        total += generate(g, ids, n, (size_t)n_tokens, &sc, &rng, on_token, &so);
+    }
+    double dt = now_seconds() - t0;
+    if (so.last_byte != '\n' && so.last_byte != -1) write_bytes(&so, "\n", 1);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fail("cannot write to standard output");
+    } else {
+        fprintf(stderr, "sampled %zu tokens in %.2f s (%.0f tokens/s)\n", total, dt, dt > 0 ? (double)total / dt : 0.0);
+        status = 0;
+    }
+    free(so.tail);
+    generator_free(g);
+    gpt_free(&m);
+done:
+    free(text);
+    free(ids);
+    checkpoint_free(&ck);
+    return status;
+}

@@ -1,0 +1,627 @@
+// report.c -- what a run leaves for a person: metrics.csv (one row per step), loss.svg (the
+// curves, drawn here without any plotting library) and samples.txt. The rows live in memory
+// and every write replaces the three files whole, so they always match the latest checkpoint.
+#include "report.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <stb_ds.h>
+
+#include "common/common.h"
+
+#define METRICS_FILE "metrics.csv"
+#define SVG_FILE "loss.svg"
+#define SAMPLES_FILE "samples.txt"
+
+#define METRICS_HEADER "step,batch_loss,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s"
+#define METRICS_FIELDS 8
+static const char *const metrics_names[METRICS_FIELDS] = {
+    "step", "batch_loss", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s",
+};
+
+// More batch-loss points than this are averaged in buckets: a 100k-step run still gives a
+// small file, and a screen has fewer pixels than that anyway.
+#define SVG_MAX_BATCH_POINTS 2000
+// Evaluation points get a marker while there are few enough of them to tell apart.
+#define SVG_MAX_MARKERS 400
+
+// ---------------------------------------------------------------------------------------------
+// A growing string on an stb_ds char array (no NUL until sb_finish).
+
+static void sb_printf(char **sb, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+static void sb_printf(char **sb, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert(n >= 0);
+    size_t old = arrlenu(*sb);
+    arrsetlen(*sb, old + (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(*sb + old, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    arrsetlen(*sb, old + (size_t)n);
+}
+
+static void sb_append(char **sb, const void *data, size_t n) {
+    if (n) memcpy(arraddnptr(*sb, n), data, n);
+}
+
+static void sb_puts(char **sb, const char *s) { sb_append(sb, s, strlen(s)); }
+
+// A malloc'd, NUL-terminated copy; frees the array.
+static char *sb_finish(char **sb, size_t *len) {
+    size_t n = arrlenu(*sb);
+    char *out = xmalloc(n + 1);
+    if (n) memcpy(out, *sb, n);
+    out[n] = 0;
+    arrfree(*sb);
+    if (len) *len = n;
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rows and the samples in memory.
+
+void report_init(Report *r) { memset(r, 0, sizeof *r); }
+
+void report_free(Report *r) {
+    arrfree(r->rows);
+    arrfree(r->samples);
+    memset(r, 0, sizeof *r);
+}
+
+// Rows come in step order; a row for an earlier step than the last is a bug of the caller
+// (and would make a metrics.csv that report_load rejects).
+static MetricsRow *last_row_at(Report *r, long step) {
+    if (arrlen(r->rows) == 0) return NULL;
+    MetricsRow *last = &arrlast(r->rows);
+    assert(step >= last->step && "report rows must be added in step order");
+    return last->step == step ? last : NULL;
+}
+
+void report_add_step(Report *r, const MetricsRow *row) {
+    assert(row->step >= 0);
+    MetricsRow *last = last_row_at(r, row->step);
+    if (!last) {
+        arrput(r->rows, *row);
+        return;
+    }
+    // The evaluation of this step was recorded first: keep it unless the row brings its own.
+    float train = isnan(row->train_loss) ? last->train_loss : row->train_loss;
+    float val = isnan(row->val_loss) ? last->val_loss : row->val_loss;
+    *last = *row;
+    last->train_loss = train;
+    last->val_loss = val;
+}
+
+void report_add_eval(Report *r, long step, float train_loss, float val_loss, double elapsed_s) {
+    assert(step >= 0);
+    MetricsRow *last = last_row_at(r, step);
+    if (last) {
+        last->train_loss = train_loss;
+        last->val_loss = val_loss;
+        if (isnan(last->elapsed_s)) last->elapsed_s = elapsed_s;
+        return;
+    }
+    MetricsRow row = {
+        .step = step,
+        .batch_loss = NAN,
+        .train_loss = train_loss,
+        .val_loss = val_loss,
+        .lr = NAN,
+        .grad_norm = NAN,
+        .tokens_per_s = NAN,
+        .elapsed_s = elapsed_s,
+    };
+    arrput(r->rows, row);
+}
+
+// The header line of a sample block: "--- step N ---" or "--- step N (note) ---". The note
+// is written as given, except that control characters are escaped (\n, \t, \xNN): a header
+// must stay one line for report_load to find the blocks again.
+void report_add_sample(Report *r, long step, const char *prompt_note, const unsigned char *text, size_t len) {
+    sb_printf(&r->samples, "--- step %ld", step);
+    if (prompt_note) {
+        sb_puts(&r->samples, " (");
+        for (const unsigned char *p = (const unsigned char *)prompt_note; *p; p++) {
+            if (*p == '\n') sb_puts(&r->samples, "\\n");
+            else if (*p == '\t') sb_puts(&r->samples, "\\t");
+            else if (*p == '\r') sb_puts(&r->samples, "\\r");
+            else if (*p < 0x20 || *p == 0x7f) sb_printf(&r->samples, "\\x%02x", *p);
+            else arrput(r->samples, (char)*p);
+        }
+        sb_puts(&r->samples, ")");
+    }
+    sb_puts(&r->samples, " ---\n");
+    sb_append(&r->samples, text, len);
+    // The text ends its last line, then one blank line separates it from the next block.
+    if (len > 0 && text[len - 1] != '\n') arrput(r->samples, '\n');
+    arrput(r->samples, '\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// metrics.csv
+
+// Non-finite values are empty cells.
+static void csv_cell(char **sb, const char *fmt, double v) {
+    arrput(*sb, ',');
+    if (isfinite(v)) sb_printf(sb, fmt, v);
+}
+
+static char *metrics_csv(const Report *r, size_t *len) {
+    char *sb = NULL;
+    sb_puts(&sb, METRICS_HEADER "\n");
+    for (ptrdiff_t i = 0; i < arrlen(r->rows); i++) {
+        const MetricsRow *w = &r->rows[i];
+        sb_printf(&sb, "%ld", w->step);
+        csv_cell(&sb, "%.6g", w->batch_loss);
+        csv_cell(&sb, "%.6g", w->train_loss);
+        csv_cell(&sb, "%.6g", w->val_loss);
+        csv_cell(&sb, "%.6g", w->lr);
+        csv_cell(&sb, "%.6g", w->grad_norm);
+        csv_cell(&sb, "%.1f", w->tokens_per_s);
+        csv_cell(&sb, "%.3f", w->elapsed_s);
+        arrput(sb, '\n');
+    }
+    return sb_finish(&sb, len);
+}
+
+// A cell of a data line (n bytes, not NUL-terminated) as a string in buf; false if it cannot
+// be a number (too long, or holding a NUL byte that would hide the rest from strtod).
+static bool cell_text(char *buf, size_t size, const char *s, size_t n) {
+    if (n >= size || memchr(s, 0, n)) return false;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return true;
+}
+
+static bool load_metrics(MetricsRow **rows, const char *path, long max_step, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) return true;
+    size_t len;
+    char *text = (char *)read_file(path, &len, err, errlen);
+    if (!text) return false;
+    bool ok = true;
+    long prev_step = -1;
+    size_t line = 0;
+    for (size_t pos = 0; ok && (pos < len || line == 0);) {
+        const char *p = text + pos;
+        const char *nl = memchr(p, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - p) : len - pos;
+        pos += n + (nl != NULL);
+        line++;
+        if (line == 1) {
+            if (n != strlen(METRICS_HEADER) || memcmp(p, METRICS_HEADER, n) != 0) {
+                set_error(err, errlen, "'%s' line 1 is not the metrics header (expected '%s')", path, METRICS_HEADER);
+                ok = false;
+            }
+            continue;
+        }
+        // Split into exactly METRICS_FIELDS cells.
+        const char *cell[METRICS_FIELDS + 1];
+        size_t count = 0;
+        cell[count++] = p;
+        for (size_t k = 0; k < n && count <= METRICS_FIELDS; k++)
+            if (p[k] == ',') cell[count++] = p + k + 1;
+        if (count != METRICS_FIELDS) {
+            set_error(err, errlen, "'%s' line %zu is malformed (expected %d comma-separated fields)", path, line,
+                      METRICS_FIELDS);
+            ok = false;
+            break;
+        }
+        // The step is a whole number >= 0; the rest finite numbers (the floats within float
+        // range) or empty for NAN.
+        double v[METRICS_FIELDS];
+        long step = 0;
+        for (int f = 0; f < METRICS_FIELDS && ok; f++) {
+            const char *end = f + 1 < METRICS_FIELDS ? cell[f + 1] - 1 : p + n;
+            size_t cn = (size_t)(end - cell[f]);
+            char buf[64];
+            double limit = f == METRICS_FIELDS - 1 ? DBL_MAX : FLT_MAX;
+            if (f > 0 && cn == 0) v[f] = NAN;
+            else if (!cell_text(buf, sizeof buf, cell[f], cn)) ok = false;
+            else if (f == 0) ok = parse_long(buf, 0, LONG_MAX, &step);
+            else ok = parse_double(buf, -limit, limit, &v[f]);
+            if (!ok) {
+                // The cell as shown in the one-line message: at most 40 bytes, unprintables as '?'.
+                char shown[41];
+                size_t k = 0;
+                for (; k < cn && k + 1 < sizeof shown; k++)
+                    shown[k] = cell[f][k] >= 0x20 && cell[f][k] < 0x7f ? cell[f][k] : '?';
+                shown[k] = 0;
+                set_error(err, errlen, "'%s' line %zu is malformed (%s '%s' is not %s)", path, line, metrics_names[f],
+                          shown, f == 0 ? "a whole number >= 0" : "a finite number or empty");
+            }
+        }
+        if (!ok) break;
+        if (step <= prev_step) {
+            set_error(err, errlen, "'%s' line %zu is malformed (step %ld does not come after step %ld)", path, line,
+                      step, prev_step);
+            ok = false;
+            break;
+        }
+        prev_step = step;
+        if (step > max_step) continue;
+        MetricsRow row = {
+            .step = step,
+            .batch_loss = (float)v[1],
+            .train_loss = (float)v[2],
+            .val_loss = (float)v[3],
+            .lr = (float)v[4],
+            .grad_norm = (float)v[5],
+            .tokens_per_s = (float)v[6],
+            .elapsed_s = v[7],
+        };
+        arrput(*rows, row);
+    }
+    free(text);
+    return ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// samples.txt
+
+// Whether line (n bytes) is a block header "--- step N ---" / "--- step N (...) ---"; N in *step.
+static bool sample_header(const char *line, size_t n, long *step) {
+    static const char prefix[] = "--- step ";
+    static const char suffix[] = " ---";
+    size_t np = sizeof prefix - 1, ns = sizeof suffix - 1;
+    if (n < np + 1 + ns || memcmp(line, prefix, np) != 0 || memcmp(line + n - ns, suffix, ns) != 0) return false;
+    long v = 0;
+    size_t k = np;
+    for (; k < n && line[k] >= '0' && line[k] <= '9'; k++) {
+        int d = line[k] - '0';
+        if (v > (LONG_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (k == np) return false;
+    // Right after the number: the suffix itself, or " (" opening a note.
+    if (k != n - ns && !(k + 1 < n && line[k] == ' ' && line[k + 1] == '(')) return false;
+    *step = v;
+    return true;
+}
+
+// Keeps the text before the first header and the blocks whose step is <= max_step.
+static bool load_samples(char **samples, const char *path, long max_step, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) return true;
+    size_t len;
+    char *text = (char *)read_file(path, &len, err, errlen);
+    if (!text) return false;
+    bool keep = true;
+    for (size_t pos = 0; pos < len;) {
+        const char *p = text + pos;
+        const char *nl = memchr(p, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - p) : len - pos;
+        long step;
+        if (sample_header(p, n, &step)) keep = step <= max_step;
+        if (keep) sb_append(samples, p, n + (nl != NULL));
+        pos += n + (nl != NULL);
+    }
+    free(text);
+    return true;
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    bool slash = n > 0 && dir[n - 1] == '/';
+    size_t size = n + 1 + strlen(name) + 1;
+    char *path = xmalloc(size);
+    snprintf(path, size, "%s%s%s", dir, slash ? "" : "/", name);
+    return path;
+}
+
+bool report_load(Report *r, const char *dir, long max_step, char *err, size_t errlen) {
+    Report loaded;
+    report_init(&loaded);
+    char *metrics_path = join_path(dir, METRICS_FILE);
+    char *samples_path = join_path(dir, SAMPLES_FILE);
+    bool ok = load_metrics(&loaded.rows, metrics_path, max_step, err, errlen) &&
+              load_samples(&loaded.samples, samples_path, max_step, err, errlen);
+    free(metrics_path);
+    free(samples_path);
+    if (!ok) {
+        report_free(&loaded);
+        return false;
+    }
+    report_free(r);
+    *r = loaded;
+    return true;
+}
+
+bool report_write(const Report *r, const char *dir, const char *title, char *err, size_t errlen) {
+    size_t csv_len;
+    char *csv = metrics_csv(r, &csv_len);
+    char *svg = report_svg(r, title);
+    char *paths[3] = {join_path(dir, METRICS_FILE), join_path(dir, SAMPLES_FILE), join_path(dir, SVG_FILE)};
+    bool ok = write_file_atomic(paths[0], csv, csv_len, err, errlen) &&
+              write_file_atomic(paths[1], r->samples, arrlenu(r->samples), err, errlen) &&
+              write_file_atomic(paths[2], svg, strlen(svg), err, errlen);
+    for (int i = 0; i < 3; i++) free(paths[i]);
+    free(csv);
+    free(svg);
+    return ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// loss.svg
+
+// Layout (SVG user units = pixels): the plot area sits inside these margins.
+#define SVG_W 800
+#define SVG_H 480
+#define PLOT_X0 72.0
+#define PLOT_X1 (SVG_W - 24.0)
+#define PLOT_Y0 64.0
+#define PLOT_Y1 (SVG_H - 56.0)
+
+#define COLOR_BATCH "#9ecae1"
+#define COLOR_TRAIN "#1f77b4"
+#define COLOR_VAL "#d62728"
+#define COLOR_GRID "#e6e6e6"
+#define COLOR_AXIS "#888888"
+#define COLOR_TEXT "#333333"
+
+typedef struct {
+    double x, y;  // step, loss
+} Point;
+
+typedef struct {
+    double lo, hi, tick;  // the axis range, whole multiples of tick
+} Axis;
+
+// A round tick spacing (1, 2 or 5 times a power of ten) giving about target ticks over span.
+static double nice_tick(double span, int target) {
+    assert(span > 0 && isfinite(span));
+    double raw = span / target;
+    double mag = pow(10.0, floor(log10(raw)));
+    double f = raw / mag;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+static Axis axis_around(double lo, double hi, int target, double min_tick) {
+    Axis a;
+    a.tick = fmax(nice_tick(hi - lo, target), min_tick);
+    // (The 1e-9 keeps a value that is a tick, give or take rounding, from adding one more.)
+    a.lo = floor(lo / a.tick + 1e-9) * a.tick;
+    a.hi = ceil(hi / a.tick - 1e-9) * a.tick;
+    if (a.hi <= a.lo) a.hi = a.lo + a.tick;
+    return a;
+}
+
+// Digits after the point that tell ticks of this spacing apart (1 for 0.5, 2 for 0.05).
+static int tick_decimals(double tick) { return tick >= 1 ? 0 : (int)ceil(-log10(tick) - 1e-9); }
+
+static double map_x(const Axis *a, double v) { return PLOT_X0 + (v - a->lo) / (a->hi - a->lo) * (PLOT_X1 - PLOT_X0); }
+static double map_y(const Axis *a, double v) { return PLOT_Y1 - (v - a->lo) / (a->hi - a->lo) * (PLOT_Y1 - PLOT_Y0); }
+
+// Text content or an attribute value: XML's five special characters as entities, control
+// characters (not allowed in XML 1.0) as spaces, and bytes that are not UTF-8 as U+FFFD, so
+// the document stays well-formed whatever the title holds.
+static void xml_escape(char **sb, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            if (c == '<') sb_puts(sb, "&lt;");
+            else if (c == '>') sb_puts(sb, "&gt;");
+            else if (c == '&') sb_puts(sb, "&amp;");
+            else if (c == '"') sb_puts(sb, "&quot;");
+            else if (c == '\'') sb_puts(sb, "&apos;");
+            else if (c < 0x20 || c == 0x7f) arrput(*sb, ' ');
+            else arrput(*sb, (char)c);
+            p++;
+            continue;
+        }
+        // A well-formed UTF-8 sequence (no overlongs, surrogates, or code points past U+10FFFF).
+        size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        size_t k = 1;
+        for (; k < n; k++) {
+            unsigned b = p[k];
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) break;
+        }
+        // U+FFFE and U+FFFF are not XML characters either.
+        bool nonchar = n == 3 && c == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf);
+        if (n && k == n && !nonchar) {
+            sb_append(sb, p, n);
+            p += n;
+        } else {
+            sb_puts(sb, "\xef\xbf\xbd");
+            p += k ? k : 1;
+        }
+    }
+}
+
+static void svg_polyline(char **sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
+                         double width, double opacity) {
+    if (n < 2) return;
+    sb_printf(sb, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
+                  "stroke-linejoin=\"round\" points=\"", color, width, opacity);
+    for (size_t i = 0; i < n; i++)
+        sb_printf(sb, "%s%.1f,%.1f", i ? " " : "", map_x(ax, pts[i].x), map_y(ay, pts[i].y));
+    sb_puts(sb, "\"/>\n");
+}
+
+static void svg_markers(char **sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
+                        double radius) {
+    if (n > SVG_MAX_MARKERS) return;
+    sb_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
+    for (size_t i = 0; i < n; i++)
+        sb_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
+                  radius);
+    sb_puts(sb, "</g>\n");
+}
+
+// Averages runs of consecutive points so that at most max_points remain.
+static Point *downsample(Point *pts, size_t *n, size_t max_points) {
+    if (*n <= max_points) return pts;
+    Point *out = NULL;
+    for (size_t b = 0; b < max_points; b++) {
+        size_t i0 = b * *n / max_points, i1 = (b + 1) * *n / max_points;
+        Point m = {0, 0};
+        for (size_t i = i0; i < i1; i++) {
+            m.x += pts[i].x;
+            m.y += pts[i].y;
+        }
+        m.x /= (double)(i1 - i0);
+        m.y /= (double)(i1 - i0);
+        arrput(out, m);
+    }
+    arrfree(pts);
+    *n = max_points;
+    return out;
+}
+
+char *report_svg(const Report *r, const char *title) {
+    if (!title) title = "";
+    Point *batch = NULL, *train = NULL, *val = NULL;
+    double lo = INFINITY, hi = -INFINITY;
+    long max_step = 0;
+    for (ptrdiff_t i = 0; i < arrlen(r->rows); i++) {
+        const MetricsRow *w = &r->rows[i];
+        double x = (double)w->step;
+        const float v[3] = {w->batch_loss, w->train_loss, w->val_loss};
+        Point **series[3] = {&batch, &train, &val};
+        for (int k = 0; k < 3; k++) {
+            if (!isfinite(v[k])) continue;
+            arrput(*series[k], ((Point){x, v[k]}));
+            lo = fmin(lo, v[k]);
+            hi = fmax(hi, v[k]);
+            if (w->step > max_step) max_step = w->step;
+        }
+    }
+    size_t n_batch = arrlenu(batch), n_train = arrlenu(train), n_val = arrlenu(val);
+    batch = downsample(batch, &n_batch, SVG_MAX_BATCH_POINTS);
+    bool empty = n_batch + n_train + n_val == 0;
+
+    // Axes. x runs from step 0 to a round number at or past the last step, in whole steps.
+    // y spans the data, widened to a tenth of its level when the values (nearly) coincide.
+    Axis ax = axis_around(0, max_step > 0 ? (double)max_step : 1, 8, 1);
+    if (empty) lo = 0, hi = 1;
+    double min_span = fmax(0.1 * fabs(0.5 * (lo + hi)), 1e-3);
+    if (hi - lo < min_span) {
+        double mid = 0.5 * (lo + hi), data_lo = lo;
+        lo = mid - 0.5 * min_span;
+        hi = mid + 0.5 * min_span;
+        if (data_lo >= 0 && lo < 0) hi -= lo, lo = 0;  // a loss axis need not go below zero
+    }
+    Axis ay = axis_around(lo, hi, 6, 0);
+
+    char *sb = NULL;
+    sb_printf(&sb,
+              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+              "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+              "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
+              SVG_W, SVG_H, SVG_W, SVG_H);
+    sb_puts(&sb, "<title>");
+    xml_escape(&sb, title);
+    sb_puts(&sb, "</title>\n");
+    sb_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
+
+    // Title, and under it the latest evaluation (or the latest batch loss before any).
+    sb_printf(&sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
+                   "fill=\"%s\">", SVG_W / 2, COLOR_TEXT);
+    xml_escape(&sb, title);
+    sb_puts(&sb, "</text>\n");
+    char note[160] = "";
+    for (ptrdiff_t i = arrlen(r->rows) - 1; i >= 0 && !note[0]; i--) {
+        const MetricsRow *w = &r->rows[i];
+        if (isfinite(w->val_loss) && isfinite(w->train_loss))
+            snprintf(note, sizeof note, "val %.4f at step %ld (train %.4f)", w->val_loss, w->step, w->train_loss);
+        else if (isfinite(w->val_loss))
+            snprintf(note, sizeof note, "val %.4f at step %ld", w->val_loss, w->step);
+    }
+    if (!note[0] && n_batch)
+        snprintf(note, sizeof note, "batch loss %.4f at step %ld (no evaluation yet)", batch[n_batch - 1].y,
+                 (long)batch[n_batch - 1].x);
+    if (note[0])
+        sb_printf(&sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
+                  SVG_W / 2, COLOR_TEXT, note);
+
+    // Grid and tick labels.
+    sb_printf(&sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
+    long nx = lround((ax.hi - ax.lo) / ax.tick), ny = lround((ay.hi - ay.lo) / ay.tick);
+    for (long i = 0; i <= nx; i++) {
+        double x = map_x(&ax, ax.lo + (double)i * ax.tick);
+        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
+    }
+    for (long i = 0; i <= ny; i++) {
+        double y = map_y(&ay, ay.lo + (double)i * ay.tick);
+        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
+    }
+    sb_puts(&sb, "</g>\n");
+    sb_printf(&sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
+    for (long i = 0; i <= nx; i++) {
+        double v = ax.lo + (double)i * ax.tick;
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(&ax, v),
+                  PLOT_Y1 + 16, v);
+    }
+    int dec = tick_decimals(ay.tick);
+    for (long i = 0; i <= ny; i++) {
+        double v = ay.lo + (double)i * ay.tick;
+        if (fabs(v) < 1e-6 * ay.tick) v = 0;  // no "-0.0"
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
+                  map_y(&ay, v) + 4, dec, v);
+    }
+    sb_puts(&sb, "</g>\n");
+    sb_printf(&sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
+              0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
+    sb_printf(&sb,
+              "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
+              "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
+              0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
+
+    // The curves: batch loss faint underneath, the evaluations on top.
+    svg_polyline(&sb, batch, n_batch, &ax, &ay, COLOR_BATCH, 1, 0.9);
+    if (n_batch == 1) svg_markers(&sb, batch, n_batch, &ax, &ay, COLOR_BATCH, 2);
+    svg_polyline(&sb, train, n_train, &ax, &ay, COLOR_TRAIN, 2, 1);
+    svg_markers(&sb, train, n_train, &ax, &ay, COLOR_TRAIN, 3);
+    svg_polyline(&sb, val, n_val, &ax, &ay, COLOR_VAL, 2, 1);
+    svg_markers(&sb, val, n_val, &ax, &ay, COLOR_VAL, 3);
+    if (empty)
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
+                       "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
+    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
+              PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
+
+    // Legend, top right inside the plot (losses fall, so that corner is usually free).
+    static const struct {
+        const char *label, *color;
+        double width;
+        bool marker;
+    } legend[3] = {
+        {"batch loss", COLOR_BATCH, 1.5, false},
+        {"train loss (eval)", COLOR_TRAIN, 2, true},
+        {"val loss (eval)", COLOR_VAL, 2, true},
+    };
+    double lx = PLOT_X1 - 158, ly = PLOT_Y0 + 8;
+    sb_printf(&sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
+    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
+                   "stroke=\"#cccccc\"/>\n", lx, ly);
+    for (int i = 0; i < 3; i++) {
+        double y = ly + 15 + 18 * i;
+        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
+                  lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
+        if (legend[i].marker)
+            sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
+        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
+    }
+    sb_puts(&sb, "</g>\n</svg>\n");
+
+    arrfree(batch);
+    arrfree(train);
+    arrfree(val);
+    return sb_finish(&sb, NULL);
+}

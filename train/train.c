@@ -1,0 +1,466 @@
+// train.c -- the training loop (see train.h).
+//
+// One step: zero the gradients; for each of grad_accum micro-batches draw B random
+// windows of the training split, forward, backward (scaled by 1/grad_accum); clip the
+// global gradient norm; AdamW at the scheduled learning rate. Evaluations (and with them
+// checkpoints and the report files) happen before the step whose number is a multiple of
+// eval_interval, and at the end.
+//
+// Reproducibility: batches come from one RNG whose state is saved in the checkpoint; the
+// evaluation and sample RNGs are derived afresh from (seed, step) each time, so they
+// never disturb the batches. Hence a run stopped at step N and resumed follows the
+// uninterrupted run bit for bit.
+#include "train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "data/loader.h"
+#include "model/generate.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/report.h"
+
+void train_config_defaults(TrainConfig *tc) {
+    memset(tc, 0, sizeof *tc);
+    snprintf(tc->data_path, sizeof tc->data_path, "%s", "data/tinyshakespeare.txt");
+    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", "out");
+    tc->model = (GPTConfig){.vocab_size = 0, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
+    tc->batch_size = 12;
+    tc->iters = 2000;
+    tc->lr = 1e-3f;
+    tc->min_lr = 1e-4f;
+    tc->warmup_iters = 100;
+    tc->lr_decay_iters = 0;  // 0: the same as iters
+    tc->weight_decay = 0.1f;
+    tc->beta1 = 0.9f;
+    tc->beta2 = 0.99f;
+    tc->grad_clip = 1.0f;
+    tc->grad_accum = 1;
+    tc->eval_interval = 250;
+    tc->eval_iters = 20;
+    tc->sample_interval = 500;
+    tc->sample_tokens = 200;
+    tc->log_interval = 50;
+    tc->seed = 1337;
+    tc->threads = 0;
+    tc->tokenizer = TOKENIZER_CHAR;
+    tc->bpe_vocab_size = 512;
+}
+
+// ---- signals --------------------------------------------------------------------------
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+    // A second Ctrl-C is not polite any more: the default action ends the process at once
+    // (the last complete checkpoint survives; saves go through a temporary file).
+    signal(sig, SIG_DFL);
+}
+
+void train_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    // A file-size limit must fail a write with EFBIG (and keep the old checkpoint) rather
+    // than kill the process mid-save.
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+// ---- progress -------------------------------------------------------------------------
+typedef struct {
+    bool tty, quiet;
+    bool line_open;       // a live line is on screen and must be cleared before other output
+    double last_draw;
+    double ema_step_s;    // smoothed time per step, for the ETA
+} Progress;
+
+static void progress_clear(Progress *p) {
+    if (p->line_open) {
+        fputs("\r\033[K", stderr);
+        p->line_open = false;
+    }
+}
+
+static void format_duration(double s, char *buf, size_t n) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void progress_step(Progress *p, const TrainConfig *tc, long step, float loss, float lr, float norm,
+                          double step_s, double tokens_per_s) {
+    if (p->quiet) return;
+    p->ema_step_s = p->ema_step_s == 0 ? step_s : 0.9 * p->ema_step_s + 0.1 * step_s;
+    double now = now_seconds();
+    bool due = p->tty ? (now - p->last_draw >= 0.1 || step == tc->iters)
+                      : (step == 1 || step % tc->log_interval == 0 || step == tc->iters);
+    if (!due) return;
+    p->last_draw = now;
+    char eta[32];
+    format_duration(p->ema_step_s * (double)(tc->iters - step), eta, sizeof eta);
+    int width = snprintf(NULL, 0, "%ld", tc->iters);
+    char line[256];
+    snprintf(line, sizeof line, "step %*ld/%ld | loss %.4f | lr %.2e | norm %.2f | %.1f ms/step | %.0f tok/s | ETA %s",
+             width, step, tc->iters, loss, lr, norm, step_s * 1e3, tokens_per_s, eta);
+    if (p->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        p->line_open = true;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+static void progress_note(Progress *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void progress_note(Progress *p, const char *fmt, ...) {
+    if (p->quiet) return;
+    progress_clear(p);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+// ---- the run --------------------------------------------------------------------------
+typedef struct {
+    TrainConfig *tc;
+    const TrainOptions *opts;
+    Tokenizer *tok;
+    Dataset data;
+    GPT model;
+    AdamW opt;
+    TrainState ts;
+    Report report;
+    Rng batch_rng;
+    Generator *gen;
+    int *x, *y;           // (B,T) a batch
+    char ckpt_path[1100], best_path[1100];
+    long saved_step;      // the step of the last ckpt.bin written (-1: none)
+    Progress progress;
+} Run;
+
+static uint64_t derived_seed(uint64_t seed, long step, uint64_t purpose) {
+    Rng r;
+    rng_seed(&r, seed ^ (purpose * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)step * 0xD1B54A32D192ED03ull));
+    return rng_u64(&r);
+}
+
+// Mean loss over eval_iters batches of a split, from an RNG derived from (seed, step).
+static float evaluate_split(Run *r, Split split, long step) {
+    TrainConfig *tc = r->tc;
+    Rng rng;
+    rng_seed(&rng, derived_seed(tc->seed, step, 1 + (uint64_t)split));
+    int B = tc->batch_size, T = tc->model.block_size;
+    double total = 0;
+    for (long i = 0; i < tc->eval_iters; i++) {
+        dataset_batch(&r->data, split, &rng, B, T, r->x, r->y);
+        total += gpt_forward(&r->model, r->x, r->y, B, T);
+    }
+    return (float)(total / (double)tc->eval_iters);
+}
+
+typedef struct {
+    const Tokenizer *tok;
+    unsigned char *buf;
+    size_t len, cap;
+} SampleText;
+
+static bool collect_token(int token, void *ctx) {
+    SampleText *s = ctx;
+    size_t n;
+    const unsigned char *bytes = tokenizer_token_bytes(s->tok, token, &n);
+    if (!bytes) return true;
+    if (s->len + n + 1 > s->cap) {
+        s->cap = (s->len + n + 1) * 2;
+        s->buf = xrealloc(s->buf, s->cap);
+    }
+    memcpy(s->buf + s->len, bytes, n);
+    s->len += n;
+    s->buf[s->len] = 0;
+    return true;
+}
+
+// The fixed prompt of the progress samples: a newline when the vocabulary has one (text
+// then starts at the beginning of a line), else the first token of the training text.
+static int sample_prompt_token(const Run *r) {
+    int *ids = NULL;
+    size_t n = 0;
+    int tokid = r->data.tokens[0];
+    if (tokenizer_encode(r->tok, (const unsigned char *)"\n", 1, &ids, &n, NULL, 0) && n == 1) tokid = ids[0];
+    free(ids);
+    return tokid;
+}
+
+static void print_sample(Run *r, long step) {
+    TrainConfig *tc = r->tc;
+    if (!r->gen) r->gen = generator_new(&r->model);
+    Rng rng;
+    rng_seed(&rng, derived_seed(tc->seed, step, 7));
+    SamplerConfig sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f};
+    int prompt = sample_prompt_token(r);
+    SampleText text = {.tok = r->tok};
+    collect_token(prompt, &text);
+    generator_reset(r->gen);
+    generate(r->gen, &prompt, 1, (size_t)tc->sample_tokens, &sc, &rng, collect_token, &text);
+    report_add_sample(&r->report, step, NULL, text.buf ? text.buf : (const unsigned char *)"", text.len);
+    progress_note(&r->progress, "--- sample at step %ld ---\n%.*s\n---", step, (int)text.len,
+                  text.buf ? (const char *)text.buf : "");
+    free(text.buf);
+}
+
+static void save_run(Run *r, const char *path) {
+    char err[512];
+    if (!checkpoint_save(path, &r->model, r->tok, &r->opt, r->tc, &r->ts, err, sizeof err)) die("%s", err);
+}
+
+static void write_report(Run *r) {
+    char err[512], title[2048];
+    snprintf(title, sizeof title, "%s: L%d H%d C%d T%d, %s tokenizer (%d)", r->tc->data_path, r->tc->model.n_layer,
+             r->tc->model.n_head, r->tc->model.n_embd, r->tc->model.block_size,
+             tokenizer_kind_name(tokenizer_kind(r->tok)), tokenizer_vocab_size(r->tok));
+    if (!report_write(&r->report, r->tc->out_dir, title, err, sizeof err)) die("%s", err);
+}
+
+// Writes ckpt.bin (and the report files) for the current step, once per step.
+static void checkpoint_now(Run *r) {
+    if (r->saved_step == r->ts.step) return;
+    memcpy(r->ts.rng, r->batch_rng.s, sizeof r->ts.rng);
+    save_run(r, r->ckpt_path);
+    write_report(r);
+    r->saved_step = r->ts.step;
+}
+
+static void evaluate(Run *r, double run_start, double elapsed_before) {
+    long step = r->ts.step;
+    float tl = evaluate_split(r, SPLIT_TRAIN, step);
+    float vl = evaluate_split(r, SPLIT_VAL, step);
+    r->ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
+    report_add_eval(&r->report, step, tl, vl, r->ts.elapsed_s);
+    bool best = vl < r->ts.best_val_loss;
+    if (best) {
+        r->ts.best_val_loss = vl;
+        r->ts.best_step = step;
+    }
+    r->saved_step = -1;  // the evaluation is news: save even if this step was saved
+    checkpoint_now(r);
+    if (best) save_run(r, r->best_path);
+    progress_note(&r->progress, "step %ld: train loss %.4f, val loss %.4f%s", step, tl, vl,
+                  best ? " (best so far; saved best.bin)" : "");
+}
+
+// Names the first parameter tensor whose gradient holds a NaN or an infinity.
+static const char *nonfinite_tensor(const GPT *m) {
+    for (int t = 0; t < m->n_param_tensors; t++) {
+        const ParamInfo *pi = &m->param_table[t];
+        for (size_t i = 0; i < pi->numel; i++)
+            if (!isfinite(m->grads[pi->offset + i])) return pi->name;
+    }
+    return NULL;
+}
+
+static void print_banner(Run *r, bool resumed) {
+    TrainConfig *tc = r->tc;
+    const GPTConfig *c = &tc->model;
+    Progress *p = &r->progress;
+    if (resumed)
+        progress_note(p, "resuming %s at step %ld of %ld (best val loss %.4f at step %ld)", r->ckpt_path, r->ts.step,
+                      tc->iters, r->ts.best_val_loss, r->ts.best_step);
+    progress_note(p, "data: %s, %llu bytes -> %zu tokens (%s tokenizer, vocab %d); train %zu, val %zu", tc->data_path,
+                  (unsigned long long)r->data.text_bytes, r->data.n_tokens, tokenizer_kind_name(tokenizer_kind(r->tok)),
+                  tokenizer_vocab_size(r->tok), r->data.n_train, r->data.n_tokens - r->data.n_train);
+    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters", c->n_layer, c->n_head,
+                  c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params);
+    progress_note(p,
+                  "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
+                  "weight decay %g, clip %g; %d threads; writing %s/",
+                  tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
+                  tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
+                  threads_get(), tc->out_dir);
+}
+
+static void setup_fresh(Run *r) {
+    TrainConfig *tc = r->tc;
+    char err[512];
+    if (access(r->ckpt_path, F_OK) == 0 && !r->opts->force)
+        die("'%s' already holds a training run; --resume continues it, --force starts a new one over it "
+            "(or choose another --out)",
+            r->ckpt_path);
+    size_t len;
+    unsigned char *text = read_file(tc->data_path, &len, err, sizeof err);
+    if (!text) die("%s", err);
+    if (len == 0) die("'%s' is empty, expected a text file to train on", tc->data_path);
+    if (tc->tokenizer == TOKENIZER_BPE) {
+        if (!r->progress.quiet) fprintf(stderr, "training a BPE tokenizer of %d tokens on %s\n", tc->bpe_vocab_size,
+                                        tc->data_path);
+        r->tok = tokenizer_train_bpe(text, len, tc->bpe_vocab_size, !r->progress.quiet);
+    } else {
+        r->tok = tokenizer_train_char(text, len);
+    }
+    tc->model.vocab_size = tokenizer_vocab_size(r->tok);
+    if (!gpt_config_check(&tc->model, err, sizeof err)) die("%s", err);
+    if (!dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, err, sizeof err))
+        die("%s", err);
+    free(text);
+    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    adamw_init(&r->opt, r->model.num_params);
+    memset(&r->ts, 0, sizeof r->ts);
+    r->ts.best_val_loss = INFINITY;
+    r->ts.best_step = -1;
+    r->ts.data_crc = r->data.text_crc;
+    r->ts.data_bytes = r->data.text_bytes;
+    rng_seed(&r->batch_rng, tc->seed);
+    report_init(&r->report);
+}
+
+static void setup_resume(Run *r, Checkpoint *ck) {
+    TrainConfig *tc = r->tc;
+    char err[512];
+    tc->model = ck->config;  // the model is what the weights are, whatever the settings say
+    r->tok = ck->tok;
+    ck->tok = NULL;
+    size_t len;
+    unsigned char *text = read_file(tc->data_path, &len, err, sizeof err);
+    if (!text) die("%s", err);
+    if (len != ck->state.data_bytes || crc32c(0, text, len) != ck->state.data_crc)
+        die("'%s' has changed since the checkpoint was written (%zu bytes now, %llu then); resuming needs the same "
+            "text",
+            tc->data_path, len, (unsigned long long)ck->state.data_bytes);
+    if (!dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, err, sizeof err))
+        die("%s", err);
+    free(text);
+    checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
+    adamw_init(&r->opt, r->model.num_params);
+    memcpy(r->opt.m, ck->opt_m, r->model.num_params * sizeof(float));
+    memcpy(r->opt.v, ck->opt_v, r->model.num_params * sizeof(float));
+    r->opt.step = ck->opt_step;
+    r->ts = ck->state;
+    memcpy(r->batch_rng.s, r->ts.rng, sizeof r->ts.rng);
+    report_init(&r->report);
+    if (!report_load(&r->report, tc->out_dir, r->ts.step, err, sizeof err)) die("%s", err);
+}
+
+int train_run(TrainConfig *tc, const TrainOptions *opts) {
+    char err[512];
+    if (tc->threads > 0) threads_set(tc->threads);
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.tc = tc;
+    r.opts = opts;
+    r.saved_step = -1;
+    r.progress.tty = isatty(STDERR_FILENO);
+    r.progress.quiet = opts->quiet;
+    snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/ckpt.bin", tc->out_dir);
+    snprintf(r.best_path, sizeof r.best_path, "%s/best.bin", tc->out_dir);
+    bool resumed = opts->resume != NULL;
+    if (resumed) {
+        setup_resume(&r, opts->resume);
+        checkpoint_free(opts->resume);
+        free(opts->resume);
+    } else {
+        setup_fresh(&r);
+    }
+    // Only now, with the data read and the model built, is there a run to write down: a
+    // bad input never leaves an empty run directory behind.
+    if (!ensure_dir(tc->out_dir, err, sizeof err)) die("%s", err);
+    int B = tc->batch_size, T = tc->model.block_size;
+    r.x = xmalloc((size_t)B * T * sizeof(int));
+    r.y = xmalloc((size_t)B * T * sizeof(int));
+    r.model.trace_shapes = opts->trace_shapes;
+    print_banner(&r, resumed);
+
+    AdamWConfig acfg = {.beta1 = tc->beta1, .beta2 = tc->beta2, .eps = 1e-8f, .weight_decay = tc->weight_decay};
+    long decay_iters = tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters;
+    long start = r.ts.step;
+    double run_start = now_seconds(), elapsed_before = r.ts.elapsed_s;
+    int status = 0;
+    if (resumed) r.saved_step = start;  // what is on disk is this very state
+
+    for (;;) {
+        long s = r.ts.step;
+        bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || s == tc->iters;
+        // A resumed run's first step was evaluated (or deliberately not) before it stopped.
+        if (eval_due && tc->eval_iters > 0 && !(resumed && s == start)) evaluate(&r, run_start, elapsed_before);
+        if (tc->sample_interval > 0 && s > 0 && !(resumed && s == start) &&
+            (s % tc->sample_interval == 0 || s == tc->iters)) {
+            print_sample(&r, s);
+            write_report(&r);
+        }
+        if (s >= tc->iters) {
+            checkpoint_now(&r);  // already done by the final evaluation, unless there was none
+            break;
+        }
+        if (stop_signal || (opts->stop_after > 0 && s >= opts->stop_after)) {
+            r.ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
+            checkpoint_now(&r);
+            if (stop_signal) {
+                progress_note(&r.progress, "%s at step %ld: saved %s; continue with: ./gpt train --resume --out %s",
+                              stop_signal == SIGINT ? "interrupted" : "terminated", s, r.ckpt_path, tc->out_dir);
+                status = 128 + stop_signal;
+            } else {
+                progress_note(&r.progress, "stopped at step %ld as asked: saved %s", s, r.ckpt_path);
+            }
+            goto done;
+        }
+
+        double t0 = now_seconds();
+        gpt_zero_grad(&r.model);
+        float loss = 0;
+        for (int micro = 0; micro < tc->grad_accum; micro++) {
+            dataset_batch(&r.data, SPLIT_TRAIN, &r.batch_rng, B, T, r.x, r.y);
+            loss += gpt_forward(&r.model, r.x, r.y, B, T) / (float)tc->grad_accum;
+            gpt_backward(&r.model, 1.0f / (float)tc->grad_accum);
+        }
+        float norm = clip_grad_norm(&r.opt, r.model.grads, r.model.num_params, tc->grad_clip);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            const char *bad = nonfinite_tensor(&r.model);
+            progress_clear(&r.progress);
+            fprintf(stderr,
+                    "error: step %ld: the loss is %g and the gradient norm %g; first non-finite gradient: %s. "
+                    "Stopped before updating; the last checkpoint (step %ld) is intact (try a lower --lr)\n",
+                    s + 1, loss, norm, bad ? bad : "none (the loss itself)", r.saved_step);
+            status = 1;
+            goto done;
+        }
+        float lr = lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
+        adamw_update(&r.opt, &r.model, lr, &acfg);
+        r.ts.step = s + 1;
+        double dt = now_seconds() - t0;
+        double tok_s = (double)B * T * tc->grad_accum / dt;
+        r.ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
+        MetricsRow row = {.step = r.ts.step, .batch_loss = loss, .train_loss = NAN, .val_loss = NAN, .lr = lr,
+                          .grad_norm = norm, .tokens_per_s = (float)tok_s, .elapsed_s = r.ts.elapsed_s};
+        report_add_step(&r.report, &row);
+        progress_step(&r.progress, tc, r.ts.step, loss, lr, norm, dt, tok_s);
+    }
+    {
+        char dur[32];
+        format_duration(r.ts.elapsed_s, dur, sizeof dur);
+        progress_note(&r.progress, "done: %ld steps in %s; best val loss %.4f at step %ld. Wrote %s/ckpt.bin, best.bin, "
+                      "metrics.csv, loss.svg, samples.txt",
+                      r.ts.step, dur, r.ts.best_val_loss, r.ts.best_step, tc->out_dir);
+    }
+done:
+    progress_clear(&r.progress);
+    if (r.gen) generator_free(r.gen);
+    free(r.x);
+    free(r.y);
+    report_free(&r.report);
+    adamw_free(&r.opt);
+    gpt_free(&r.model);
+    dataset_free(&r.data);
+    tokenizer_free(r.tok);
+    return status;
+}
