@@ -11,5 +11,6 @@ Suite *checkpoint_suite(void);
 Suite *report_suite(void);
 Suite *generate_suite(void);
 Suite *train_suite(void);
+Suite *parity_suite(void);
 
 #endif
