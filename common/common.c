@@ -15,6 +15,8 @@
 #include <omp.h>
 #endif
 
+void (*die_hook)(int status) = NULL;
+
 void die(const char *fmt, ...) {
     va_list ap;
     fflush(stdout);
@@ -23,6 +25,7 @@ void die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    if (die_hook) die_hook(1);
     exit(1);
 }
 
@@ -133,51 +136,77 @@ unsigned char *read_file(const char *path, size_t *len, char *err, size_t errlen
     return buf;
 }
 
-static bool write_all(int fd, const void *data, size_t len) {
-    const unsigned char *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        p += w;
-        len -= (size_t)w;
+bool atomic_open(AtomicFile *f, const char *path, char *err, size_t errlen) {
+    size_t plen = strlen(path);
+    f->tmp = xmalloc(plen + 32);
+    snprintf(f->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    f->error = 0;
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        set_error(err, errlen, "cannot create '%s': %s", f->tmp, strerror(errno));
+        free(f->tmp);
+        f->tmp = NULL;
+        return false;
     }
     return true;
 }
 
-bool write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen) {
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        set_error(err, errlen, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
-        return false;
+void atomic_write(AtomicFile *f, const void *data, size_t len) {
+    const unsigned char *p = data;
+    while (len && !f->error) {
+        ssize_t w = write(f->fd, p, len);
+        if (w < 0) {
+            if (errno != EINTR) f->error = errno;
+        } else if (w == 0) {
+            f->error = EIO;
+        } else {
+            p += w;
+            len -= (size_t)w;
+        }
     }
-    if (!write_all(fd, data, len) || fsync(fd) != 0) {
-        set_error(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
+}
+
+// Best effort: make the rename itself durable. A failure here cannot undo a good save.
+static void sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xmalloc((size_t)(slash - path) + 2) : xstrdup(".");
+    if (slash) {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
         close(fd);
-        unlink(tmp);
-        free(tmp);
-        return false;
     }
-    if (close(fd) != 0) {
-        set_error(err, errlen, "cannot write '%s': %s", tmp, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return false;
+    free(dir);
+}
+
+bool atomic_commit(AtomicFile *f, const char *path, char *err, size_t errlen) {
+    if (!f->error && fsync(f->fd) != 0) f->error = errno;
+    if (close(f->fd) != 0 && !f->error) f->error = errno;
+    bool ok = false;
+    if (f->error) {
+        set_error(err, errlen, "cannot write '%s': %s", f->tmp, strerror(f->error));
+    } else if (rename(f->tmp, path) != 0) {
+        set_error(err, errlen, "cannot rename '%s' to '%s': %s", f->tmp, path, strerror(errno));
+    } else {
+        ok = true;
+        sync_parent_dir(path);
     }
-    if (rename(tmp, path) != 0) {
-        set_error(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return false;
-    }
-    free(tmp);
-    return true;
+    if (!ok) unlink(f->tmp);
+    free(f->tmp);
+    f->tmp = NULL;
+    f->fd = -1;
+    return ok;
+}
+
+bool write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen) {
+    AtomicFile f;
+    if (!atomic_open(&f, path, err, errlen)) return false;
+    atomic_write(&f, data, len);
+    return atomic_commit(&f, path, err, errlen);
 }
 
 bool ensure_dir(const char *path, char *err, size_t errlen) {

@@ -16,6 +16,10 @@
 
 // Prints "error: <message>" as one line on stderr and exits with status 1.
 _Noreturn void die(const char *fmt, ...) PRINTF_LIKE(1, 2);
+// When set, die() calls it with the exit status after printing, before exit: under MPI it
+// ends the whole job (train/dist.c), so that one rank's fatal error never leaves the
+// others waiting for it. It must not return.
+extern void (*die_hook)(int status);
 // Prints "warning: <message>" as one line on stderr.
 void warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
@@ -35,8 +39,22 @@ void set_error(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4)
 // byte after *len bytes.
 unsigned char *read_file(const char *path, size_t *len, char *err, size_t errlen);
 
-// Writes data to path through path.tmp.<pid>, fsync and rename, so a reader sees either
-// the old file or the complete new one. Returns false with a reason in err.
+// A file written under a temporary name (path.tmp.<pid>) and renamed into place only when
+// complete and synced, so a reader, or a crash at any moment, sees either the old file or
+// the whole new one. Writes may come in pieces; the first failure sticks (later writes do
+// nothing) and is reported by the commit, which then removes the temporary file.
+typedef struct {
+    int fd;
+    char *tmp;   // the temporary name
+    int error;   // errno of the first failure, 0 while all is well
+} AtomicFile;
+
+bool atomic_open(AtomicFile *f, const char *path, char *err, size_t errlen);
+void atomic_write(AtomicFile *f, const void *data, size_t len);
+// fsync, close, rename over path, and sync the directory. False with a reason in err.
+bool atomic_commit(AtomicFile *f, const char *path, char *err, size_t errlen);
+
+// The whole of data, written as above.
 bool write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 // Creates a directory (one level) if it does not exist. False with reason in err.

@@ -22,9 +22,15 @@
 #define NR 32
 // Cache blocks: a KC x NR panel of B (32 KiB) streams through L1, a thread's MC x KC block
 // of A (64 KiB) stays in L2, the shared KC x NC block of B (512 KiB) in L2/L3.
+#ifndef KC
 #define KC 256
+#endif
+#ifndef MC
 #define MC 64
+#endif
+#ifndef NC
 #define NC 512
+#endif
 
 // acc(MR,NR) = sum over k < kc of ap(k,:)ᵀ · bp(k,:), both packed.
 #if defined(__GNUC__) || defined(__clang__)

@@ -15,59 +15,24 @@
 #include <string.h>
 
 #include "ops.h"
+#include "vec.h"
 
 // A loop is split over threads only when it has at least this many multiply-adds (or
 // about as much work): below it, starting a parallel region costs more than it saves (the
 // default model's largest matrix-vector product, 512x128, stays on one thread).
 #define PARALLEL_MIN_WORK (1 << 18)
 
-// ---- small vector kernels ---------------------------------------------------------------
-// Float sums do not vectorise without reassociation, which the build does not allow, so
-// the order is spelled out: 16 interleaved partial sums, then a fixed pairwise tree. Every
-// row of every product is summed this way whatever the row blocking or thread count.
-#if defined(__GNUC__) || defined(__clang__)
-typedef float v16 __attribute__((vector_size(64)));
-
-// Vectors go through pointers, never by value: without AVX-512 enabled (ARCH=) passing a
-// 64-byte vector to or from a function draws -Wpsabi warnings about its calling convention.
-static inline void load16(v16 *v, const float *p) { memcpy(v, p, sizeof *v); }
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-
-// The pairwise tree t[i] += t[i + w] for w = 8, 4, 2, 1, written with vector halves (no
-// trip through memory, which would also keep the callers' accumulators out of registers).
-static inline float hsum16(const v16 *vp) {
-    v16 v = *vp;
-    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 c = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-    return (c[0] + c[2]) + (c[1] + c[3]);
-}
-
-static inline float dot(const float *a, const float *b, int n) {
-    v16 acc = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v16 x, y;
-        load16(&x, a + i);
-        load16(&y, b + i);
-        acc += x * y;
-    }
-    float s = hsum16(&acc);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
+// ---- small vector kernels (shared ones in vec.h) ----------------------------------------
+#if VEC_EXT
 // out(r) = W(r,:) · x for four consecutive rows of W (K wide): x is loaded once for all
 // four, and the four independent accumulators keep the FMA units busy. Each row's sum is
 // formed exactly as dot() forms it.
 static inline void dot4(float out[4], const float *w, const float *x, int K) {
     const float *w0 = w, *w1 = w + K, *w2 = w + 2 * (size_t)K, *w3 = w + 3 * (size_t)K;
-    v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    vec16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     int i = 0;
     for (; i + 16 <= K; i += 16) {
-        v16 xv, r0, r1, r2, r3;
+        vec16 xv, r0, r1, r2, r3;
         load16(&xv, x + i);
         load16(&r0, w0 + i);
         load16(&r1, w1 + i);
@@ -88,30 +53,10 @@ static inline void dot4(float out[4], const float *w, const float *x, int K) {
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 #else
-static inline float dot(const float *a, const float *b, int n) {
-    float p[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) p[l] += a[i + l] * b[i + l];
-    for (int w = 8; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) p[l] += p[l + w];
-    float s = p[0];
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 static inline void dot4(float out[4], const float *w, const float *x, int K) {
     for (int r = 0; r < 4; r++) out[r] = dot(w + (size_t)r * K, x, K);
 }
 #endif
-
-// GELU as x·sigmoid(2u), which equals 0.5x(1 + tanh(u)) (u = sqrt(2/pi)(x + 0.044715x³)):
-// one expf instead of tanhf, which glibc builds on expm1f and which took a third of a
-// decoding step. It agrees with gelu_scalar to a few float roundings.
-static inline float gelu_fast(float x) {
-    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-    return x / (1.0f + expf(-2.0f * u));
-}
 
 // Rows [o0, o1) of a bias-free linear layer on one input row: out(o) = [res(o) +] W(o,:)·x,
 // and with gelu_out also gelu_out(o) = gelu(out(o)). W is (OC,K), x (K); res may be out.
@@ -124,14 +69,14 @@ static void matvec_rows(float *out, const float *res, float *gelu_out, const flo
         for (int r = 0; r < 4; r++) {
             float v = res ? res[o + r] + s[r] : s[r];
             out[o + r] = v;
-            if (gelu_out) gelu_out[o + r] = gelu_fast(v);
+            if (gelu_out) gelu_out[o + r] = gelu_scalar(v);
         }
     }
     for (; o < o1; o++) {
         float v = dot(W + (size_t)o * K, x, K);
         if (res) v += res[o];
         out[o] = v;
-        if (gelu_out) gelu_out[o] = gelu_fast(v);
+        if (gelu_out) gelu_out[o] = gelu_scalar(v);
     }
 }
 
@@ -269,28 +214,6 @@ const float *generator_attention(const Generator *g, int layer, int head) {
     return g->att_view + ((size_t)layer * g->H + head) * g->n * g->n;
 }
 
-// y = sum_j p(j) v(j,:) over n rows of v (row stride ld, hs wide). The sum for each block
-// of 16 outputs stays in a register across all rows (accumulating through y in memory
-// would chain every row behind the previous one's store); the order over j is fixed.
-static void weighted_sum(float *restrict y, const float *restrict p, const float *restrict v, int n, int ld, int hs) {
-    int c = 0;
-#if defined(__GNUC__) || defined(__clang__)
-    for (; c + 16 <= hs; c += 16) {
-        v16 acc = {0};
-        for (int j = 0; j < n; j++) {
-            v16 vj;
-            load16(&vj, v + (size_t)j * ld + c);
-            acc += p[j] * vj;
-        }
-        memcpy(y + c, &acc, sizeof acc);
-    }
-#endif
-    for (; c < hs; c++) {
-        float acc = 0.0f;
-        for (int j = 0; j < n; j++) acc += p[j] * v[(size_t)j * ld + c];
-        y[c] = acc;
-    }
-}
 
 // Causal attention of n new queries, at positions p0..p0+n-1, over the cached keys and
 // values of layer l (already holding the new rows):
@@ -318,12 +241,14 @@ static void attend(Generator *g, int l, int p0, int n) {
             }
             float sum = 0.0f;
             for (int j = 0; j <= t; j++) {
-                s[j] = expf(s[j] - mx);
+                s[j] = exp_fast(s[j] - mx);
                 sum += s[j];
             }
             float inv = 1.0f / sum;
             for (int j = 0; j <= t; j++) s[j] *= inv;
-            weighted_sum(g->atty + (size_t)i * C + h * hs, s, v_l + h * hs, t + 1, C, hs);
+            float *y = g->atty + (size_t)i * C + h * hs;
+            memset(y, 0, (size_t)hs * sizeof(float));
+            add_weighted_rows(y, s, v_l + h * hs, (size_t)C, t + 1, hs);
             if (att_l) memcpy(att_l + ((size_t)h * T + t) * T, s, (size_t)(t + 1) * sizeof(float));
         }
     }
@@ -336,12 +261,7 @@ static void linear(float *out, const float *res, float *gelu_out, const float *i
     if (n == 1) {
         matvec(out, res, gelu_out, inp, W, K, OC);
     } else if (gelu_out) {
-        // The GELU goes through gelu_fast here too, so a prefilled row and a stepped row
-        // are the same function of their input.
-        matmul_forward(out, inp, W, n, K, OC);
-        size_t len = (size_t)n * OC;
-#pragma omp parallel for schedule(static) if (len >= PARALLEL_MIN_WORK / 16)
-        for (size_t i = 0; i < len; i++) gelu_out[i] = gelu_fast(out[i]);
+        matmul_forward_gelu(out, gelu_out, inp, W, n, K, OC);
     } else if (res) {
         matmul_forward_residual(out, res, inp, W, n, K, OC);
     } else {

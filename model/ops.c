@@ -6,73 +6,9 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "vec.h"
 
 #define LN_EPS 1e-5f
-
-// ---- small vector helpers -------------------------------------------------------------
-// Float reductions do not vectorise without reassociation, which we do not allow globally
-// (it would make results depend on the compiler's whims). These helpers fix one order:
-// 16 interleaved partial sums, then a fixed pairwise tree. Same n, same result, always.
-#if defined(__GNUC__) || defined(__clang__)
-typedef float vec16 __attribute__((vector_size(64)));
-
-static inline float hsum16(const vec16 *v) {
-    float t[16];
-    memcpy(t, v, sizeof t);
-    for (int w = 8; w > 0; w /= 2)
-        for (int i = 0; i < w; i++) t[i] += t[i + w];
-    return t[0];
-}
-
-static inline float dot(const float *a, const float *b, int n) {
-    vec16 acc = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        vec16 x, y;
-        memcpy(&x, a + i, sizeof x);
-        memcpy(&y, b + i, sizeof y);
-        acc += x * y;
-    }
-    float s = hsum16(&acc);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-#else
-static inline float dot(const float *a, const float *b, int n) {
-    float p[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) p[l] += a[i + l] * b[i + l];
-    for (int w = 8; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) p[l] += p[l + w];
-    float s = p[0];
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-#endif
-
-static inline float sum(const float *a, int n) {
-#if defined(__GNUC__) || defined(__clang__)
-    vec16 acc = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        vec16 x;
-        memcpy(&x, a + i, sizeof x);
-        acc += x;
-    }
-    float s = hsum16(&acc);
-#else
-    float s = 0.0f;
-    int i = 0;
-#endif
-    for (; i < n; i++) s += a[i];
-    return s;
-}
-
-// y += alpha * x
-static inline void axpy(float *restrict y, float alpha, const float *restrict x, int n) {
-    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
-}
 
 double sum_fixed_order(const float *x, size_t n) {
     double s = 0.0;
@@ -226,24 +162,58 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
 // computes each score as a dot product. Which runs depends on the shape only.
 size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
 
-static bool attention_fits(int T, int hs) { return (size_t)2 * T * hs + 2 * (size_t)T <= attention_stack_limit; }
+// Queries per block in the backward pass.
+#define ATT_QB 32
 
-// kt(d, j) = k_j(d) for j < T: the head's keys (or values) as rows of key positions.
-static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int hs) {
-    for (int j = 0; j < T; j++) {
-        const float *k = qkv_b + j * C3 + col;
-        for (int d = 0; d < hs; d++) kt[(size_t)d * T + j] = k[d];
-    }
+static bool attention_fits(int T, int hs) {
+    size_t Tp = (size_t)((T + 63) & ~63);
+    return 2 * Tp * (size_t)hs + 2 * ATT_QB * Tp <= attention_stack_limit;
 }
 
-// s(j) = sum_d a(d) · mt(d, j) for j < n: one query against n keys, vectorised over j.
-static inline void scores(float *restrict s, const float *restrict a, float a_scale, const float *restrict mt,
-                          int n, int T, int hs) {
-    for (int j = 0; j < n; j++) s[j] = 0.0f;
-    for (int d = 0; d < hs; d++) {
-        float ad = a[d] * a_scale;
-        const float *row = mt + (size_t)d * T;
-        for (int j = 0; j < n; j++) s[j] += ad * row[j];
+// Key positions are padded to a multiple of 64 in the transposed copies, so the score
+// kernel can always work on whole blocks of 64 keys (the padding holds zeros).
+static inline int pad64(int T) { return (T + 63) & ~63; }
+
+// kt(d, j) = k_j(d) for j < T, 0 for T <= j < Tp: the head's keys (or values) transposed.
+static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int Tp, int hs) {
+    for (int j = 0; j < T; j++) {
+        const float *k = qkv_b + j * C3 + col;
+        for (int d = 0; d < hs; d++) kt[(size_t)d * Tp + j] = k[d];
+    }
+    for (int d = 0; d < hs; d++)
+        for (int j = T; j < Tp; j++) kt[(size_t)d * Tp + j] = 0.0f;
+}
+
+// s(j) = sum_d a(d)·a_scale·mt(d, j) for j < n (written up to the next multiple of 64):
+// one query against n keys, 64 keys at a time in registers, vectorised over j.
+static inline void scores(float *restrict s, const float *restrict a, float a_scale, const float *restrict mt, int n,
+                          int Tp, int hs) {
+    for (int j0 = 0; j0 < n; j0 += 64) {
+#if VEC_EXT
+        vec16 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
+        for (int d = 0; d < hs; d++) {
+            float ad = a[d] * a_scale;
+            const float *row = mt + (size_t)d * Tp + j0;
+            vec16 r0, r1, r2, r3;
+            memcpy(&r0, row, sizeof r0);
+            memcpy(&r1, row + 16, sizeof r1);
+            memcpy(&r2, row + 32, sizeof r2);
+            memcpy(&r3, row + 48, sizeof r3);
+            acc0 += ad * r0, acc1 += ad * r1, acc2 += ad * r2, acc3 += ad * r3;
+        }
+        memcpy(s + j0, &acc0, sizeof acc0);
+        memcpy(s + j0 + 16, &acc1, sizeof acc1);
+        memcpy(s + j0 + 32, &acc2, sizeof acc2);
+        memcpy(s + j0 + 48, &acc3, sizeof acc3);
+#else
+        float acc[64] = {0};
+        for (int d = 0; d < hs; d++) {
+            float ad = a[d] * a_scale;
+            const float *row = mt + (size_t)d * Tp + j0;
+            for (int j = 0; j < 64; j++) acc[j] += ad * row[j];
+        }
+        memcpy(s + j0, acc, sizeof acc);
+#endif
     }
 }
 
@@ -259,22 +229,24 @@ void attention_forward(float *out, float *lse, const float *qkv, int B, int T, i
     }
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
+    int Tp = pad64(T);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * T], p[T];
+        float kt[(size_t)hs * Tp], p[Tp];
         const float *qkv_b = qkv + (size_t)b * T * C3;
-        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, hs);
+        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
         for (int t = 0; t < T; t++) {
             int n = t + 1;
-            scores(p, qkv_b + t * C3 + h * hs, scale, kt, n, T, hs);
+            scores(p, qkv_b + t * C3 + h * hs, scale, kt, n, Tp, hs);
             float mx = -FLT_MAX;
             for (int j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;
             for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - mx);
             float total = sum(p, n), inv = 1.0f / total;
+            for (int j = 0; j < n; j++) p[j] *= inv;
             float *out_bth = out + ((size_t)b * T + t) * C + h * hs;
             memset(out_bth, 0, (size_t)hs * sizeof(float));
-            for (int j = 0; j < n; j++) axpy(out_bth, p[j] * inv, qkv_b + j * C3 + 2 * C + h * hs, hs);
+            add_weighted_rows(out_bth, p, qkv_b + 2 * C + h * hs, C3, n, hs);
             lse[((size_t)b * H + h) * T + t] = mx + logf(total);
         }
     }
@@ -293,30 +265,42 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     }
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
+    int Tp = pad64(T);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * T], vt[(size_t)hs * T], p[T], dp[T];
+        // Queries go in blocks of QB: first each query's row of p and ds (and its dq), then
+        // key by key the block's contributions to dk_j and dv_j, summed in registers.
+        float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[ATT_QB * (size_t)Tp], ds[ATT_QB * (size_t)Tp];
+        float w[ATT_QB];
         const float *qkv_b = qkv + (size_t)b * T * C3;
+        const float *dout_b = dout + (size_t)b * T * C;
         float *dqkv_b = dqkv + (size_t)b * T * C3;
-        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, hs);
-        transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, hs);
-        for (int t = 0; t < T; t++) {
-            int n = t + 1;
-            const float *q_bth = qkv_b + t * C3 + h * hs;
-            const float *do_bth = dout + ((size_t)b * T + t) * C + h * hs;
-            const float *o_bth = out + ((size_t)b * T + t) * C + h * hs;
-            float lse_t = lse[((size_t)b * H + h) * T + t];
-            scores(p, q_bth, scale, kt, n, T, hs);
-            for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - lse_t);
-            scores(dp, do_bth, 1.0f, vt, n, T, hs);
-            float d_t = dot(do_bth, o_bth, hs);
-            for (int j = 0; j < n; j++) dp[j] = p[j] * (dp[j] - d_t) * scale;  // now ds_j · scale
-            float *dq_bth = dqkv_b + t * C3 + h * hs;
-            for (int j = 0; j < n; j++) {
-                axpy(dq_bth, dp[j], qkv_b + j * C3 + C + h * hs, hs);
-                axpy(dqkv_b + j * C3 + C + h * hs, dp[j], q_bth, hs);
-                axpy(dqkv_b + j * C3 + 2 * C + h * hs, p[j], do_bth, hs);
+        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
+        transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
+        for (int t0 = 0; t0 < T; t0 += ATT_QB) {
+            int t1 = t0 + ATT_QB < T ? t0 + ATT_QB : T;
+            for (int t = t0; t < t1; t++) {
+                int n = t + 1;
+                float *p_t = p + (size_t)(t - t0) * Tp, *ds_t = ds + (size_t)(t - t0) * Tp;
+                const float *q_bth = qkv_b + t * C3 + h * hs;
+                const float *do_bth = dout_b + (size_t)t * C + h * hs;
+                const float *o_bth = out + ((size_t)b * T + t) * C + h * hs;
+                float lse_t = lse[((size_t)b * H + h) * T + t];
+                scores(p_t, q_bth, scale, kt, n, Tp, hs);
+                for (int j = 0; j < n; j++) p_t[j] = exp_fast(p_t[j] - lse_t);
+                scores(ds_t, do_bth, 1.0f, vt, n, Tp, hs);
+                float d_t = dot(do_bth, o_bth, hs);
+                for (int j = 0; j < n; j++) ds_t[j] = p_t[j] * (ds_t[j] - d_t) * scale;  // ds_j · scale
+                add_weighted_rows(dqkv_b + t * C3 + h * hs, ds_t, qkv_b + C + h * hs, C3, n, hs);
+            }
+            for (int j = 0; j < t1; j++) {
+                int ts = j > t0 ? j : t0;  // queries of the block that see key j
+                for (int t = ts; t < t1; t++) w[t - ts] = ds[(size_t)(t - t0) * Tp + j];
+                add_weighted_rows(dqkv_b + j * C3 + C + h * hs, w, qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
+                for (int t = ts; t < t1; t++) w[t - ts] = p[(size_t)(t - t0) * Tp + j];
+                add_weighted_rows(dqkv_b + j * C3 + 2 * C + h * hs, w, dout_b + (size_t)ts * C + h * hs, (size_t)C,
+                                  t1 - ts, hs);
             }
         }
     }

@@ -16,13 +16,19 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 // exp and tanh in plain float arithmetic that the compiler vectorises (libm's are scalar
 // calls): exp(x) = 2^n · e^r with n = round(x/ln 2) and a degree-7 polynomial for e^r on
 // |r| <= ln2/2; relative error < 1e-7 on [-87, 88] (inputs are clamped there).
 static inline float exp_fast(float x) {
-    x = fminf(fmaxf(x, -87.0f), 88.0f);
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    // Clamp (a NaN becomes -87 rather than reach the integer conversion below); not
+    // fminf/fmaxf, whose libm calls block vectorising.
+    x = x > -87.0f ? x : -87.0f;
+    x = x < 88.0f ? x : 88.0f;
+    // n = round(x / ln 2) by the 1.5·2^23 trick: adding it pushes the fraction out of the
+    // mantissa (round to nearest), subtracting it leaves the integer. floorf would be a call.
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693145751953125f;     // ln 2 split in two so n·ln2 is exact
     r = r - n * 1.428606765330187045e-06f;
     float p = 1.0f / 5040.0f;
@@ -33,11 +39,10 @@ static inline float exp_fast(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    union {
-        int i;
-        float f;
-    } scale = {.i = ((int)n + 127) << 23};
-    return p * scale.f;
+    int bits = ((int)n + 127) << 23;  // 2^n
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
 }
 
 // tanh(x) = 1 - 2 / (e^{2x} + 1); absolute error < 2e-7.
@@ -125,7 +130,7 @@ void attention_forward(float *out,        // (B,T,C)
                        float *lse,        // (B,H,T)
                        const float *qkv,  // (B,T,3C)
                        int B, int T, int C, int H);
-// Heads whose scratch (2·T·hs + 2·T floats) exceeds this many floats take a slower path
+// Heads whose scratch (about 2·T·(hs + 32) floats) exceeds this many floats take a slower path
 // that needs none (a test lowers it to cover that path).
 extern size_t attention_stack_limit;
 // Accumulates dqkv (B,T,3C) from dout (B,T,C).

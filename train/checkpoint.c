@@ -56,7 +56,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -64,7 +63,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/common.h"
 
@@ -221,38 +219,22 @@ static void encode_train_state(SmallBuf *s, const TrainState *ts) {
 // Streams bytes to a file through one buffer, the CRC updated as each buffer goes out. The
 // first failure sticks (later writes do nothing) and its errno is kept for the message.
 typedef struct {
-    int fd;
+    AtomicFile file;  // the temporary file; its first failure sticks
     uint32_t crc;
-    int error;  // errno of the first failure; 0 while all is well
     size_t n;
     unsigned char buf[1 << 16];
 } Writer;
 
-static void w_out(Writer *w, const unsigned char *p, size_t len) {
-    while (len && !w->error) {
-        ssize_t r = write(w->fd, p, len);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            w->error = errno;
-        } else if (r == 0) {
-            w->error = EIO;
-        } else {
-            p += r;
-            len -= (size_t)r;
-        }
-    }
-}
-
 static void w_flush(Writer *w) {
     if (!w->n) return;
     w->crc = crc32c(w->crc, w->buf, w->n);
-    w_out(w, w->buf, w->n);
+    atomic_write(&w->file, w->buf, w->n);
     w->n = 0;
 }
 
 static void w_bytes(Writer *w, const void *data, size_t len) {
     const unsigned char *p = data;
-    while (len && !w->error) {
+    while (len && !w->file.error) {
         if (w->n == sizeof w->buf) w_flush(w);
         size_t k = sizeof w->buf - w->n;
         if (k > len) k = len;
@@ -276,7 +258,7 @@ static void w_u64(Writer *w, uint64_t v) {
 }
 
 static void w_floats(Writer *w, const float *x, size_t n) {
-    for (size_t i = 0; i < n && !w->error; i++) {
+    for (size_t i = 0; i < n && !w->file.error; i++) {
         if (sizeof w->buf - w->n < 4) w_flush(w);
         put_u32(w->buf + w->n, f32_bits(x[i]));
         w->n += 4;
@@ -293,23 +275,6 @@ static void w_small_section(Writer *w, int sec, const SmallBuf *s) {
     w_bytes(w, s->b, s->n);
 }
 
-// Best effort: make the rename itself durable. A failure here cannot undo a good save.
-static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? xmalloc((size_t)(slash - path) + 2) : xstrdup(".");
-    if (slash) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 bool checkpoint_save(const char *path, const GPT *m, const Tokenizer *tok, const AdamW *opt, const TrainConfig *tc,
                      const TrainState *ts, char *err, size_t errlen) {
     bool train = opt != NULL;
@@ -317,20 +282,12 @@ bool checkpoint_save(const char *path, const GPT *m, const Tokenizer *tok, const
     assert(!train || opt->n == m->num_params);
     assert(tokenizer_vocab_size(tok) == m->config.vocab_size);
 
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        set_error(err, errlen, "cannot create '%s': %s", tmp, strerror(errno));
-        free(tmp);
+    Writer *w = xmalloc(sizeof *w);
+    if (!atomic_open(&w->file, path, err, errlen)) {
+        free(w);
         return false;
     }
-
-    Writer *w = xmalloc(sizeof *w);
-    w->fd = fd;
     w->crc = 0;
-    w->error = 0;
     w->n = 0;
 
     unsigned char header[CKPT_HEADER_BYTES];
@@ -372,26 +329,10 @@ bool checkpoint_save(const char *path, const GPT *m, const Tokenizer *tok, const
     w_flush(w);  // the CRC now covers every byte written
     unsigned char trailer[CKPT_TRAILER_BYTES];
     put_u32(trailer, w->crc);
-    w_out(w, trailer, sizeof trailer);
-    if (!w->error && fsync(fd) != 0) w->error = errno;
-    if (close(fd) != 0 && !w->error) w->error = errno;
-    int error = w->error;
+    atomic_write(&w->file, trailer, sizeof trailer);
+    bool ok = atomic_commit(&w->file, path, err, errlen);
     free(w);
-    if (error) {
-        set_error(err, errlen, "cannot write '%s': %s", tmp, strerror(error));
-        unlink(tmp);
-        free(tmp);
-        return false;
-    }
-    if (rename(tmp, path) != 0) {
-        set_error(err, errlen, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return false;
-    }
-    free(tmp);
-    sync_parent_dir(path);
-    return true;
+    return ok;
 }
 
 // ---- loading --------------------------------------------------------------------------------

@@ -1,10 +1,22 @@
 #include "cli.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
+
+int cli_fail(const char *fmt, ...) {
+    fflush(stdout);
+    fputs("error: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
 
 long cli_long(const char *flag, const char *value, long lo, long hi) {
     long v;

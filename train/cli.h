@@ -7,6 +7,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/common.h"
+
+// Prints "error: <message>" as one line on stderr (after flushing stdout) and returns 1,
+// the exit status of a command that failed on its input.
+int cli_fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
+
 long cli_long(const char *flag, const char *value, long lo, long hi);
 double cli_double(const char *flag, const char *value, double lo, double hi);
 uint64_t cli_u64(const char *flag, const char *value);

@@ -361,19 +361,6 @@ static const char usage[] =
 
 enum { OPT_PROMPT = 256, OPT_PROMPT_FILE, OPT_OUT, OPT_LAYER, OPT_HEAD };
 
-static int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static int fail(const char *fmt, ...) {
-    fflush(stdout);
-    fputs("error: ", stderr);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
 int cmd_attention(int argc, char **argv) {
     const char *prompt = NULL, *prompt_file = NULL, *out = NULL;
     const char *layer_arg = NULL, *head_arg = NULL;
@@ -398,37 +385,37 @@ int cmd_attention(int argc, char **argv) {
         }
     }
     if (optind >= argc) {
-        fail("attention: expected a checkpoint file (see ./gpt attention --help)");
+        cli_fail("attention: expected a checkpoint file (see ./gpt attention --help)");
         return 2;
     }
     cli_no_extra_args("attention", argc, argv, optind, 1);
-    if (prompt && prompt_file) return fail("attention: --prompt and --prompt-file cannot be used together");
-    if (!prompt && !prompt_file) return fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
-    if (!out) return fail("attention: --out FILE is required (where to write the page)");
+    if (prompt && prompt_file) return cli_fail("attention: --prompt and --prompt-file cannot be used together");
+    if (!prompt && !prompt_file) return cli_fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
+    if (!out) return cli_fail("attention: --out FILE is required (where to write the page)");
     long layer = layer_arg ? cli_long("--layer", layer_arg, 0, 1 << 20) : -1;
     long head = head_arg ? cli_long("--head", head_arg, 0, 1 << 20) : -1;
     const char *path = argv[optind];
 
     char err[1024];
     Checkpoint ck;
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
     const GPTConfig *cfg = &ck.config;
     int status = 1;
     unsigned char *text = NULL;
     int *ids = NULL;
     size_t len = 0, n = 0;
     if (layer >= cfg->n_layer) {
-        fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer, cfg->n_layer - 1);
+        cli_fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer, cfg->n_layer - 1);
         goto done;
     }
     if (head >= cfg->n_head) {
-        fail("--head %ld is out of range (the model has %d heads: 0 to %d)", head, cfg->n_head, cfg->n_head - 1);
+        cli_fail("--head %ld is out of range (the model has %d heads: 0 to %d)", head, cfg->n_head, cfg->n_head - 1);
         goto done;
     }
     if (prompt_file) {
         text = read_file(prompt_file, &len, err, sizeof err);
         if (!text) {
-            fail("%s", err);
+            cli_fail("%s", err);
             goto done;
         }
     } else {
@@ -436,11 +423,11 @@ int cmd_attention(int argc, char **argv) {
         text = (unsigned char *)xstrdup(prompt);
     }
     if (!tokenizer_encode(ck.tok, text, len, &ids, &n, err, sizeof err)) {
-        fail("prompt: %s", err);
+        cli_fail("prompt: %s", err);
         goto done;
     }
     if (n == 0) {
-        fail("prompt: the prompt is empty (it needs at least one token)");
+        cli_fail("prompt: the prompt is empty (it needs at least one token)");
         goto done;
     }
     if (n > (size_t)cfg->block_size)
@@ -455,7 +442,7 @@ int cmd_attention(int argc, char **argv) {
     bool ok = write_file_atomic(out, html, html_len, err, sizeof err);
     free(html);
     if (!ok) {
-        fail("%s", err);
+        cli_fail("%s", err);
     } else {
         printf("layer head  mean distance  mean entropy (nats)\n");
         for (int l = 0; l < am.L; l++) {

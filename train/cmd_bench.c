@@ -14,6 +14,7 @@
 #include "model/profile.h"
 #include "train/adamw.h"
 #include "train/cli.h"
+#include "train/dist.h"
 
 static const char usage[] =
     "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
@@ -25,6 +26,8 @@ static const char usage[] =
     "6N + 12*L*C*T, N = parameters without wpe), achieved GFLOP/s, this machine's FP32 peak\n"
     "(measured with a short FMA loop on the same threads), MFU, and memory. Defaults: the\n"
     "training defaults (L4 H4 C128 T64 B12, vocab 65), 20 steps after 3 warm-up steps.\n"
+    "Under mpirun (make MPI=1) every rank times the same step on its own batches, with the\n"
+    "gradients summed over the ranks as in training, and rank 0 reports all ranks together.\n"
     "\n"
     "  --profile      also time each kind of op (ms per step and share)\n"
     "  --sample       time generation instead: incremental decoding with the KV cache,\n"
@@ -148,6 +151,7 @@ int cmd_bench(int argc, char **argv) {
     cli_no_extra_args("bench", argc, argv, optind, 0);
     char err[256];
     if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
+    if (sample && dist_size() > 1) die("bench --sample times one process; run it without mpirun");
     if (sample) return bench_sample(&cfg, tokens, threads);
     if (threads > 0) threads_set(threads);
 
@@ -159,8 +163,9 @@ int cmd_bench(int argc, char **argv) {
     AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
     size_t n = (size_t)B * T;
     int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
+    int rank = dist_rank(), ranks = dist_size();
     Rng rng;
-    rng_seed(&rng, 1);
+    rng_seed(&rng, 1 + (uint64_t)rank);  // each rank its own batches
     double *times = xmalloc((size_t)steps * sizeof(double));
     for (int s = -warmup; s < steps; s++) {
         for (size_t i = 0; i < n; i++) x[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
@@ -172,13 +177,16 @@ int cmd_bench(int argc, char **argv) {
         double t0 = now_seconds();
         gpt_zero_grad(&m);
         gpt_forward(&m, x, y, B, T);
-        gpt_backward(&m, 1.0f);
+        gpt_backward(&m, 1.0f / (float)ranks);
+        dist_allreduce_sum_floats(m.grads, m.num_params);
         PROF(PROF_CLIP, clip_grad_norm(&opt, m.grads, m.num_params, 1.0f));
         PROF(PROF_ADAMW, adamw_update(&opt, &m, 1e-4f, &ac));
         double dt = now_seconds() - t0;
         if (s >= 0) times[s] = dt;
     }
     prof_enabled = false;
+    // A step takes as long as its slowest rank (the all-reduce waits for it).
+    for (int s = 0; s < steps; s++) dist_allreduce_max_double(&times[s]);
     double *sorted = xmalloc((size_t)steps * sizeof(double));
     memcpy(sorted, times, (size_t)steps * sizeof(double));
     qsort(sorted, (size_t)steps, sizeof(double), cmp_double);
@@ -186,24 +194,39 @@ int cmd_bench(int argc, char **argv) {
     const ParamInfo *wpe = gpt_param(&m, "wpe");
     double n_flop_params = (double)(m.num_params - wpe->numel);
     double flops_token = 6.0 * n_flop_params + 12.0 * cfg.n_layer * cfg.n_embd * T;
-    double tok_s = (double)n / med;
+    double tok_s = (double)n * ranks / med;
     double achieved = flops_token * tok_s / 1e9;
     double peak = measure_peak_gflops();
+    dist_allreduce_sum_double(&peak);  // the ranks' cores together
+    if (rank != 0) goto done;  // rank 0 alone reports
 
-    printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg.n_layer, cfg.n_head, cfg.n_embd,
-           T, B, cfg.vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
-    printf("step (forward, backward, clip, AdamW) over %d steps after %d warm-up:\n", steps, warmup);
+    if (ranks == 1)
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg.n_layer, cfg.n_head,
+               cfg.n_embd, T, B, cfg.vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
+    else
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg.n_layer,
+               cfg.n_head, cfg.n_embd, T, B, cfg.vocab_size, m.num_params, ranks, threads_get(),
+               threads_get() == 1 ? "" : "s");
+    printf("step (forward, backward, %sclip, AdamW) over %d steps after %d warm-up:\n",
+           ranks > 1 ? "all-reduce, " : "", steps, warmup);
     printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
            sorted[steps - 1] * 1e3);
-    printf("  tokens/s       %.0f  (%zu tokens per step, at the median)\n", tok_s, n);
+    if (ranks == 1)
+        printf("  tokens/s       %.0f  (%zu tokens per step, at the median)\n", tok_s, n);
+    else
+        printf("  tokens/s       %.0f  all %d ranks together (%d x %zu tokens per step, at the median); %.0f per "
+               "rank\n",
+               tok_s, ranks, ranks, n, tok_s / ranks);
     printf("  FLOPs/token    %.3f M  (6N + 12*L*C*T, N = %.0f parameters without wpe)\n", flops_token / 1e6,
            n_flop_params);
     printf("  achieved       %.1f GFLOP/s\n", achieved);
-    printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %d thread%s, measured now)\n", peak, threads_get(),
+    char who[64] = "";
+    if (ranks > 1) snprintf(who, sizeof who, "%d ranks x ", ranks);
+    printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %s%d thread%s, measured now)\n", peak, who, threads_get(),
            threads_get() == 1 ? "" : "s");
     printf("  MFU            %.1f%%\n", 100.0 * achieved / peak);
     size_t act = m.num_acts + m.num_act_grads;
-    printf("memory:\n");
+    printf("memory%s:\n", ranks > 1 ? " (per rank; rank 0's RSS)" : "");
     printf("  parameters     %8.2f MiB\n", mib(m.num_params));
     printf("  gradients      %8.2f MiB\n", mib(m.num_params));
     printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m.num_params));
@@ -218,6 +241,7 @@ int cmd_bench(int argc, char **argv) {
             printf("  %-26s %8.3f  %5.1f%%\n", prof_names[i], prof_seconds[i] / steps * 1e3,
                    total > 0 ? 100.0 * prof_seconds[i] / total : 0.0);
     }
+done:
     free(sorted), free(times), free(x), free(y);
     adamw_free(&opt);
     gpt_free(&m);

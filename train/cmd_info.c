@@ -22,19 +22,6 @@ static const char usage[] =
     "\n"
     "  -h, --help   this help\n";
 
-static int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static int fail(const char *fmt, ...) {
-    fflush(stdout);
-    fputs("error: ", stderr);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
 // "1h 02m 03s", "4m 05s", "6.2s".
 static void format_duration(double s, char *out, size_t cap) {
     if (s < 60) {
@@ -87,7 +74,7 @@ int cmd_info(int argc, char **argv) {
         }
     }
     if (optind >= argc) {
-        fail("info: expected a checkpoint file (see ./gpt info --help)");
+        cli_fail("info: expected a checkpoint file (see ./gpt info --help)");
         return 2;  // misuse of the command line, as cli_bad_option
     }
     cli_no_extra_args("info", argc, argv, optind, 1);
@@ -95,7 +82,7 @@ int cmd_info(int argc, char **argv) {
 
     Checkpoint ck;
     char err[1024];
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
     struct stat st;
     long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
 

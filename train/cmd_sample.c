@@ -58,19 +58,6 @@ enum {
     OPT_TRACE,
 };
 
-static int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static int fail(const char *fmt, ...) {
-    fflush(stdout);
-    fputs("error: ", stderr);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
 // What the per-token callback needs: where the text goes and when to stop.
 typedef struct {
     const Tokenizer *tok;
@@ -204,17 +191,17 @@ int cmd_sample(int argc, char **argv) {
         }
     }
     if (optind >= argc) {
-        fail("sample: expected a checkpoint file (see ./gpt sample --help)");
+        cli_fail("sample: expected a checkpoint file (see ./gpt sample --help)");
         return 2;  // misuse of the command line, as cli_bad_option
     }
     cli_no_extra_args("sample", argc, argv, optind, 1);
-    if (prompt && prompt_file) return fail("sample: --prompt and --prompt-file cannot be used together");
-    if (stop && !*stop) return fail("--stop expects a non-empty string");
+    if (prompt && prompt_file) return cli_fail("sample: --prompt and --prompt-file cannot be used together");
+    if (stop && !*stop) return cli_fail("--stop expects a non-empty string");
     const char *path = argv[optind];
 
     char err[1024];
     Checkpoint ck;
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
     int status = 1;
     unsigned char *text = NULL;
     int *ids = NULL;
@@ -222,7 +209,7 @@ int cmd_sample(int argc, char **argv) {
     if (prompt_file) {
         text = read_file(prompt_file, &len, err, sizeof err);
         if (!text) {
-            fail("%s", err);
+            cli_fail("%s", err);
             goto done;
         }
     } else if (prompt) {
@@ -231,11 +218,11 @@ int cmd_sample(int argc, char **argv) {
     }
     if (text) {
         if (!tokenizer_encode(ck.tok, text, len, &ids, &n, err, sizeof err)) {
-            fail("prompt: %s", err);
+            cli_fail("prompt: %s", err);
             goto done;
         }
         if (n == 0) {
-            fail("prompt: the prompt is empty (leave the prompt out to start from the default)");
+            cli_fail("prompt: the prompt is empty (leave the prompt out to start from the default)");
             goto done;
         }
     } else if (!tokenizer_encode(ck.tok, (const unsigned char *)"\n", 1, &ids, &n, err, sizeof err) || n == 0) {
@@ -272,7 +259,7 @@ int cmd_sample(int argc, char **argv) {
     double dt = now_seconds() - t0;
     if (so.last_byte != '\n' && so.last_byte != -1) write_bytes(&so, "\n", 1);
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fail("cannot write to standard output");
+        cli_fail("cannot write to standard output");
     } else {
         fprintf(stderr, "sampled %zu tokens in %.2f s (%.0f tokens/s)\n", total, dt, dt > 0 ? (double)total / dt : 0.0);
         status = 0;

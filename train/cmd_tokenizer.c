@@ -72,19 +72,6 @@ static const char usage_vocab[] =
     "  -h, --help              this help\n";
 
 // die(), but returning 1, so that the command can free what it holds on the way out.
-static int fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
-
-static int fail(const char *fmt, ...) {
-    fflush(stdout);
-    fputs("error: ", stderr);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
 // Writes bytes escaped into out (NUL-terminated, cut short with "..." when out is too small):
 // printable ASCII as itself, the usual backslash escapes, \xNN for everything else.
 static void escape_bytes(const unsigned char *s, size_t n, char *out, size_t cap) {
@@ -127,7 +114,7 @@ static void reset_getopt(void) {
 static Tokenizer *load_tokenizer_arg(const char *path) {
     char err[512];
     Tokenizer *tok = tokenizer_load(path, err, sizeof err);
-    if (!tok) fail("%s", err);
+    if (!tok) cli_fail("%s", err);
     return tok;
 }
 
@@ -143,15 +130,15 @@ static unsigned char *read_input(const char *path, size_t *len, char *name, size
     unsigned char *buf = read_file(from_stdin ? "/dev/stdin" : path, len, err, sizeof err);
     if (!buf) {
         if (from_stdin)
-            fail("cannot read standard input (%s)", err);
+            cli_fail("cannot read standard input (%s)", err);
         else
-            fail("%s", err);
+            cli_fail("%s", err);
     }
     return buf;
 }
 
 static int finish_stdout(void) {
-    if (fflush(stdout) != 0 || ferror(stdout)) return fail("cannot write to standard output: %s", strerror(errno));
+    if (fflush(stdout) != 0 || ferror(stdout)) return cli_fail("cannot write to standard output: %s", strerror(errno));
     return 0;
 }
 
@@ -185,19 +172,19 @@ static int run_train(int argc, char **argv) {
         }
     }
     cli_no_extra_args("tokenizer train", argc, argv, optind, 0);
-    if (!data_path) return fail("missing --data FILE, the text to train the tokenizer on");
-    if (!out_path) return fail("missing --out FILE, where to write the tokenizer");
+    if (!data_path) return cli_fail("missing --data FILE, the text to train the tokenizer on");
+    if (!out_path) return cli_fail("missing --out FILE, where to write the tokenizer");
     TokenizerKind kind;
     if (strcmp(kind_arg, "char") == 0)
         kind = TOKENIZER_CHAR;
     else if (strcmp(kind_arg, "bpe") == 0)
         kind = TOKENIZER_BPE;
     else
-        return fail("--tokenizer '%s' is not a tokenizer kind; expected char or bpe", kind_arg);
+        return cli_fail("--tokenizer '%s' is not a tokenizer kind; expected char or bpe", kind_arg);
     long vocab = DEFAULT_BPE_VOCAB;
     if (vocab_arg) {
         if (kind != TOKENIZER_BPE)
-            return fail(
+            return cli_fail(
                 "--vocab-size applies to --tokenizer bpe only; a char tokenizer's vocabulary is the set of "
                 "characters in the text");
         vocab = cli_long("--vocab-size", vocab_arg, 256, TOKENIZER_MAX_VOCAB);
@@ -206,10 +193,10 @@ static int run_train(int argc, char **argv) {
     char err[512];
     size_t len;
     unsigned char *text = read_file(data_path, &len, err, sizeof err);
-    if (!text) return fail("%s", err);
+    if (!text) return cli_fail("%s", err);
     if (len == 0) {
         free(text);
-        return fail("'%s' is empty; expected the text to train the tokenizer on", data_path);
+        return cli_fail("'%s' is empty; expected the text to train the tokenizer on", data_path);
     }
     double t0 = now_seconds();
     Tokenizer *tok =
@@ -218,7 +205,7 @@ static int run_train(int argc, char **argv) {
     free(text);
     int status = 0;
     if (!tokenizer_save(tok, out_path, err, sizeof err))
-        status = fail("%s", err);
+        status = cli_fail("%s", err);
     else
         fprintf(stderr, "tokenizer: %s, vocab size %d, trained on %zu bytes in %.2f s; wrote %s\n",
                 tokenizer_kind_name(kind), tokenizer_vocab_size(tok), len, seconds, out_path);
@@ -252,7 +239,7 @@ static int parse_io_options(const char *action, const char *usage, int argc, cha
         }
     }
     cli_no_extra_args(cmd_name, argc, argv, optind, 0);
-    if (!*tok_path) return fail("missing --tokenizer-file FILE, the tokenizer to %s with", action);
+    if (!*tok_path) return cli_fail("missing --tokenizer-file FILE, the tokenizer to %s with", action);
     return 0;
 }
 
@@ -274,7 +261,7 @@ static int run_encode(int argc, char **argv) {
     size_t n;
     char err[512];
     if (!tokenizer_encode(tok, text, len, &ids, &n, err, sizeof err)) {
-        status = fail("cannot encode %s: %s", input_name, err);
+        status = cli_fail("cannot encode %s: %s", input_name, err);
     } else {
         for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
         putchar('\n');
@@ -323,15 +310,15 @@ static int run_decode(int argc, char **argv) {
         if (!numeric && looks_like_integer(text + start, wlen)) {
             char shown[64];
             escape_bytes(text + start, wlen, shown, sizeof shown);
-            status = fail("token id %s (item %zu of %s) is out of range; this tokenizer has ids 0..%d", shown, n + 1,
+            status = cli_fail("token id %s (item %zu of %s) is out of range; this tokenizer has ids 0..%d", shown, n + 1,
                           input_name, vocab - 1);
         } else if (!numeric) {
             char shown[64];
             escape_bytes(text + start, wlen, shown, sizeof shown);
-            status = fail("\"%s\" (item %zu of %s) is not a token id; expected whole numbers separated by whitespace",
+            status = cli_fail("\"%s\" (item %zu of %s) is not a token id; expected whole numbers separated by whitespace",
                           shown, n + 1, input_name);
         } else if (v < 0 || v >= vocab) {
-            status = fail("token id %ld (item %zu of %s) is out of range; this tokenizer has ids 0..%d", v, n + 1,
+            status = cli_fail("token id %ld (item %zu of %s) is out of range; this tokenizer has ids 0..%d", v, n + 1,
                           input_name, vocab - 1);
         } else {
             ids[n++] = (int)v;
@@ -342,7 +329,7 @@ static int run_decode(int argc, char **argv) {
         size_t out_len;
         char err[512];
         if (!tokenizer_decode(tok, ids, n, &out, &out_len, err, sizeof err)) {
-            status = fail("cannot decode %s: %s", input_name, err);  // not reached: ids were checked above
+            status = cli_fail("cannot decode %s: %s", input_name, err);  // not reached: ids were checked above
         } else {
             fwrite(out, 1, out_len, stdout);
             status = finish_stdout();
@@ -369,7 +356,7 @@ static int run_vocab(int argc, char **argv) {
         }
     }
     cli_no_extra_args("tokenizer vocab", argc, argv, optind, 0);
-    if (!tok_path) return fail("missing --tokenizer-file FILE, the tokenizer to list");
+    if (!tok_path) return cli_fail("missing --tokenizer-file FILE, the tokenizer to list");
     Tokenizer *tok = load_tokenizer_arg(tok_path);
     if (!tok) return 1;
     size_t cap = 64;
@@ -392,7 +379,7 @@ static int run_vocab(int argc, char **argv) {
 int cmd_tokenizer(int argc, char **argv) {
     // A missing or unknown command is misuse of the command line: status 2, as in main.
     if (argc < 2) {
-        fail("missing tokenizer command; expected train, encode, decode or vocab (see ./gpt tokenizer --help)");
+        cli_fail("missing tokenizer command; expected train, encode, decode or vocab (see ./gpt tokenizer --help)");
         return 2;
     }
     const char *action = argv[1];
@@ -405,7 +392,7 @@ int cmd_tokenizer(int argc, char **argv) {
     if (strcmp(action, "encode") == 0) return run_encode(argc - 1, argv + 1);
     if (strcmp(action, "decode") == 0) return run_decode(argc - 1, argv + 1);
     if (strcmp(action, "vocab") == 0) return run_vocab(argc - 1, argv + 1);
-    fail("unknown tokenizer command '%s'; expected train, encode, decode or vocab (see ./gpt tokenizer --help)",
+    cli_fail("unknown tokenizer command '%s'; expected train, encode, decode or vocab (see ./gpt tokenizer --help)",
          action);
     return 2;
 }

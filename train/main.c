@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "common/common.h"
+#include "train/dist.h"
 
 static const char usage[] =
     "usage: gpt <command> [options]\n"
@@ -22,7 +23,7 @@ static const char usage[] =
     "\n"
     "Run 'gpt <command> --help' for a command's options.\n";
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
@@ -45,7 +46,20 @@ int main(int argc, char **argv) {
         {"tokenizer", cmd_tokenizer},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(cmd, commands[i].name) == 0) {
+            if (dist_size() > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "bench") != 0)
+                die("'%s' runs as one process; under mpirun only train and bench share the work among ranks", cmd);
+            return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "error: unknown command '%s' (expected one of: train, sample, info, attention, bench, gradcheck, tokenizer; see ./gpt --help)\n", cmd);
     return 2;
+}
+
+// Under mpirun every rank runs main; train and bench share the work among the ranks
+// (train/dist.h).
+int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
+    int status = run(argc, argv);
+    dist_finalize();
+    return status;
 }

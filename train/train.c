@@ -6,10 +6,20 @@
 // checkpoints and the report files) happen before the step whose number is a multiple of
 // eval_interval, and at the end.
 //
-// Reproducibility: batches come from one RNG whose state is saved in the checkpoint; the
-// evaluation and sample RNGs are derived afresh from (seed, step) each time, so they
-// never disturb the batches. Hence a run stopped at step N and resumed follows the
-// uninterrupted run bit for bit.
+// Reproducibility: every random draw comes from a generator derived afresh from the seed
+// and where the run is: the micro-batch m of step s from (seed, s, m), an evaluation from
+// (seed, step, split), a sample from (seed, step). Nothing random carries over from one
+// step to the next, so the data position is the step number itself, evaluating or
+// sampling never disturbs the batches, and a run stopped at step N and resumed follows
+// the uninterrupted run bit for bit.
+//
+// Several processes (mpirun, train/dist.h): N ranks each run the same loop on their own
+// micro-batches; rank r's micro-batch m of a step is the step's global micro-batch
+// r*grad_accum + m, so N ranks with grad_accum A draw exactly the batches of one process
+// with grad_accum N*A. Each backward is scaled by 1/(N*A) and one all-reduce sums the
+// gradient block, so every rank clips and updates the same weights with the average
+// gradient. Rank 0 alone prints and writes files; evaluations average every rank's own
+// batches; the ranks agree each step on whether to stop, so they stop together.
 #include "train.h"
 
 #include <math.h>
@@ -25,6 +35,7 @@
 #include "model/generate.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/report.h"
 
 void train_config_defaults(TrainConfig *tc) {
@@ -144,32 +155,43 @@ typedef struct {
     AdamW opt;
     TrainState ts;
     Report report;
-    Rng batch_rng;
     Generator *gen;
     int *x, *y;           // (B,T) a batch
     char ckpt_path[1100], best_path[1100];
     long saved_step;      // the step of the last ckpt.bin written (-1: none)
     Progress progress;
+    int rank, n_ranks;    // this process among the data-parallel processes (0 of 1 alone)
+    long die_rank, die_step;  // test hook (GPT_TEST_DIE_*): that rank dies after that step
+    bool die_by_kill;
 } Run;
 
+// A seed for one purpose at one step, mixed in stages so that no two (seed, step,
+// purpose) share a stream.
 static uint64_t derived_seed(uint64_t seed, long step, uint64_t purpose) {
     Rng r;
-    rng_seed(&r, seed ^ (purpose * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)step * 0xD1B54A32D192ED03ull));
+    rng_seed(&r, purpose);
+    rng_seed(&r, rng_u64(&r) ^ (uint64_t)step);
+    rng_seed(&r, rng_u64(&r) ^ seed);
     return rng_u64(&r);
 }
 
-// Mean loss over eval_iters batches of a split, from an RNG derived from (seed, step).
+// Mean loss over eval_iters batches of a split, from an RNG derived from (seed, step,
+// rank), averaged over the ranks: each rank's batches are its own.
 static float evaluate_split(Run *r, Split split, long step) {
     TrainConfig *tc = r->tc;
     Rng rng;
-    rng_seed(&rng, derived_seed(tc->seed, step, 1 + (uint64_t)split));
+    rng_seed(&rng, derived_seed(tc->seed, step, 1 + (uint64_t)split + ((uint64_t)r->rank << 32)));
     int B = tc->batch_size, T = tc->model.block_size;
     double total = 0;
     for (long i = 0; i < tc->eval_iters; i++) {
         dataset_batch(&r->data, split, &rng, B, T, r->x, r->y);
         total += gpt_forward(&r->model, r->x, r->y, B, T);
     }
-    return (float)(total / (double)tc->eval_iters);
+    float mean = (float)(total / (double)tc->eval_iters);
+    if (r->n_ranks == 1) return mean;
+    double share = mean / (double)r->n_ranks;
+    dist_allreduce_sum_double(&share);
+    return (float)share;
 }
 
 typedef struct {
@@ -221,13 +243,34 @@ static void print_sample(Run *r, long step) {
     free(text.buf);
 }
 
+// Rank 0 alone writes files (here and in write_report).
+// Names the first parameter tensor holding a NaN or an infinity, in the weights or (with
+// grads) in their gradients; NULL when all are finite.
+static const char *nonfinite_tensor(const GPT *m, bool grads) {
+    const float *base = grads ? m->grads : m->params;
+    for (int t = 0; t < m->n_param_tensors; t++) {
+        const ParamInfo *pi = &m->param_table[t];
+        for (size_t i = 0; i < pi->numel; i++)
+            if (!isfinite(base[pi->offset + i])) return pi->name;
+    }
+    return NULL;
+}
+
 static void save_run(Run *r, const char *path) {
     char err[512];
+    if (r->rank != 0) return;
+    // Never a non-finite checkpoint: the last good one stays where it is.
+    const char *bad = nonfinite_tensor(&r->model, false);
+    if (bad)
+        die("step %ld: the weights hold a non-finite value (in %s); not saving over '%s' (the last good "
+            "checkpoint stays)",
+            r->ts.step, bad, path);
     if (!checkpoint_save(path, &r->model, r->tok, &r->opt, r->tc, &r->ts, err, sizeof err)) die("%s", err);
 }
 
 static void write_report(Run *r) {
     char err[512], title[2048];
+    if (r->rank != 0) return;
     snprintf(title, sizeof title, "%s: L%d H%d C%d T%d, %s tokenizer (%d)", r->tc->data_path, r->tc->model.n_layer,
              r->tc->model.n_head, r->tc->model.n_embd, r->tc->model.block_size,
              tokenizer_kind_name(tokenizer_kind(r->tok)), tokenizer_vocab_size(r->tok));
@@ -237,16 +280,46 @@ static void write_report(Run *r) {
 // Writes ckpt.bin (and the report files) for the current step, once per step.
 static void checkpoint_now(Run *r) {
     if (r->saved_step == r->ts.step) return;
-    memcpy(r->ts.rng, r->batch_rng.s, sizeof r->ts.rng);
-    save_run(r, r->ckpt_path);
+    // The report first: a crash between the two writes then leaves metrics rows beyond the
+    // checkpoint, which a resume drops, rather than a checkpoint beyond the rows, whose
+    // missing rows nothing would bring back.
     write_report(r);
+    save_run(r, r->ckpt_path);
     r->saved_step = r->ts.step;
+}
+
+// A fingerprint of where a rank is: its step and its weights.
+static uint64_t state_fingerprint(const Run *r) {
+    uint32_t crc = crc32c(0, r->model.params, r->model.num_params * sizeof(float));
+    return (uint64_t)crc << 32 ^ (uint64_t)r->ts.step;
+}
+
+// Before the first step: the ranks must train on the same text from the same state (on
+// several machines, each reads its own copy of the data and of ckpt.bin).
+static void check_ranks_agree(const Run *r) {
+    if (r->n_ranks == 1) return;
+    if (!dist_all_equal_u64((uint64_t)r->data.text_crc << 32 ^ r->data.text_bytes))
+        die("the %d ranks read different training texts ('%s' is %llu bytes, CRC-32C %08x on rank %d): every "
+            "machine needs the same file at the same path",
+            r->n_ranks, r->tc->data_path, (unsigned long long)r->data.text_bytes, r->data.text_crc, r->rank);
+    if (!dist_all_equal_u64(state_fingerprint(r)))
+        die("the %d ranks start from different models (step %ld on rank %d): every rank must read the same "
+            "%s (on several machines: a shared directory, or the same copy everywhere)",
+            r->n_ranks, r->ts.step, r->rank, r->ckpt_path);
 }
 
 static void evaluate(Run *r, double run_start, double elapsed_before) {
     long step = r->ts.step;
+    // Identical updates from identical sums keep every rank's weights the same; checked
+    // here, where it costs one pass over the weights per evaluation.
+    if (r->n_ranks > 1 && !dist_all_equal_u64(state_fingerprint(r)))
+        die("internal: the ranks' weights differ at step %ld (rank %d)", step, r->rank);
     float tl = evaluate_split(r, SPLIT_TRAIN, step);
     float vl = evaluate_split(r, SPLIT_VAL, step);
+    if (!isfinite(tl) || !isfinite(vl))
+        die("step %ld: the evaluation loss is not finite (train %g, val %g); stopped without saving, the last "
+            "checkpoint (step %ld) is intact (try a lower --lr)",
+            step, tl, vl, r->saved_step);
     r->ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
     report_add_eval(&r->report, step, tl, vl, r->ts.elapsed_s);
     bool best = vl < r->ts.best_val_loss;
@@ -254,22 +327,16 @@ static void evaluate(Run *r, double run_start, double elapsed_before) {
         r->ts.best_val_loss = vl;
         r->ts.best_step = step;
     }
+    // best.bin first: a crash between the two saves then leaves ckpt.bin at an earlier
+    // step, whose resumed run reaches this evaluation again and saves the same best.bin.
+    // (The other order could leave ckpt.bin claiming a best that best.bin does not hold.)
+    if (best) save_run(r, r->best_path);
     r->saved_step = -1;  // the evaluation is news: save even if this step was saved
     checkpoint_now(r);
-    if (best) save_run(r, r->best_path);
     progress_note(&r->progress, "step %ld: train loss %.4f, val loss %.4f%s", step, tl, vl,
                   best ? " (best so far; saved best.bin)" : "");
 }
 
-// Names the first parameter tensor whose gradient holds a NaN or an infinity.
-static const char *nonfinite_tensor(const GPT *m) {
-    for (int t = 0; t < m->n_param_tensors; t++) {
-        const ParamInfo *pi = &m->param_table[t];
-        for (size_t i = 0; i < pi->numel; i++)
-            if (!isfinite(m->grads[pi->offset + i])) return pi->name;
-    }
-    return NULL;
-}
 
 static void print_banner(Run *r, bool resumed) {
     TrainConfig *tc = r->tc;
@@ -289,6 +356,12 @@ static void print_banner(Run *r, bool resumed) {
                   tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
                   tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
                   threads_get(), tc->out_dir);
+    if (r->n_ranks > 1)
+        progress_note(p,
+                      "data-parallel: %d ranks of %d threads, each step %d x %d x %d tokens per rank, %lld in all "
+                      "(the gradients averaged over the ranks); rank 0 writes the files",
+                      r->n_ranks, threads_get(), tc->batch_size, c->block_size, tc->grad_accum,
+                      (long long)r->n_ranks * tc->batch_size * c->block_size * tc->grad_accum);
 }
 
 static void setup_fresh(Run *r) {
@@ -321,7 +394,9 @@ static void setup_fresh(Run *r) {
     r->ts.best_step = -1;
     r->ts.data_crc = r->data.text_crc;
     r->ts.data_bytes = r->data.text_bytes;
-    rng_seed(&r->batch_rng, tc->seed);
+    Rng base;
+    rng_seed(&base, tc->seed);  // recorded for reference; batches derive from (seed, step)
+    memcpy(r->ts.rng, base.s, sizeof r->ts.rng);
     report_init(&r->report);
 }
 
@@ -347,9 +422,28 @@ static void setup_resume(Run *r, Checkpoint *ck) {
     memcpy(r->opt.v, ck->opt_v, r->model.num_params * sizeof(float));
     r->opt.step = ck->opt_step;
     r->ts = ck->state;
-    memcpy(r->batch_rng.s, r->ts.rng, sizeof r->ts.rng);
     report_init(&r->report);
-    if (!report_load(&r->report, tc->out_dir, r->ts.step, err, sizeof err)) die("%s", err);
+    // The other ranks need only ckpt.bin: the report is rank 0's to write.
+    if (r->rank == 0 && !report_load(&r->report, tc->out_dir, r->ts.step, err, sizeof err)) die("%s", err);
+}
+
+// A test hook: GPT_TEST_DIE_RANK=r GPT_TEST_DIE_STEP=s make rank r die() once s steps are
+// done (with GPT_TEST_DIE_KILL=1 it kills itself with SIGKILL instead), to show that the
+// other ranks stop rather than wait for it in a collective.
+static void read_test_hook(Run *r) {
+    const char *rank = getenv("GPT_TEST_DIE_RANK"), *step = getenv("GPT_TEST_DIE_STEP");
+    r->die_rank = -1;
+    if (!rank || !step) return;
+    if (!parse_long(rank, 0, 1L << 30, &r->die_rank) || !parse_long(step, 0, 1L << 62, &r->die_step))
+        die("GPT_TEST_DIE_RANK '%s' and GPT_TEST_DIE_STEP '%s' must be whole numbers", rank, step);
+    const char *kill = getenv("GPT_TEST_DIE_KILL");
+    r->die_by_kill = kill && strcmp(kill, "1") == 0;
+}
+
+static void test_hook_step(const Run *r, long step) {
+    if (r->rank != r->die_rank || step != r->die_step) return;
+    if (r->die_by_kill) raise(SIGKILL);
+    die("rank %d dies after step %ld as GPT_TEST_DIE_RANK and GPT_TEST_DIE_STEP ask", r->rank, step);
 }
 
 int train_run(TrainConfig *tc, const TrainOptions *opts) {
@@ -360,8 +454,11 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
     r.tc = tc;
     r.opts = opts;
     r.saved_step = -1;
+    r.rank = dist_rank();
+    r.n_ranks = dist_size();
     r.progress.tty = isatty(STDERR_FILENO);
-    r.progress.quiet = opts->quiet;
+    r.progress.quiet = opts->quiet || r.rank != 0;
+    read_test_hook(&r);
     snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/ckpt.bin", tc->out_dir);
     snprintf(r.best_path, sizeof r.best_path, "%s/best.bin", tc->out_dir);
     bool resumed = opts->resume != NULL;
@@ -374,7 +471,8 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
     }
     // Only now, with the data read and the model built, is there a run to write down: a
     // bad input never leaves an empty run directory behind.
-    if (!ensure_dir(tc->out_dir, err, sizeof err)) die("%s", err);
+    if (r.rank == 0 && !ensure_dir(tc->out_dir, err, sizeof err)) die("%s", err);
+    check_ranks_agree(&r);
     int B = tc->batch_size, T = tc->model.block_size;
     r.x = xmalloc((size_t)B * T * sizeof(int));
     r.y = xmalloc((size_t)B * T * sizeof(int));
@@ -393,7 +491,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
         bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || s == tc->iters;
         // A resumed run's first step was evaluated (or deliberately not) before it stopped.
         if (eval_due && tc->eval_iters > 0 && !(resumed && s == start)) evaluate(&r, run_start, elapsed_before);
-        if (tc->sample_interval > 0 && s > 0 && !(resumed && s == start) &&
+        if (r.rank == 0 && tc->sample_interval > 0 && s > 0 && !(resumed && s == start) &&
             (s % tc->sample_interval == 0 || s == tc->iters)) {
             print_sample(&r, s);
             write_report(&r);
@@ -402,35 +500,48 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
             checkpoint_now(&r);  // already done by the final evaluation, unless there was none
             break;
         }
-        if (stop_signal || (opts->stop_after > 0 && s >= opts->stop_after)) {
+        // A signal may reach the ranks at different steps: they agree to stop at the same one.
+        int stop = stop_signal;
+        dist_allreduce_max_int(&stop);
+        if (stop || (opts->stop_after > 0 && s >= opts->stop_after)) {
             r.ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
             checkpoint_now(&r);
-            if (stop_signal) {
+            if (stop) {
                 progress_note(&r.progress, "%s at step %ld: saved %s; continue with: ./gpt train --resume --out %s",
-                              stop_signal == SIGINT ? "interrupted" : "terminated", s, r.ckpt_path, tc->out_dir);
-                status = 128 + stop_signal;
+                              stop == SIGINT ? "interrupted" : "terminated", s, r.ckpt_path, tc->out_dir);
+                status = 128 + stop;
             } else {
                 progress_note(&r.progress, "stopped at step %ld as asked: saved %s", s, r.ckpt_path);
             }
             goto done;
         }
 
+        test_hook_step(&r, s);
         double t0 = now_seconds();
         gpt_zero_grad(&r.model);
         float loss = 0;
+        int n_micro = r.n_ranks * tc->grad_accum;  // micro-batches per step over all ranks
         for (int micro = 0; micro < tc->grad_accum; micro++) {
-            dataset_batch(&r.data, SPLIT_TRAIN, &r.batch_rng, B, T, r.x, r.y);
-            loss += gpt_forward(&r.model, r.x, r.y, B, T) / (float)tc->grad_accum;
-            gpt_backward(&r.model, 1.0f / (float)tc->grad_accum);
+            uint64_t global_micro = (uint64_t)r.rank * (uint64_t)tc->grad_accum + (uint64_t)micro;
+            Rng batch_rng;
+            rng_seed(&batch_rng, derived_seed(tc->seed, s, 1000 + global_micro));
+            dataset_batch(&r.data, SPLIT_TRAIN, &batch_rng, B, T, r.x, r.y);
+            loss += gpt_forward(&r.model, r.x, r.y, B, T) / (float)n_micro;
+            gpt_backward(&r.model, 1.0f / (float)n_micro);
         }
+        // Each rank holds the sum of its own scaled gradients; one in-place all-reduce of the
+        // whole block makes it the mean over every micro-batch of every rank, on every rank.
+        dist_allreduce_sum_floats(r.model.grads, r.model.num_params);
+        dist_allreduce_sum_floats(&loss, 1);
         float norm = clip_grad_norm(&r.opt, r.model.grads, r.model.num_params, tc->grad_clip);
         if (!isfinite(loss) || !isfinite(norm)) {
-            const char *bad = nonfinite_tensor(&r.model);
+            const char *bad = nonfinite_tensor(&r.model, true);
             progress_clear(&r.progress);
-            fprintf(stderr,
-                    "error: step %ld: the loss is %g and the gradient norm %g; first non-finite gradient: %s. "
-                    "Stopped before updating; the last checkpoint (step %ld) is intact (try a lower --lr)\n",
-                    s + 1, loss, norm, bad ? bad : "none (the loss itself)", r.saved_step);
+            if (r.rank == 0)
+                fprintf(stderr,
+                        "error: step %ld: the loss is %g and the gradient norm %g; first non-finite gradient: %s. "
+                        "Stopped before updating; the last checkpoint (step %ld) is intact (try a lower --lr)\n",
+                        s + 1, loss, norm, bad ? bad : "none (the loss itself)", r.saved_step);
             status = 1;
             goto done;
         }
@@ -438,7 +549,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
         adamw_update(&r.opt, &r.model, lr, &acfg);
         r.ts.step = s + 1;
         double dt = now_seconds() - t0;
-        double tok_s = (double)B * T * tc->grad_accum / dt;
+        double tok_s = (double)B * T * n_micro / dt;
         r.ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
         MetricsRow row = {.step = r.ts.step, .batch_loss = loss, .train_loss = NAN, .val_loss = NAN, .lr = lr,
                           .grad_norm = norm, .tokens_per_s = (float)tok_s, .elapsed_s = r.ts.elapsed_s};

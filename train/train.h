@@ -38,7 +38,8 @@ void train_config_defaults(TrainConfig *tc);
 // What resuming needs beyond the weights and the optimizer: where the run is.
 typedef struct {
     long step;               // updates done
-    uint64_t rng[4];         // the batch sampler's generator state (the data position)
+    uint64_t rng[4];         // the state rng_seed(seed) gives: batches derive from (seed, step,
+                             // micro-batch), so the step is the data position
     float best_val_loss;     // best validation loss so far (INFINITY before any eval)
     long best_step;          // the step it was reached at (-1 before any eval)
     double elapsed_s;        // training time so far, across resumes
