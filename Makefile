@@ -44,7 +44,7 @@ BUILD := build/$(shell printf '%s' '$(CC) $(ARCH) $(OPT) $(NO_OMP) $(MPI) $(SAN)
 PKG_CFLAGS = $(shell pkg-config --cflags stb check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) -ffp-contract=fast -g -Wall -Wextra $(OMP_FLAGS) $(SAN_FLAGS) $(MPI_FLAGS) \
+CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) -ffp-contract=fast -fno-math-errno -g -Wall -Wextra $(OMP_FLAGS) $(SAN_FLAGS) $(MPI_FLAGS) \
          -I. $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = $(OMP_FLAGS) $(SAN_FLAGS) $(LDFLAGS)
 LDLIBS = -lm

@@ -18,15 +18,21 @@
 
 // Register tile. 8 x 32 floats = 16 AVX-512 accumulators (of 32 registers); on narrower
 // vector units the compiler splits them and the tile still fits the register file well.
+#ifndef MR
 #define MR 8
+#endif
+#ifndef NR
 #define NR 32
-// Cache blocks: a KC x NR panel of B (32 KiB) streams through L1, a thread's MC x KC block
-// of A (64 KiB) stays in L2, the shared KC x NC block of B (512 KiB) in L2/L3.
+#endif
+// Cache blocks: a KC x NR panel of B (64 KiB) streams through L1, a thread's MC x KC block
+// of A (96 KiB) stays in L2, the shared KC x NC block of B (1 MiB) in L2/L3. Long k-slices
+// mean few passes over C, whose stores are what the kernel waits on otherwise. (Tuned on
+// AMD Zen 4; any value works, a multiple of MR for MC.)
 #ifndef KC
-#define KC 256
+#define KC 512
 #endif
 #ifndef MC
-#define MC 64
+#define MC 48
 #endif
 #ifndef NC
 #define NC 512
@@ -71,6 +77,16 @@ static void pack_a(const GemmArgs *g, int i0, int mc, int k0, int kc, float *res
     for (int s = 0; s < mc; s += MR) {
         float *dst = out + (size_t)s * kc;
         int rows = mc - s < MR ? mc - s : MR;
+        if (g->csa == 1) {
+            // A's rows are contiguous along k: read each row in order, scatter into the sliver.
+            for (int r = 0; r < rows; r++) {
+                const float *src = g->a + (ptrdiff_t)(i0 + s + r) * g->rsa + k0;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = src[k];
+            }
+            for (int r = rows; r < MR; r++)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
+            continue;
+        }
         for (int k = 0; k < kc; k++) {
             const float *src = g->a + (ptrdiff_t)(i0 + s) * g->rsa + (ptrdiff_t)(k0 + k) * g->csa;
             int r = 0;
@@ -137,6 +153,12 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
     }
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 // B's packed block is shared by all threads (packed once per block, in parallel), so it
 // lives outside any stack. gemm is not reentrant: one call at a time, parallel inside.
 static _Alignas(64) float bpack_shared[KC * NC];
@@ -188,6 +210,13 @@ void gemm(const GemmArgs *g) {
                     for (int p = ch * PANELS_PER_TASK; p < p_end; p++) {
                         int cols = nc - p * NR < NR ? nc - p * NR : NR;
                         for (int s = 0; s < mc; s += MR) {
+                            // Start fetching the tile of C now: its rows are far apart and
+                            // the stores after the kernel would otherwise wait on them.
+                            for (int r = 0; r < MR && s + r < mc; r++) {
+                                const float *crow = g->c + (ptrdiff_t)(i0 + s + r) * g->ldc + j0 + p * NR;
+                                PREFETCH(crow);
+                                PREFETCH(crow + NR - 1);
+                            }
                             micro_kernel(kc, apack + (size_t)s * kc, bpack + (size_t)p * NR * kc, acc);
                             store_tile(g, i0 + s, j0 + p * NR, mc - s < MR ? mc - s : MR, cols, acc, first, last);
                         }
