@@ -217,6 +217,176 @@ static inline void scores(float *restrict s, const float *restrict a, float a_sc
     }
 }
 
+// ---- blocked kernels for heads of a multiple of 16 channels --------------------------
+// Four rows at a time, so each vector of keys (or values, or queries) loaded from memory
+// feeds four rows' multiply-adds instead of one. Rows beyond the last (nq < 4) repeat the
+// last row and are not written.
+#if VEC_EXT
+// s(r, j) = scale · a_r · mt(:, j) for r < 4, j < n (written up to the next multiple of 64).
+// a_r is row r of a (stride lda); mt is (hs, Tp), the keys or values transposed.
+static void scores4(float *restrict s, size_t lds, const float *restrict a, size_t lda, int nq, float scale,
+                    const float *restrict mt, int n, int Tp, int hs) {
+    const float *a0 = a, *a1 = a + (nq > 1 ? lda : 0), *a2 = a + (nq > 2 ? 2 * lda : 0), *a3 = a + (nq > 3 ? 3 * lda : 0);
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        vec16 c[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < 4; v++) c[r][v] = (vec16){0};
+        for (int d = 0; d < hs; d++) {
+            const float *row = mt + (size_t)d * Tp + j0;
+            vec16 m[4];
+            for (int v = 0; v < 4; v++) load16(&m[v], row + 16 * v);
+            float x0 = a0[d] * scale, x1 = a1[d] * scale, x2 = a2[d] * scale, x3 = a3[d] * scale;
+            for (int v = 0; v < 4; v++) {
+                c[0][v] += x0 * m[v];
+                c[1][v] += x1 * m[v];
+                c[2][v] += x2 * m[v];
+                c[3][v] += x3 * m[v];
+            }
+        }
+        for (int r = 0; r < nq; r++)
+            for (int v = 0; v < 4; v++) store16(s + r * lds + j0 + 16 * v, &c[r][v]);
+    }
+}
+
+// y_r(0..hs) += sum_{j<n} w(r, j) · rows_j for r < nq: four weighted sums of the same rows
+// (values, or keys), 64 columns at a time in registers.
+static void rows4(float *y, size_t ldy, int nq, const float *restrict w, size_t ldw, const float *restrict rows,
+                  size_t stride, int n, int hs) {
+    const float *w0 = w, *w1 = w + (nq > 1 ? ldw : 0), *w2 = w + (nq > 2 ? 2 * ldw : 0), *w3 = w + (nq > 3 ? 3 * ldw : 0);
+    for (int c0 = 0; c0 < hs; c0 += 64) {
+        int nv = hs - c0 >= 64 ? 4 : (hs - c0) / 16;
+        vec16 c[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < nv; v++) {
+                if (r < nq) load16(&c[r][v], y + r * ldy + c0 + 16 * v);
+                else c[r][v] = (vec16){0};
+            }
+        for (int j = 0; j < n; j++) {
+            const float *row = rows + j * stride + c0;
+            float x0 = w0[j], x1 = w1[j], x2 = w2[j], x3 = w3[j];
+            for (int v = 0; v < nv; v++) {
+                vec16 m;
+                load16(&m, row + 16 * v);
+                c[0][v] += x0 * m;
+                c[1][v] += x1 * m;
+                c[2][v] += x2 * m;
+                c[3][v] += x3 * m;
+            }
+        }
+        for (int r = 0; r < nq; r++)
+            for (int v = 0; v < nv; v++) store16(y + r * ldy + c0 + 16 * v, &c[r][v]);
+    }
+}
+
+// dk_j(0..hs) += sum_{t<nt} w(t, j) · a_t for the keys j0..j0+nk-1 (nk <= 4): the columns of
+// w (a block of queries' ds or p rows, stride ldw) weight the block's query (or dO) rows.
+static void keys4(float *dk, size_t lddk, int nk, const float *restrict w, size_t ldw, int j0,
+                  const float *restrict a, size_t lda, int nt, int hs) {
+    for (int c0 = 0; c0 < hs; c0 += 64) {
+        int nv = hs - c0 >= 64 ? 4 : (hs - c0) / 16;
+        vec16 c[4][4];
+        for (int k = 0; k < 4; k++)
+            for (int v = 0; v < nv; v++) {
+                if (k < nk) load16(&c[k][v], dk + k * lddk + c0 + 16 * v);
+                else c[k][v] = (vec16){0};
+            }
+        for (int t = 0; t < nt; t++) {
+            const float *wt = w + t * ldw + j0, *row = a + t * lda + c0;
+            float x0 = wt[0], x1 = nk > 1 ? wt[1] : 0.0f, x2 = nk > 2 ? wt[2] : 0.0f, x3 = nk > 3 ? wt[3] : 0.0f;
+            for (int v = 0; v < nv; v++) {
+                vec16 m;
+                load16(&m, row + 16 * v);
+                c[0][v] += x0 * m;
+                c[1][v] += x1 * m;
+                c[2][v] += x2 * m;
+                c[3][v] += x3 * m;
+            }
+        }
+        for (int k = 0; k < nk; k++)
+            for (int v = 0; v < nv; v++) store16(dk + k * lddk + c0 + 16 * v, &c[k][v]);
+    }
+}
+
+static void attention_forward_blocked(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H, Tp = pad64(T);
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = (size_t)3 * C;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float kt[(size_t)hs * Tp], p[4 * (size_t)Tp];
+        const float *qkv_b = qkv + (size_t)b * T * C3;
+        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
+        for (int t0 = 0; t0 < T; t0 += 4) {
+            int nq = T - t0 < 4 ? T - t0 : 4, n_max = t0 + nq;
+            scores4(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, scale, kt, n_max, Tp, hs);
+            for (int r = 0; r < nq; r++) {
+                float *p_t = p + (size_t)r * Tp;
+                int n = t0 + r + 1;
+                float mx = -FLT_MAX;
+                for (int j = 0; j < n; j++) mx = p_t[j] > mx ? p_t[j] : mx;
+                for (int j = 0; j < n; j++) p_t[j] = exp_fast(p_t[j] - mx);
+                float total = sum(p_t, n), inv = 1.0f / total;
+                for (int j = 0; j < n; j++) p_t[j] *= inv;
+                for (int j = n; j < n_max; j++) p_t[j] = 0.0f;  // the causal mask
+                lse[((size_t)b * H + h) * T + t0 + r] = mx + logf(total);
+                memset(out + ((size_t)b * T + t0 + r) * C + h * hs, 0, (size_t)hs * sizeof(float));
+            }
+            rows4(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, p, (size_t)Tp, qkv_b + 2 * C + h * hs, C3,
+                  n_max, hs);
+        }
+    }
+}
+
+static void attention_backward_blocked(float *dqkv, const float *dout, const float *qkv, const float *out,
+                                       const float *lse, int B, int T, int C, int H) {
+    int hs = C / H, Tp = pad64(T);
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = (size_t)3 * C;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[ATT_QB * (size_t)Tp], ds[ATT_QB * (size_t)Tp];
+        const float *qkv_b = qkv + (size_t)b * T * C3;
+        const float *dout_b = dout + (size_t)b * T * C;
+        float *dqkv_b = dqkv + (size_t)b * T * C3;
+        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
+        transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
+        for (int t0 = 0; t0 < T; t0 += ATT_QB) {
+            int t1 = t0 + ATT_QB < T ? t0 + ATT_QB : T;
+            // Rows of p and ds for the block's queries, four at a time, and their dq.
+            for (int q0 = t0; q0 < t1; q0 += 4) {
+                int nq = t1 - q0 < 4 ? t1 - q0 : 4, n_max = q0 + nq;
+                float *p_q = p + (size_t)(q0 - t0) * Tp, *ds_q = ds + (size_t)(q0 - t0) * Tp;
+                scores4(p_q, (size_t)Tp, qkv_b + q0 * C3 + h * hs, C3, nq, scale, kt, n_max, Tp, hs);
+                scores4(ds_q, (size_t)Tp, dout_b + (size_t)q0 * C + h * hs, (size_t)C, nq, 1.0f, vt, n_max, Tp, hs);
+                for (int r = 0; r < nq; r++) {
+                    int t = q0 + r, n = t + 1;
+                    float *p_t = p_q + (size_t)r * Tp, *ds_t = ds_q + (size_t)r * Tp;
+                    float lse_t = lse[((size_t)b * H + h) * T + t];
+                    float d_t = dot(dout_b + (size_t)t * C + h * hs, out + ((size_t)b * T + t) * C + h * hs, hs);
+                    for (int j = 0; j < n; j++) {
+                        p_t[j] = exp_fast(p_t[j] - lse_t);
+                        ds_t[j] = p_t[j] * (ds_t[j] - d_t) * scale;  // ds_j · scale
+                    }
+                    for (int j = n; j < t1; j++) p_t[j] = ds_t[j] = 0.0f;  // the causal mask
+                }
+                rows4(dqkv_b + q0 * C3 + h * hs, C3, nq, ds_q, (size_t)Tp, qkv_b + C + h * hs, C3, n_max, hs);
+            }
+            // Key by key (four at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
+            // dv_j += sum_t p(t,j) dO_t (zeros stand where t < j).
+            for (int j0 = 0; j0 < t1; j0 += 4) {
+                int nk = t1 - j0 < 4 ? t1 - j0 : 4, ts = j0 > t0 ? j0 : t0;
+                keys4(dqkv_b + j0 * C3 + C + h * hs, C3, nk, ds + (size_t)(ts - t0) * Tp, (size_t)Tp, j0,
+                      qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
+                keys4(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, p + (size_t)(ts - t0) * Tp, (size_t)Tp, j0,
+                      dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
+            }
+        }
+    }
+}
+#endif
+
 static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H);
 static void attention_backward_rows(float *dqkv, const float *dout, const float *qkv, const float *out,
                                     const float *lse, int B, int T, int C, int H);
@@ -227,6 +397,12 @@ void attention_forward(float *out, float *lse, const float *qkv, int B, int T, i
         attention_forward_rows(out, lse, qkv, B, T, C, H);
         return;
     }
+#if VEC_EXT
+    if (hs % 16 == 0) {
+        attention_forward_blocked(out, lse, qkv, B, T, C, H);
+        return;
+    }
+#endif
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
     int Tp = pad64(T);
@@ -263,6 +439,12 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
         return;
     }
+#if VEC_EXT
+    if (hs % 16 == 0) {
+        attention_backward_blocked(dqkv, dout, qkv, out, lse, B, T, C, H);
+        return;
+    }
+#endif
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
     int Tp = pad64(T);

@@ -277,7 +277,8 @@ static double att_obj(void *p) {
 }
 
 // (B, T, C, H): one head, one channel per head (H = C), in between; T = 1 and T > 1.
-static const int ATT_CASES[][4] = {{2, 5, 8, 1}, {2, 5, 8, 8}, {2, 5, 8, 2}, {2, 1, 8, 2}, {1, 7, 12, 3}, {2, 6, 32, 2}};
+static const int ATT_CASES[][4] = {{2, 5, 8, 1},  {2, 5, 8, 8},   {2, 5, 8, 2},  {2, 1, 8, 2},
+                                   {1, 7, 12, 3}, {2, 6, 32, 2},  {1, 9, 64, 2}, {1, 5, 32, 1}};
 
 static void check_attention(int _i) {
     int B = ATT_CASES[_i][0], T = ATT_CASES[_i][1], C = ATT_CASES[_i][2], H = ATT_CASES[_i][3];
@@ -328,6 +329,37 @@ END_TEST
 START_TEST(test_attention_row_path_backward_matches_finite_differences) {
     attention_stack_limit = 0;
     check_attention(_i);
+}
+END_TEST
+
+// The paths for large heads (blocked by four rows, and by rows without scratch) agree on
+// shapes the finite-difference checks are too slow for: several 64-key blocks, query
+// blocks with a remainder, head sizes of 16, 64 and 128.
+START_TEST(test_attention_paths_agree_on_long_sequences) {
+    const int cases[][4] = {{2, 130, 128, 2}, {1, 67, 96, 6}, {1, 33, 256, 2}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int B = cases[c][0], T = cases[c][1], C = cases[c][2], H = cases[c][3];
+        size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, nl = (size_t)B * H * T;
+        Rng r;
+        rng_seed(&r, 40 + c);
+        float *qkv = xalloc_floats(nq), *dout = xalloc_floats(no);
+        fill_normal(qkv, nq, &r, 1), fill_normal(dout, no, &r, 1);
+        float *out[2], *lse[2], *dqkv[2];
+        size_t saved = attention_stack_limit;
+        for (int path = 0; path < 2; path++) {
+            attention_stack_limit = path == 0 ? saved : 0;
+            out[path] = xalloc_floats(no), lse[path] = xalloc_floats(nl), dqkv[path] = xalloc_floats(nq);
+            attention_forward(out[path], lse[path], qkv, B, T, C, H);
+            attention_backward(dqkv[path], dout, qkv, out[path], lse[path], B, T, C, H);
+        }
+        attention_stack_limit = saved;
+        double *o1 = to_double(out[1], no), *l1 = to_double(lse[1], nl), *d1 = to_double(dqkv[1], nq);
+        ck_assert_msg(grad_rel_error(out[0], o1, no) < 1e-6, "case %zu out", c);
+        ck_assert_msg(grad_rel_error(lse[0], l1, nl) < 1e-6, "case %zu lse", c);
+        ck_assert_msg(grad_rel_error(dqkv[0], d1, nq) < 1e-5, "case %zu dqkv: %g", c, grad_rel_error(dqkv[0], d1, nq));
+        free(o1), free(l1), free(d1), free(qkv), free(dout);
+        for (int path = 0; path < 2; path++) free(out[path]), free(lse[path]), free(dqkv[path]);
+    }
 }
 END_TEST
 
@@ -436,6 +468,7 @@ Suite *ops_suite(void) {
                         (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
     tcase_add_loop_test(tc, test_attention_row_path_backward_matches_finite_differences, 0,
                         (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
+    tcase_add_test(tc, test_attention_paths_agree_on_long_sequences);
     tcase_add_test(tc, test_gelu_backward_matches_finite_differences);
     tcase_add_test(tc, test_crossentropy_backward_matches_finite_differences);
     suite_add_tcase(s, tc);
