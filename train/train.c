@@ -352,10 +352,10 @@ static void print_banner(Run *r, bool resumed) {
                   c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params);
     progress_note(p,
                   "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
-                  "weight decay %g, clip %g; %d threads; writing %s/",
+                  "weight decay %g, clip %g; %d thread%s; writing %s/",
                   tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
                   tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
-                  threads_get(), tc->out_dir);
+                  threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
     if (r->n_ranks > 1)
         progress_note(p,
                       "data-parallel: %d ranks of %d threads, each step %d x %d x %d tokens per rank, %lld in all "
