@@ -108,6 +108,12 @@ expect_error "info: flipped byte" "checksum" "$GPT" info flipped.bin
 expect_error "info: not a checkpoint" "bad magic" "$GPT" info small.txt
 rm -f empty.bin trunc.bin flipped.bin
 
+# ---- the tokenizer inside a checkpoint ------------------------------------------------------
+printf 'First' >word.txt
+expect_ok "tokenizer encode from a checkpoint" "$GPT" tokenizer encode --tokenizer-file good.bin --input word.txt
+[ "$(cat "$TOP/ok.out")" = "15 41 50 51 52" ] || fail "tokenizer encode from a checkpoint: got '$(cat "$TOP/ok.out")'"
+rm -f word.txt
+
 # ---- sample -------------------------------------------------------------------------------
 expect_ok "sample" "$GPT" sample good.bin --tokens 40 --seed 7
 [ "$(wc -c <"$TOP/ok.out")" -ge 40 ] || fail "sample: fewer than 40 bytes of text"

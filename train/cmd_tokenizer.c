@@ -13,6 +13,7 @@
 
 #include "common/common.h"
 #include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
 #include "train/cli.h"
 #include "train/cmd_tokenizer.h"
 
@@ -49,7 +50,8 @@ static const char usage_encode[] =
     "\n"
     "Encodes text into token ids: prints them separated by spaces, then a newline.\n"
     "\n"
-    "  --tokenizer-file FILE   a tokenizer file written by 'gpt tokenizer train'\n"
+    "  --tokenizer-file FILE   a tokenizer file written by 'gpt tokenizer train', or a\n"
+    "                          checkpoint (its tokenizer is used)\n"
     "  --input FILE            the text to encode (default: standard input; '-' too)\n"
     "  -h, --help              this help\n";
 
@@ -58,7 +60,8 @@ static const char usage_decode[] =
     "\n"
     "Decodes token ids (whole numbers separated by whitespace) and writes the text's bytes.\n"
     "\n"
-    "  --tokenizer-file FILE   a tokenizer file written by 'gpt tokenizer train'\n"
+    "  --tokenizer-file FILE   a tokenizer file written by 'gpt tokenizer train', or a\n"
+    "                          checkpoint (its tokenizer is used)\n"
     "  --input FILE            the ids to decode (default: standard input; '-' too)\n"
     "  -h, --help              this help\n";
 
@@ -68,7 +71,8 @@ static const char usage_vocab[] =
     "Lists the vocabulary, one token a line: its id, a tab, and its bytes in double quotes,\n"
     "with \\\" \\\\ \\n \\r \\t and \\xNN for every other byte outside printable ASCII.\n"
     "\n"
-    "  --tokenizer-file FILE   a tokenizer file written by 'gpt tokenizer train'\n"
+    "  --tokenizer-file FILE   a tokenizer file written by 'gpt tokenizer train', or a\n"
+    "                          checkpoint (its tokenizer is used)\n"
     "  -h, --help              this help\n";
 
 // die(), but returning 1, so that the command can free what it holds on the way out.
@@ -111,8 +115,25 @@ static void reset_getopt(void) {
 
 // Every command that reads a tokenizer goes through here, so that accepting other files that
 // hold one (a checkpoint) is a change in this one place.
+// A standalone tokenizer file, or the tokenizer inside a checkpoint (told apart by the
+// checkpoint's magic).
 static Tokenizer *load_tokenizer_arg(const char *path) {
     char err[512];
+    FILE *f = fopen(path, "rb");
+    char magic[8] = {0};
+    bool is_checkpoint = f && fread(magic, 1, sizeof magic, f) == sizeof magic && memcmp(magic, "GPTCKPT", 8) == 0;
+    if (f) fclose(f);
+    if (is_checkpoint) {
+        Checkpoint ck;
+        if (!checkpoint_load(path, &ck, err, sizeof err)) {
+            cli_fail("%s", err);
+            return NULL;
+        }
+        Tokenizer *tok = ck.tok;
+        ck.tok = NULL;
+        checkpoint_free(&ck);
+        return tok;
+    }
     Tokenizer *tok = tokenizer_load(path, err, sizeof err);
     if (!tok) cli_fail("%s", err);
     return tok;
