@@ -89,6 +89,10 @@ static void pack_a(const GemmArgs *g, int i0, int mc, int k0, int kc, float *res
         }
         for (int k = 0; k < kc; k++) {
             const float *src = g->a + (ptrdiff_t)(i0 + s) * g->rsa + (ptrdiff_t)(k0 + k) * g->csa;
+            if (g->rsa == 1 && rows == MR) {  // a transposed A (a weight gradient): MR floats in a row
+                memcpy(dst + (size_t)k * MR, src, MR * sizeof(float));
+                continue;
+            }
             int r = 0;
             for (; r < rows; r++) dst[(size_t)k * MR + r] = src[(ptrdiff_t)r * g->rsa];
             for (; r < MR; r++) dst[(size_t)k * MR + r] = 0.0f;
@@ -148,7 +152,13 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
         }
         if (last && g->epilogue == GEMM_EPI_GELU) {
             float *e = g->epi_out + (ptrdiff_t)(i0 + i) * g->ldc + j0;
-            for (int j = 0; j < cols; j++) e[j] = gelu_scalar(c[j]);
+            if (cols == NR) {  // fixed length, so that it vectorises
+                float out[NR];
+                for (int j = 0; j < NR; j++) out[j] = gelu_scalar(row[j]);
+                memcpy(e, out, sizeof out);
+            } else {
+                for (int j = 0; j < cols; j++) e[j] = gelu_scalar(c[j]);
+            }
         }
     }
 }
