@@ -333,12 +333,11 @@ void gpt_backward(GPT *m, float dloss) {
     Weights *g = &m->g;
     size_t NC = (size_t)N * C;
 
-    // Scratch gradients are overwritten per use, so each is cleared just before it
-    // collects a new sum (the kernels accumulate).
+    // Scratch gradients are reused layer after layer: a product writes its buffer afresh
+    // (matmul_backward_set); the kernels that accumulate get a cleared one.
     PROF(PROF_CLEAR, memset(d->dlogits, 0, (size_t)N * V * sizeof(float)));
     PROF(PROF_LOSS, crossentropy_backward(d->dlogits, a->logits, m->targets, dloss / (float)N, N, V));
-    PROF(PROF_CLEAR, memset(d->dln, 0, NC * sizeof(float)));
-    PROF(PROF_MATMUL_BWD, matmul_backward(d->dln, g->wte, d->dlogits, a->lnf, w->wte, N, C, V));
+    PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, g->wte, d->dlogits, a->lnf, w->wte, N, C, V));
     PROF(PROF_CLEAR, memset(d->dres, 0, NC * sizeof(float)));
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
     PROF(PROF_LAYERNORM,
@@ -350,20 +349,17 @@ void gpt_backward(GPT *m, float dloss) {
         LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
-        PROF(PROF_CLEAR, memset(d->dfch, 0, NC * 4 * sizeof(float)));
-        PROF(PROF_MATMUL_BWD, matmul_backward(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, N, 4 * C, C));
+        PROF(PROF_MATMUL_BWD,
+             matmul_backward_set(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, N, 4 * C, C));
         PROF(PROF_GELU, gelu_backward_inplace(d->dfch, la->fch, NC * 4));
-        PROF(PROF_CLEAR, memset(d->dln, 0, NC * sizeof(float)));
-        PROF(PROF_MATMUL_BWD, matmul_backward(d->dln, lg->w_fc, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
         PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln2_w, d->dln, la->res1, lw->ln2_w, la->ln2_mean,
                                                 la->ln2_rstd, N, C));
         // res1 = x_in + attention(ln1(x_in) · W_qkvᵀ) · W_Oᵀ   (dres becomes d x_in)
-        PROF(PROF_CLEAR, memset(d->datty, 0, NC * sizeof(float)));
-        PROF(PROF_MATMUL_BWD, matmul_backward(d->datty, lg->w_o, d->dres, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->datty, lg->w_o, d->dres, la->atty, lw->w_o, N, C, C));
         PROF(PROF_CLEAR, memset(d->dqkv, 0, NC * 3 * sizeof(float)));
         PROF(PROF_ATTN_BWD, attention_backward(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
-        PROF(PROF_CLEAR, memset(d->dln, 0, NC * sizeof(float)));
-        PROF(PROF_MATMUL_BWD, matmul_backward(d->dln, lg->w_qkv, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_qkv, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
         PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln1_w, d->dln, x_in, lw->ln1_w, la->ln1_mean,
                                                 la->ln1_rstd, N, C));
     }

@@ -132,14 +132,14 @@ void matmul_forward_gelu(float *pre, float *out, const float *inp, const float *
     linear_forward(pre, NULL, out, inp, weight, N, C, OC);
 }
 
-void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
-                     int C, int OC) {
+static void linear_backward(float *dinp, GemmInit dinp_init, float *dweight, const float *dout, const float *inp,
+                            const float *weight, int N, int C, int OC) {
     if (dinp) {
         GemmArgs g = {
             .M = N, .N = C, .K = OC,
             .a = dout, .rsa = OC, .csa = 1,
             .b = weight, .rsb = C, .csb = 1,
-            .c = dinp, .ldc = C, .init = GEMM_ACCUMULATE,
+            .c = dinp, .ldc = C, .init = dinp_init,
         };
         gemm(&g);
     }
@@ -152,6 +152,16 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
         };
         gemm(&g);
     }
+}
+
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
+                     int C, int OC) {
+    linear_backward(dinp, GEMM_ACCUMULATE, dweight, dout, inp, weight, N, C, OC);
+}
+
+void matmul_backward_set(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                         int N, int C, int OC) {
+    linear_backward(dinp, GEMM_OVERWRITE, dweight, dout, inp, weight, N, C, OC);
 }
 
 // ---- attention ------------------------------------------------------------------------

@@ -119,6 +119,10 @@ void matmul_backward(float *dinp,          // (N,C)
                      const float *inp,     // (N,C)
                      const float *weight,  // (OC,C)
                      int N, int C, int OC);
+// The same, except that dinp is overwritten (dinp = dout · weight): for a gradient buffer
+// that holds nothing yet, which then needs no clearing first. dweight still accumulates.
+void matmul_backward_set(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                         int N, int C, int OC);
 
 // ---- causal multi-head self-attention -------------------------------------------------
 // qkv(b,t,:) holds q | k | v, each C wide; head h is columns h*hs .. h*hs+hs-1 of each,
