@@ -259,10 +259,14 @@ static void scores4(float *restrict s, size_t lds, const float *restrict a, size
 }
 
 // y_r(0..hs) += sum_{j<n} w(r, j) · rows_j for r < nq: four weighted sums of the same rows
-// (values, or keys), 64 columns at a time in registers.
-static void rows4(float *y, size_t ldy, int nq, const float *restrict w, size_t ldw, const float *restrict rows,
-                  size_t stride, int n, int hs) {
-    const float *w0 = w, *w1 = w + (nq > 1 ? ldw : 0), *w2 = w + (nq > 2 ? 2 * ldw : 0), *w3 = w + (nq > 3 ? 3 * ldw : 0);
+// (values, keys, queries or dO), 64 columns at a time in registers. The weight of output r
+// at step j is w[r·w_rs + j·w_cs]: rows of a p or ds block for P·V and dQ (w_rs = its
+// stride, w_cs = 1), or its columns for dK and dV (w_rs = 1, w_cs = its stride).
+static void weighted4(float *y, size_t ldy, int nq, const float *restrict w, size_t w_rs, size_t w_cs,
+                      const float *restrict rows, size_t stride, int n, int hs) {
+    // Outputs beyond nq read row 0's weights (valid memory) and are never stored.
+    const float *w0 = w, *w1 = w + (nq > 1 ? w_rs : 0), *w2 = w + (nq > 2 ? 2 * w_rs : 0),
+                *w3 = w + (nq > 3 ? 3 * w_rs : 0);
     for (int c0 = 0; c0 < hs; c0 += 64) {
         int nv = hs - c0 >= 64 ? 4 : (hs - c0) / 16;
         vec16 c[4][4];
@@ -273,7 +277,8 @@ static void rows4(float *y, size_t ldy, int nq, const float *restrict w, size_t 
             }
         for (int j = 0; j < n; j++) {
             const float *row = rows + j * stride + c0;
-            float x0 = w0[j], x1 = w1[j], x2 = w2[j], x3 = w3[j];
+            size_t o = (size_t)j * w_cs;
+            float x0 = w0[o], x1 = w1[o], x2 = w2[o], x3 = w3[o];
             for (int v = 0; v < nv; v++) {
                 vec16 m;
                 load16(&m, row + 16 * v);
@@ -285,35 +290,6 @@ static void rows4(float *y, size_t ldy, int nq, const float *restrict w, size_t 
         }
         for (int r = 0; r < nq; r++)
             for (int v = 0; v < nv; v++) store16(y + r * ldy + c0 + 16 * v, &c[r][v]);
-    }
-}
-
-// dk_j(0..hs) += sum_{t<nt} w(t, j) · a_t for the keys j0..j0+nk-1 (nk <= 4): the columns of
-// w (a block of queries' ds or p rows, stride ldw) weight the block's query (or dO) rows.
-static void keys4(float *dk, size_t lddk, int nk, const float *restrict w, size_t ldw, int j0,
-                  const float *restrict a, size_t lda, int nt, int hs) {
-    for (int c0 = 0; c0 < hs; c0 += 64) {
-        int nv = hs - c0 >= 64 ? 4 : (hs - c0) / 16;
-        vec16 c[4][4];
-        for (int k = 0; k < 4; k++)
-            for (int v = 0; v < nv; v++) {
-                if (k < nk) load16(&c[k][v], dk + k * lddk + c0 + 16 * v);
-                else c[k][v] = (vec16){0};
-            }
-        for (int t = 0; t < nt; t++) {
-            const float *wt = w + t * ldw + j0, *row = a + t * lda + c0;
-            float x0 = wt[0], x1 = nk > 1 ? wt[1] : 0.0f, x2 = nk > 2 ? wt[2] : 0.0f, x3 = nk > 3 ? wt[3] : 0.0f;
-            for (int v = 0; v < nv; v++) {
-                vec16 m;
-                load16(&m, row + 16 * v);
-                c[0][v] += x0 * m;
-                c[1][v] += x1 * m;
-                c[2][v] += x2 * m;
-                c[3][v] += x3 * m;
-            }
-        }
-        for (int k = 0; k < nk; k++)
-            for (int v = 0; v < nv; v++) store16(dk + k * lddk + c0 + 16 * v, &c[k][v]);
     }
 }
 
@@ -342,8 +318,8 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
                 lse[((size_t)b * H + h) * T + t0 + r] = mx + logf(total);
                 memset(out + ((size_t)b * T + t0 + r) * C + h * hs, 0, (size_t)hs * sizeof(float));
             }
-            rows4(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, p, (size_t)Tp, qkv_b + 2 * C + h * hs, C3,
-                  n_max, hs);
+            weighted4(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, p, (size_t)Tp, 1, qkv_b + 2 * C + h * hs,
+                      C3, n_max, hs);
         }
     }
 }
@@ -381,16 +357,16 @@ static void attention_backward_blocked(float *dqkv, const float *dout, const flo
                     }
                     for (int j = n; j < t1; j++) p_t[j] = ds_t[j] = 0.0f;  // the causal mask
                 }
-                rows4(dqkv_b + q0 * C3 + h * hs, C3, nq, ds_q, (size_t)Tp, qkv_b + C + h * hs, C3, n_max, hs);
+                weighted4(dqkv_b + q0 * C3 + h * hs, C3, nq, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n_max, hs);
             }
             // Key by key (four at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
             // dv_j += sum_t p(t,j) dO_t (zeros stand where t < j).
             for (int j0 = 0; j0 < t1; j0 += 4) {
                 int nk = t1 - j0 < 4 ? t1 - j0 : 4, ts = j0 > t0 ? j0 : t0;
-                keys4(dqkv_b + j0 * C3 + C + h * hs, C3, nk, ds + (size_t)(ts - t0) * Tp, (size_t)Tp, j0,
-                      qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
-                keys4(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, p + (size_t)(ts - t0) * Tp, (size_t)Tp, j0,
-                      dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
+                weighted4(dqkv_b + j0 * C3 + C + h * hs, C3, nk, ds + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
+                          qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
+                weighted4(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, p + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
+                          dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
             }
         }
     }

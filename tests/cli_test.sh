@@ -6,54 +6,14 @@
 set -u
 GPT=${GPT:-./gpt}
 case "$GPT" in /*) ;; *) GPT="$PWD/$GPT" ;; esac
-DATA="$PWD/data/tinyshakespeare.txt"
+REPO=$PWD
+DATA="$REPO/data/tinyshakespeare.txt"
 TOP=$(mktemp -d /tmp/gpt_cli_test.XXXXXX)
 trap 'rm -rf "$TOP"' EXIT
 WORK="$TOP/work"
 mkdir "$WORK" && cd "$WORK" || exit 1
-fails=0
-checks=0
-
-fail() {
-    echo "cli test FAILED: $*" >&2
-    fails=$((fails + 1))
-}
-
-# expect_error WHAT SUBSTRING CMD... : one error line containing SUBSTRING, non-zero exit
-# (not a crash), empty stdout, and no file in $WORK created, removed or changed.
-expect_error() {
-    what=$1 want=$2
-    shift 2
-    checks=$((checks + 1))
-    before=$(find . -type f -exec md5sum {} + | sort; find . | sort)
-    "$@" >../out.$$ 2>../err.$$
-    rc=$?
-    after=$(find . -type f -exec md5sum {} + | sort; find . | sort)
-    lines=$(wc -l <../err.$$)
-    if [ "$rc" -eq 0 ]; then
-        fail "$what: exit status 0 (expected an error)"
-    elif [ "$rc" -ge 128 ]; then
-        fail "$what: killed by a signal (status $rc): $(cat ../err.$$)"
-    elif [ "$lines" -ne 1 ]; then
-        fail "$what: $lines lines on stderr, expected 1: $(cat ../err.$$)"
-    elif ! grep -q '^error: ' ../err.$$; then
-        fail "$what: stderr does not start with 'error: ': $(cat ../err.$$)"
-    elif ! grep -qF -- "$want" ../err.$$; then
-        fail "$what: stderr lacks '$want': $(cat ../err.$$)"
-    elif [ -s ../out.$$ ]; then
-        fail "$what: wrote to stdout: $(head -c 200 ../out.$$)"
-    elif [ "$before" != "$after" ]; then
-        fail "$what: files were created or changed"
-    fi
-    rm -f ../out.$$ ../err.$$
-}
-
-expect_ok() {
-    what=$1
-    shift
-    checks=$((checks + 1))
-    if ! "$@" >"$TOP/ok.out" 2>"$TOP/ok.err"; then fail "$what: exit status $?: $(tail -3 "$TOP/ok.err")"; fi
-}
+TEST_NAME="cli tests"
+. "$REPO/tests/lib.sh"
 
 # ---- a tiny corpus and a tiny trained run -----------------------------------------------
 head -c 60000 "$DATA" >small.txt
@@ -152,5 +112,4 @@ expect_error "bench: D % H" "does not divide" "$GPT" bench --n-embd 10 --n-head 
 expect_ok "gradcheck" "$GPT" gradcheck
 grep -q "PASS: 19 of 19" "$TOP/ok.out" || fail "gradcheck: not all tensors passed"
 
-echo "cli tests: $checks checks, $fails failures"
-[ "$fails" -eq 0 ]
+finish
