@@ -165,11 +165,12 @@ void matmul_backward_set(float *dinp, float *dweight, const float *dout, const f
 }
 
 // ---- attention ------------------------------------------------------------------------
-// Two implementations of the same math. The fast one works per (b,h) on a transposed copy
-// of the head's keys (and, in backward, values), so a query's scores against all keys
-// are vertical multiply-adds over the key index, with no horizontal sums; its scratch
-// (hs x T floats, twice) lives on the stack. For heads too large for that, the row one
-// computes each score as a dot product. Which runs depends on the shape only.
+// Two implementations of the same math. The blocked one works per (b,h) on a transposed
+// copy of the head's keys (and, in backward, values), four queries at a time, so scores
+// are vertical multiply-adds over the key index with no horizontal sums; its scratch
+// (about 2·T·(hs + 32) floats) lives on the stack. For heads too large for that (and for
+// compilers without vector extensions) the row one computes each score as a dot product
+// and needs no scratch. Which runs depends on the shape only.
 size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
 
 // Queries per block in the backward pass.
@@ -194,40 +195,7 @@ static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col,
         for (int j = T; j < Tp; j++) kt[(size_t)d * Tp + j] = 0.0f;
 }
 
-// s(j) = sum_d a(d)·a_scale·mt(d, j) for j < n (written up to the next multiple of 64):
-// one query against n keys, 64 keys at a time in registers, vectorised over j.
-static inline void scores(float *restrict s, const float *restrict a, float a_scale, const float *restrict mt, int n,
-                          int Tp, int hs) {
-    for (int j0 = 0; j0 < n; j0 += 64) {
-#if VEC_EXT
-        vec16 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
-        for (int d = 0; d < hs; d++) {
-            float ad = a[d] * a_scale;
-            const float *row = mt + (size_t)d * Tp + j0;
-            vec16 r0, r1, r2, r3;
-            memcpy(&r0, row, sizeof r0);
-            memcpy(&r1, row + 16, sizeof r1);
-            memcpy(&r2, row + 32, sizeof r2);
-            memcpy(&r3, row + 48, sizeof r3);
-            acc0 += ad * r0, acc1 += ad * r1, acc2 += ad * r2, acc3 += ad * r3;
-        }
-        memcpy(s + j0, &acc0, sizeof acc0);
-        memcpy(s + j0 + 16, &acc1, sizeof acc1);
-        memcpy(s + j0 + 32, &acc2, sizeof acc2);
-        memcpy(s + j0 + 48, &acc3, sizeof acc3);
-#else
-        float acc[64] = {0};
-        for (int d = 0; d < hs; d++) {
-            float ad = a[d] * a_scale;
-            const float *row = mt + (size_t)d * Tp + j0;
-            for (int j = 0; j < 64; j++) acc[j] += ad * row[j];
-        }
-        memcpy(s + j0, acc, sizeof acc);
-#endif
-    }
-}
-
-// ---- blocked kernels for heads of a multiple of 16 channels --------------------------
+// ---- the blocked kernels ---------------------------------------------------------------
 // Four rows at a time, so each vector of keys (or values, or queries) loaded from memory
 // feeds four rows' multiply-adds instead of one. Rows beyond the last (nq < 4) repeat the
 // last row and are not written.
@@ -267,7 +235,7 @@ static void weighted4(float *y, size_t ldy, int nq, const float *restrict w, siz
     // Outputs beyond nq read row 0's weights (valid memory) and are never stored.
     const float *w0 = w, *w1 = w + (nq > 1 ? w_rs : 0), *w2 = w + (nq > 2 ? 2 * w_rs : 0),
                 *w3 = w + (nq > 3 ? 3 * w_rs : 0);
-    for (int c0 = 0; c0 < hs; c0 += 64) {
+    for (int c0 = 0; c0 < (hs & ~15); c0 += 64) {
         int nv = hs - c0 >= 64 ? 4 : (hs - c0) / 16;
         vec16 c[4][4];
         for (int r = 0; r < 4; r++)
@@ -290,6 +258,15 @@ static void weighted4(float *y, size_t ldy, int nq, const float *restrict w, siz
         }
         for (int r = 0; r < nq; r++)
             for (int v = 0; v < nv; v++) store16(y + r * ldy + c0 + 16 * v, &c[r][v]);
+    }
+    // Channels past the last multiple of 16, one at a time (small heads only).
+    for (int col = hs & ~15; col < hs; col++) {
+        for (int r = 0; r < nq; r++) {
+            const float *wr = w + r * w_rs;
+            float acc = y[r * ldy + col];
+            for (int j = 0; j < n; j++) acc += wr[(size_t)j * w_cs] * rows[j * stride + col];
+            y[r * ldy + col] = acc;
+        }
     }
 }
 
@@ -378,40 +355,13 @@ static void attention_backward_rows(float *dqkv, const float *dout, const float 
                                     const float *lse, int B, int T, int C, int H);
 
 void attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
-    int hs = C / H;
-    if (!attention_fits(T, hs)) {
-        attention_forward_rows(out, lse, qkv, B, T, C, H);
-        return;
-    }
 #if VEC_EXT
-    if (hs % 16 == 0) {
+    if (attention_fits(T, C / H)) {
         attention_forward_blocked(out, lse, qkv, B, T, C, H);
         return;
     }
 #endif
-    float scale = 1.0f / sqrtf((float)hs);
-    size_t C3 = (size_t)3 * C;
-    int Tp = pad64(T);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * Tp], p[Tp];
-        const float *qkv_b = qkv + (size_t)b * T * C3;
-        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
-        for (int t = 0; t < T; t++) {
-            int n = t + 1;
-            scores(p, qkv_b + t * C3 + h * hs, scale, kt, n, Tp, hs);
-            float mx = -FLT_MAX;
-            for (int j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;
-            for (int j = 0; j < n; j++) p[j] = exp_fast(p[j] - mx);
-            float total = sum(p, n), inv = 1.0f / total;
-            for (int j = 0; j < n; j++) p[j] *= inv;
-            float *out_bth = out + ((size_t)b * T + t) * C + h * hs;
-            memset(out_bth, 0, (size_t)hs * sizeof(float));
-            add_weighted_rows(out_bth, p, qkv_b + 2 * C + h * hs, C3, n, hs);
-            lse[((size_t)b * H + h) * T + t] = mx + logf(total);
-        }
-    }
+    attention_forward_rows(out, lse, qkv, B, T, C, H);
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
@@ -420,58 +370,13 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     //   dv_j += p_j dO_t;  dp_j = dO_t · v_j;  ds_j = p_j (dp_j - dO_t · O_t)
     //   dq_t += scale sum_j ds_j k_j;  dk_j += scale ds_j q_t
     // (sum_j p_j dp_j = dO_t · O_t, so the softmax backward needs no stored row.)
-    int hs = C / H;
-    if (!attention_fits(T, hs)) {
-        attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
-        return;
-    }
 #if VEC_EXT
-    if (hs % 16 == 0) {
+    if (attention_fits(T, C / H)) {
         attention_backward_blocked(dqkv, dout, qkv, out, lse, B, T, C, H);
         return;
     }
 #endif
-    float scale = 1.0f / sqrtf((float)hs);
-    size_t C3 = (size_t)3 * C;
-    int Tp = pad64(T);
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        // Queries go in blocks of QB: first each query's row of p and ds (and its dq), then
-        // key by key the block's contributions to dk_j and dv_j, summed in registers.
-        float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[ATT_QB * (size_t)Tp], ds[ATT_QB * (size_t)Tp];
-        float w[ATT_QB];
-        const float *qkv_b = qkv + (size_t)b * T * C3;
-        const float *dout_b = dout + (size_t)b * T * C;
-        float *dqkv_b = dqkv + (size_t)b * T * C3;
-        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
-        transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
-        for (int t0 = 0; t0 < T; t0 += ATT_QB) {
-            int t1 = t0 + ATT_QB < T ? t0 + ATT_QB : T;
-            for (int t = t0; t < t1; t++) {
-                int n = t + 1;
-                float *p_t = p + (size_t)(t - t0) * Tp, *ds_t = ds + (size_t)(t - t0) * Tp;
-                const float *q_bth = qkv_b + t * C3 + h * hs;
-                const float *do_bth = dout_b + (size_t)t * C + h * hs;
-                const float *o_bth = out + ((size_t)b * T + t) * C + h * hs;
-                float lse_t = lse[((size_t)b * H + h) * T + t];
-                scores(p_t, q_bth, scale, kt, n, Tp, hs);
-                for (int j = 0; j < n; j++) p_t[j] = exp_fast(p_t[j] - lse_t);
-                scores(ds_t, do_bth, 1.0f, vt, n, Tp, hs);
-                float d_t = dot(do_bth, o_bth, hs);
-                for (int j = 0; j < n; j++) ds_t[j] = p_t[j] * (ds_t[j] - d_t) * scale;  // ds_j · scale
-                add_weighted_rows(dqkv_b + t * C3 + h * hs, ds_t, qkv_b + C + h * hs, C3, n, hs);
-            }
-            for (int j = 0; j < t1; j++) {
-                int ts = j > t0 ? j : t0;  // queries of the block that see key j
-                for (int t = ts; t < t1; t++) w[t - ts] = ds[(size_t)(t - t0) * Tp + j];
-                add_weighted_rows(dqkv_b + j * C3 + C + h * hs, w, qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
-                for (int t = ts; t < t1; t++) w[t - ts] = p[(size_t)(t - t0) * Tp + j];
-                add_weighted_rows(dqkv_b + j * C3 + 2 * C + h * hs, w, dout_b + (size_t)ts * C + h * hs, (size_t)C,
-                                  t1 - ts, hs);
-            }
-        }
-    }
+    attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
 }
 
 static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
