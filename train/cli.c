@@ -53,3 +53,12 @@ void cli_no_extra_args(const char *cmd, int argc, char **argv, int first, int ma
         exit(2);
     }
 }
+
+const char *cli_checkpoint_arg(const char *cmd, int argc, char **argv, int first) {
+    if (first >= argc) {
+        fprintf(stderr, "error: %s: expected a checkpoint file (see ./gpt %s --help)\n", cmd, cmd);
+        exit(2);
+    }
+    cli_no_extra_args(cmd, argc, argv, first, 1);
+    return argv[first];
+}

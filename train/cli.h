@@ -21,6 +21,10 @@ uint64_t cli_u64(const char *flag, const char *value);
 // argv[optind - 1] is the offending word.
 _Noreturn void cli_bad_option(const char *cmd, int c, char **argv, const struct option *opts);
 
+// The one positional argument of a command that reads a checkpoint (info, sample,
+// attention): its path. Missing or followed by more, one error line and exit 2.
+const char *cli_checkpoint_arg(const char *cmd, int argc, char **argv, int first);
+
 // Positional arguments beyond what a command takes.
 void cli_no_extra_args(const char *cmd, int argc, char **argv, int first, int max);
 

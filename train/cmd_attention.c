@@ -384,17 +384,12 @@ int cmd_attention(int argc, char **argv) {
         default: cli_bad_option("attention", c, argv, opts);
         }
     }
-    if (optind >= argc) {
-        cli_fail("attention: expected a checkpoint file (see ./gpt attention --help)");
-        return 2;
-    }
-    cli_no_extra_args("attention", argc, argv, optind, 1);
+    const char *path = cli_checkpoint_arg("attention", argc, argv, optind);
     if (prompt && prompt_file) return cli_fail("attention: --prompt and --prompt-file cannot be used together");
     if (!prompt && !prompt_file) return cli_fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
     if (!out) return cli_fail("attention: --out FILE is required (where to write the page)");
     long layer = layer_arg ? cli_long("--layer", layer_arg, 0, 1 << 20) : -1;
     long head = head_arg ? cli_long("--head", head_arg, 0, 1 << 20) : -1;
-    const char *path = argv[optind];
 
     char err[1024];
     Checkpoint ck;

@@ -73,12 +73,7 @@ int cmd_info(int argc, char **argv) {
         default: cli_bad_option("info", c, argv, opts);
         }
     }
-    if (optind >= argc) {
-        cli_fail("info: expected a checkpoint file (see ./gpt info --help)");
-        return 2;  // misuse of the command line, as cli_bad_option
-    }
-    cli_no_extra_args("info", argc, argv, optind, 1);
-    const char *path = argv[optind];
+    const char *path = cli_checkpoint_arg("info", argc, argv, optind);
 
     Checkpoint ck;
     char err[1024];

@@ -190,14 +190,9 @@ int cmd_sample(int argc, char **argv) {
         default: cli_bad_option("sample", c, argv, opts);
         }
     }
-    if (optind >= argc) {
-        cli_fail("sample: expected a checkpoint file (see ./gpt sample --help)");
-        return 2;  // misuse of the command line, as cli_bad_option
-    }
-    cli_no_extra_args("sample", argc, argv, optind, 1);
+    const char *path = cli_checkpoint_arg("sample", argc, argv, optind);
     if (prompt && prompt_file) return cli_fail("sample: --prompt and --prompt-file cannot be used together");
     if (stop && !*stop) return cli_fail("--stop expects a non-empty string");
-    const char *path = argv[optind];
 
     char err[1024];
     Checkpoint ck;
