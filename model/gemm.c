@@ -11,8 +11,12 @@
 #include "gemm.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "ops.h"
 
@@ -49,8 +53,10 @@ static inline void micro_kernel(int kc, const float *restrict ap, const float *r
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR / 16; j++) c[i][j] = (vec16){0};
     for (int k = 0; k < kc; k++) {
+        // One load per vector (a single memcpy of the whole array would go through the
+        // stack: GCC then keeps b in memory and reloads it for every row).
         vec16 b[NR / 16];
-        memcpy(b, bp + (size_t)k * NR, sizeof b);
+        for (int j = 0; j < NR / 16; j++) memcpy(&b[j], bp + (size_t)k * NR + 16 * j, sizeof b[j]);
         const float *a = ap + (size_t)k * MR;
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR / 16; j++) c[i][j] += a[i] * b[j];
@@ -140,15 +146,22 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
         if (!first || g->init == GEMM_ACCUMULATE) init = c;
         else if (g->init == GEMM_ADDEND) init = g->addend + (ptrdiff_t)(i0 + i) * g->ldc + j0;
         float row[NR];
+        bool grad = last && g->epilogue == GEMM_EPI_GELU_GRAD;
+        const float *pre = grad ? g->epi_in + (ptrdiff_t)(i0 + i) * g->ldc + j0 : NULL;
         if (cols == NR) {  // the common full-width case, in fixed-length loops that vectorise
             if (init) {
                 for (int j = 0; j < NR; j++) row[j] = init[j] + acc[i][j];
             } else {
                 for (int j = 0; j < NR; j++) row[j] = acc[i][j];
             }
+            if (grad)
+                for (int j = 0; j < NR; j++) row[j] *= gelu_grad_scalar(pre[j]);
             memcpy(c, row, sizeof row);
         } else {
-            for (int j = 0; j < cols; j++) c[j] = init ? init[j] + acc[i][j] : acc[i][j];
+            for (int j = 0; j < cols; j++) {
+                float v = init ? init[j] + acc[i][j] : acc[i][j];
+                c[j] = grad ? v * gelu_grad_scalar(pre[j]) : v;
+            }
         }
         if (last && g->epilogue == GEMM_EPI_GELU) {
             float *e = g->epi_out + (ptrdiff_t)(i0 + i) * g->ldc + j0;
@@ -173,9 +186,54 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
 // lives outside any stack. gemm is not reentrant: one call at a time, parallel inside.
 static _Alignas(64) float bpack_shared[KC * NC];
 
-// Columns of C one task covers: a few NR panels, so that tasks are many enough to balance
-// across threads, and the A block packed by a task is reused across its panels.
-#define PANELS_PER_TASK 4
+// How the tiles of C are dealt to threads. A task is an mc x (ppt·NR) block of C: mc rows
+// (a multiple of MR, at most MC) and ppt column panels. Small products have few tiles, so
+// the block sizes are chosen per call to spread the work evenly over the threads: with
+// 128 rows, blocks of 48 give three tasks for two threads (one idles a third of the time),
+// blocks of 32 give four. The choice never changes a result: every element of C is summed
+// over k in the same order whatever the blocking.
+typedef struct {
+    int mc, ppt, mblocks, chunks, tasks;
+} Plan;
+
+static int threads_available(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static Plan plan_tasks(int M, int panels, int threads) {
+    Plan best = {0};
+    long best_cost = -1;
+    for (int mc = MC; mc >= MR; mc -= MR) {
+        for (int ppt = 4; ppt >= 1; ppt /= 2) {
+            Plan p = {mc, ppt, (M + mc - 1) / mc, (panels + ppt - 1) / ppt, 0};
+            p.tasks = p.mblocks * p.chunks;
+            // Cost of the busiest thread under the split gemm() uses, in padded
+            // row-panels, plus a little per task for packing A and storing C.
+            long cost = 0;
+            for (int th = 0; th < threads; th++) {
+                long c = 0;
+                for (int t = (int)((long)p.tasks * th / threads); t < (int)((long)p.tasks * (th + 1) / threads); t++) {
+                    int mb = t / p.chunks, ch = t % p.chunks;
+                    int rows = M - mb * mc < mc ? M - mb * mc : mc;
+                    int np = panels - ch * ppt < ppt ? panels - ch * ppt : ppt;
+                    c += (long)((rows + MR - 1) / MR) * np * 16 + 8;
+                }
+                cost = c > cost ? c : cost;
+            }
+            // Bigger blocks win ties (fewer passes over A and B); a smaller one must be
+            // clearly better to be chosen.
+            if (best_cost < 0 || cost * 100 < best_cost * 97) {
+                best = p;
+                best_cost = cost;
+            }
+        }
+    }
+    return best;
+}
 
 void gemm(const GemmArgs *g) {
     assert(g->M >= 0 && g->N >= 0 && g->K >= 0);
@@ -185,17 +243,19 @@ void gemm(const GemmArgs *g) {
         gemm_reference(g);
         return;
     }
+    int threads = threads_available();
+    // k in equal slices of at most KC (768 is two of 384, not 512 + 256): fewer, even
+    // passes over C. The slicing depends on K alone, so the sums' order does too.
+    int kslices = (g->K + KC - 1) / KC, kc_max = (g->K + kslices - 1) / kslices;
     for (int j0 = 0; j0 < g->N; j0 += NC) {
         int nc = g->N - j0 < NC ? g->N - j0 : NC;
         int panels = (nc + NR - 1) / NR;
-        int chunks = (panels + PANELS_PER_TASK - 1) / PANELS_PER_TASK;
-        int mblocks = (g->M + MC - 1) / MC;
-        int tasks = mblocks * chunks;
-        for (int k0 = 0; k0 < g->K; k0 += KC) {
-            int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        Plan pl = plan_tasks(g->M, panels, threads);
+        for (int k0 = 0; k0 < g->K; k0 += kc_max) {
+            int kc = g->K - k0 < kc_max ? g->K - k0 : kc_max;
             int first = k0 == 0, last = k0 + kc >= g->K;
             float *bpack = bpack_shared;
-#pragma omp parallel if (tasks > 1)
+#pragma omp parallel if (pl.tasks > 1)
             {
 #pragma omp for schedule(static)
                 for (int p = 0; p < panels; p++) {
@@ -205,19 +265,25 @@ void gemm(const GemmArgs *g) {
                 _Alignas(64) float apack[MC * KC];
                 _Alignas(64) float acc[MR][NR];
                 int packed_block = -1;
-                // Static schedule: each thread gets a contiguous run of tasks, so its A block
-                // changes rarely. Every element of C belongs to exactly one task, and the
-                // k-blocks are added in order: the result does not depend on the threads.
-#pragma omp for schedule(static)
-                for (int t = 0; t < tasks; t++) {
-                    int mb = t / chunks, ch = t % chunks;
-                    int i0 = mb * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
+                // Each thread takes a contiguous run of tasks (the split plan_tasks costed),
+                // so its A block changes rarely. Every element of C belongs to exactly one
+                // task, and the k-blocks are added in order: the result does not depend on
+                // the threads.
+                int team = 1, me = 0;
+#ifdef _OPENMP
+                team = omp_get_num_threads();
+                me = omp_get_thread_num();
+#endif
+                int t_end = (int)((long)pl.tasks * (me + 1) / team);
+                for (int t = (int)((long)pl.tasks * me / team); t < t_end; t++) {
+                    int mb = t / pl.chunks, ch = t % pl.chunks;
+                    int i0 = mb * pl.mc, mc = g->M - i0 < pl.mc ? g->M - i0 : pl.mc;
                     if (mb != packed_block) {
                         pack_a(g, i0, mc, k0, kc, apack);
                         packed_block = mb;
                     }
-                    int p_end = (ch + 1) * PANELS_PER_TASK < panels ? (ch + 1) * PANELS_PER_TASK : panels;
-                    for (int p = ch * PANELS_PER_TASK; p < p_end; p++) {
+                    int p_end = (ch + 1) * pl.ppt < panels ? (ch + 1) * pl.ppt : panels;
+                    for (int p = ch * pl.ppt; p < p_end; p++) {
                         int cols = nc - p * NR < NR ? nc - p * NR : NR;
                         for (int s = 0; s < mc; s += MR) {
                             // Start fetching the tile of C now: its rows are far apart and
@@ -249,6 +315,7 @@ void gemm_reference(const GemmArgs *g) {
                                                     : 0.0f;
             *c = init + s;
             if (g->epilogue == GEMM_EPI_GELU) g->epi_out[(ptrdiff_t)i * g->ldc + j] = gelu_scalar(*c);
+            if (g->epilogue == GEMM_EPI_GELU_GRAD) *c *= gelu_grad_scalar(g->epi_in[(ptrdiff_t)i * g->ldc + j]);
         }
     }
 }

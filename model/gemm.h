@@ -24,8 +24,10 @@ typedef enum {
 } GemmInit;
 
 // Optional epilogue applied to each finished element of C: GEMM_EPI_GELU also writes
-// gelu(C) to a second matrix (same layout), the fused MLP activation.
-typedef enum { GEMM_EPI_NONE, GEMM_EPI_GELU } GemmEpilogue;
+// gelu(C) to a second matrix (same layout), the fused MLP activation; GEMM_EPI_GELU_GRAD
+// multiplies C by gelu'(pre) with pre a second matrix (same layout), the fused backward
+// of that activation.
+typedef enum { GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_GRAD } GemmEpilogue;
 
 typedef struct {
     int M, N, K;
@@ -39,6 +41,7 @@ typedef struct {
     const float *addend;   // GEMM_ADDEND: (M, ldc)
     GemmEpilogue epilogue;
     float *epi_out;        // GEMM_EPI_GELU: gelu(C), (M, ldc)
+    const float *epi_in;   // GEMM_EPI_GELU_GRAD: the GELU's input, (M, ldc)
 } GemmArgs;
 
 void gemm(const GemmArgs *g);
