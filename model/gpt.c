@@ -349,16 +349,14 @@ void gpt_backward(GPT *m, float dloss) {
         LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
-        PROF(PROF_MATMUL_BWD,
-             matmul_backward_set(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, N, 4 * C, C));
-        PROF(PROF_GELU, gelu_backward_inplace(d->dfch, la->fch, NC * 4));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set_gelu(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, la->fch,
+                                                       N, 4 * C, C));
         PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
         PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln2_w, d->dln, la->res1, lw->ln2_w, la->ln2_mean,
                                                 la->ln2_rstd, N, C));
         // res1 = x_in + attention(ln1(x_in) · W_qkvᵀ) · W_Oᵀ   (dres becomes d x_in)
         PROF(PROF_MATMUL_BWD, matmul_backward_set(d->datty, lg->w_o, d->dres, la->atty, lw->w_o, N, C, C));
-        PROF(PROF_CLEAR, memset(d->dqkv, 0, NC * 3 * sizeof(float)));
-        PROF(PROF_ATTN_BWD, attention_backward(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
+        PROF(PROF_ATTN_BWD, attention_backward_set(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
         PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_qkv, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
         PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln1_w, d->dln, x_in, lw->ln1_w, la->ln1_mean,
                                                 la->ln1_rstd, N, C));

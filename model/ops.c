@@ -132,14 +132,15 @@ void matmul_forward_gelu(float *pre, float *out, const float *inp, const float *
     linear_forward(pre, NULL, out, inp, weight, N, C, OC);
 }
 
-static void linear_backward(float *dinp, GemmInit dinp_init, float *dweight, const float *dout, const float *inp,
-                            const float *weight, int N, int C, int OC) {
+static void linear_backward(float *dinp, GemmInit dinp_init, const float *gelu_pre, float *dweight,
+                            const float *dout, const float *inp, const float *weight, int N, int C, int OC) {
     if (dinp) {
         GemmArgs g = {
             .M = N, .N = C, .K = OC,
             .a = dout, .rsa = OC, .csa = 1,
             .b = weight, .rsb = C, .csb = 1,
             .c = dinp, .ldc = C, .init = dinp_init,
+            .epilogue = gelu_pre ? GEMM_EPI_GELU_GRAD : GEMM_EPI_NONE, .epi_in = gelu_pre,
         };
         gemm(&g);
     }
@@ -156,34 +157,42 @@ static void linear_backward(float *dinp, GemmInit dinp_init, float *dweight, con
 
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
                      int C, int OC) {
-    linear_backward(dinp, GEMM_ACCUMULATE, dweight, dout, inp, weight, N, C, OC);
+    linear_backward(dinp, GEMM_ACCUMULATE, NULL, dweight, dout, inp, weight, N, C, OC);
 }
 
 void matmul_backward_set(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
                          int N, int C, int OC) {
-    linear_backward(dinp, GEMM_OVERWRITE, dweight, dout, inp, weight, N, C, OC);
+    linear_backward(dinp, GEMM_OVERWRITE, NULL, dweight, dout, inp, weight, N, C, OC);
+}
+
+void matmul_backward_set_gelu(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                              const float *pre, int N, int C, int OC) {
+    linear_backward(dinp, GEMM_OVERWRITE, pre, dweight, dout, inp, weight, N, C, OC);
 }
 
 // ---- attention ------------------------------------------------------------------------
 // Two implementations of the same math. The blocked one works per (b,h) on a transposed
-// copy of the head's keys (and, in backward, values), four queries at a time, so scores
-// are vertical multiply-adds over the key index with no horizontal sums; its scratch
-// (about 2·T·(hs + 32) floats) lives on the stack. For heads too large for that (and for
+// copy of the head's keys (and, in backward, values), eight queries at a time, so scores
+// are vertical multiply-adds over the key index with no horizontal sums, and only the
+// 16-key vectors that hold unmasked keys are computed; its scratch (about
+// 2·T·(hs + 32) floats) lives on the stack. For heads too large for that (and for
 // compilers without vector extensions) the row one computes each score as a dot product
 // and needs no scratch. Which runs depends on the shape only.
 size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
 
-// Queries per block in the backward pass.
+// Queries per block in the backward pass (a multiple of ATT_Q).
 #define ATT_QB 32
+// Queries (or keys) per register tile.
+#define ATT_Q 8
+
+// Key positions are padded to a multiple of 16 (one vector) in the transposed copies and
+// the score rows; the padding of the copies holds zeros.
+static inline int pad16(int n) { return (n + 15) & ~15; }
 
 static bool attention_fits(int T, int hs) {
-    size_t Tp = (size_t)((T + 63) & ~63);
+    size_t Tp = (size_t)pad16(T);
     return 2 * Tp * (size_t)hs + 2 * ATT_QB * Tp <= attention_stack_limit;
 }
-
-// Key positions are padded to a multiple of 64 in the transposed copies, so the score
-// kernel can always work on whole blocks of 64 keys (the padding holds zeros).
-static inline int pad64(int T) { return (T + 63) & ~63; }
 
 // kt(d, j) = k_j(d) for j < T, 0 for T <= j < Tp: the head's keys (or values) transposed.
 static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int Tp, int hs) {
@@ -196,64 +205,78 @@ static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col,
 }
 
 // ---- the blocked kernels ---------------------------------------------------------------
-// Four rows at a time, so each vector of keys (or values, or queries) loaded from memory
-// feeds four rows' multiply-adds instead of one. Rows beyond the last (nq < 4) repeat the
-// last row and are not written.
+// Eight rows at a time, two vectors wide: each vector loaded from memory feeds eight rows'
+// multiply-adds, and 16 accumulators stay in registers (the shape of the gemm micro-kernel).
+// Rows beyond the last (nq < 8) repeat row 0 and are not written.
 #if VEC_EXT
-// s(r, j) = scale · a_r · mt(:, j) for r < 4, j < n (written up to the next multiple of 64).
-// a_r is row r of a (stride lda); mt is (hs, Tp), the keys or values transposed.
-static void scores4(float *restrict s, size_t lds, const float *restrict a, size_t lda, int nq, float scale,
+// s(r, j) = a_r · mt(:, j) for r < nq, j < n (n a multiple of 16). a_r is row r of a
+// (stride lda); mt is (hs, Tp), the keys or values transposed.
+static void scores8(float *restrict s, size_t lds, const float *restrict a, size_t lda, int nq,
                     const float *restrict mt, int n, int Tp, int hs) {
-    const float *a0 = a, *a1 = a + (nq > 1 ? lda : 0), *a2 = a + (nq > 2 ? 2 * lda : 0), *a3 = a + (nq > 3 ? 3 * lda : 0);
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        vec16 c[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int v = 0; v < 4; v++) c[r][v] = (vec16){0};
-        for (int d = 0; d < hs; d++) {
-            const float *row = mt + (size_t)d * Tp + j0;
-            vec16 m[4];
-            for (int v = 0; v < 4; v++) load16(&m[v], row + 16 * v);
-            float x0 = a0[d] * scale, x1 = a1[d] * scale, x2 = a2[d] * scale, x3 = a3[d] * scale;
-            for (int v = 0; v < 4; v++) {
-                c[0][v] += x0 * m[v];
-                c[1][v] += x1 * m[v];
-                c[2][v] += x2 * m[v];
-                c[3][v] += x3 * m[v];
+    const float *ar[ATT_Q];
+    for (int r = 0; r < ATT_Q; r++) ar[r] = a + (r < nq ? (size_t)r * lda : 0);
+    for (int j0 = 0; j0 < n; j0 += 32) {
+        int nv = n - j0 >= 32 ? 2 : 1;
+        vec16 c[ATT_Q][2];
+        for (int r = 0; r < ATT_Q; r++) c[r][0] = c[r][1] = (vec16){0};
+        if (nv == 2) {
+            for (int d = 0; d < hs; d++) {
+                vec16 m0, m1;
+                load16(&m0, mt + (size_t)d * Tp + j0);
+                load16(&m1, mt + (size_t)d * Tp + j0 + 16);
+                for (int r = 0; r < ATT_Q; r++) {
+                    float x = ar[r][d];
+                    c[r][0] += x * m0;
+                    c[r][1] += x * m1;
+                }
+            }
+        } else {
+            for (int d = 0; d < hs; d++) {
+                vec16 m0;
+                load16(&m0, mt + (size_t)d * Tp + j0);
+                for (int r = 0; r < ATT_Q; r++) c[r][0] += ar[r][d] * m0;
             }
         }
         for (int r = 0; r < nq; r++)
-            for (int v = 0; v < 4; v++) store16(s + r * lds + j0 + 16 * v, &c[r][v]);
+            for (int v = 0; v < nv; v++) store16(s + r * lds + j0 + 16 * v, &c[r][v]);
     }
 }
 
-// y_r(0..hs) += sum_{j<n} w(r, j) · rows_j for r < nq: four weighted sums of the same rows
-// (values, keys, queries or dO), 64 columns at a time in registers. The weight of output r
+// y_r(0..hs) (+)= sum_{j<n} w(r, j) · rows_j for r < nq (adding to y when add, else
+// overwriting it): eight weighted sums of the same rows
+// (values, keys, queries or dO), 32 columns at a time in registers. The weight of output r
 // at step j is w[r·w_rs + j·w_cs]: rows of a p or ds block for P·V and dQ (w_rs = its
 // stride, w_cs = 1), or its columns for dK and dV (w_rs = 1, w_cs = its stride).
-static void weighted4(float *y, size_t ldy, int nq, const float *restrict w, size_t w_rs, size_t w_cs,
+static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restrict w, size_t w_rs, size_t w_cs,
                       const float *restrict rows, size_t stride, int n, int hs) {
-    // Outputs beyond nq read row 0's weights (valid memory) and are never stored.
-    const float *w0 = w, *w1 = w + (nq > 1 ? w_rs : 0), *w2 = w + (nq > 2 ? 2 * w_rs : 0),
-                *w3 = w + (nq > 3 ? 3 * w_rs : 0);
-    for (int c0 = 0; c0 < (hs & ~15); c0 += 64) {
-        int nv = hs - c0 >= 64 ? 4 : (hs - c0) / 16;
-        vec16 c[4][4];
-        for (int r = 0; r < 4; r++)
-            for (int v = 0; v < nv; v++) {
-                if (r < nq) load16(&c[r][v], y + r * ldy + c0 + 16 * v);
+    const float *wr[ATT_Q];
+    for (int r = 0; r < ATT_Q; r++) wr[r] = w + (r < nq ? (size_t)r * w_rs : 0);
+    for (int c0 = 0; c0 < (hs & ~15); c0 += 32) {
+        int nv = hs - c0 >= 32 ? 2 : 1;
+        vec16 c[ATT_Q][2];
+        for (int r = 0; r < ATT_Q; r++)
+            for (int v = 0; v < 2; v++) {
+                if (add && r < nq && v < nv) load16(&c[r][v], y + r * ldy + c0 + 16 * v);
                 else c[r][v] = (vec16){0};
             }
-        for (int j = 0; j < n; j++) {
-            const float *row = rows + j * stride + c0;
-            size_t o = (size_t)j * w_cs;
-            float x0 = w0[o], x1 = w1[o], x2 = w2[o], x3 = w3[o];
-            for (int v = 0; v < nv; v++) {
-                vec16 m;
-                load16(&m, row + 16 * v);
-                c[0][v] += x0 * m;
-                c[1][v] += x1 * m;
-                c[2][v] += x2 * m;
-                c[3][v] += x3 * m;
+        if (nv == 2) {
+            for (int j = 0; j < n; j++) {
+                const float *row = rows + j * stride + c0;
+                size_t o = (size_t)j * w_cs;
+                vec16 m0, m1;
+                load16(&m0, row);
+                load16(&m1, row + 16);
+                for (int r = 0; r < ATT_Q; r++) {
+                    float x = wr[r][o];
+                    c[r][0] += x * m0;
+                    c[r][1] += x * m1;
+                }
+            }
+        } else {
+            for (int j = 0; j < n; j++) {
+                vec16 m0;
+                load16(&m0, rows + j * stride + c0);
+                for (int r = 0; r < ATT_Q; r++) c[r][0] += wr[r][(size_t)j * w_cs] * m0;
             }
         }
         for (int r = 0; r < nq; r++)
@@ -262,48 +285,90 @@ static void weighted4(float *y, size_t ldy, int nq, const float *restrict w, siz
     // Channels past the last multiple of 16, one at a time (small heads only).
     for (int col = hs & ~15; col < hs; col++) {
         for (int r = 0; r < nq; r++) {
-            const float *wr = w + r * w_rs;
-            float acc = y[r * ldy + col];
-            for (int j = 0; j < n; j++) acc += wr[(size_t)j * w_cs] * rows[j * stride + col];
+            const float *w_r = w + r * w_rs;
+            float acc = add ? y[r * ldy + col] : 0.0f;
+            for (int j = 0; j < n; j++) acc += w_r[(size_t)j * w_cs] * rows[j * stride + col];
             y[r * ldy + col] = acc;
         }
     }
 }
 
+// Softmax of row s(0..t) of raw scores (scaled by scale), in place; s(t+1..n16) become 0.
+// Works in whole 16-lane chunks (fixed-length loops the compiler turns into vector code,
+// the mask as a lane-wise select). Returns the row's log-sum-exp.
+static float softmax_row(float *s, int t, int n16, float scale) {
+    int chunks = (t + 1 + 15) / 16;
+    float mx16[16], sum16[16];
+    for (int i = 0; i < 16; i++) mx16[i] = -FLT_MAX, sum16[i] = 0.0f;
+    for (int v = 0; v < chunks; v++) {
+        float *sv = s + 16 * v;
+        for (int i = 0; i < 16; i++) {
+            float x = 16 * v + i <= t ? sv[i] * scale : -FLT_MAX;
+            sv[i] = x;
+            mx16[i] = x > mx16[i] ? x : mx16[i];
+        }
+    }
+    float mx = mx16[0];
+    for (int i = 1; i < 16; i++) mx = mx16[i] > mx ? mx16[i] : mx;
+    for (int v = 0; v < chunks; v++) {
+        float *sv = s + 16 * v;
+        for (int i = 0; i < 16; i++) {
+            float e = 16 * v + i <= t ? exp_fast(sv[i] - mx) : 0.0f;
+            sv[i] = e;
+            sum16[i] += e;
+        }
+    }
+    vec16 sums;
+    memcpy(&sums, sum16, sizeof sums);
+    float total = hsum16(&sums), inv = 1.0f / total;
+    for (int v = 0; v < chunks; v++)
+        for (int i = 0; i < 16; i++) s[16 * v + i] *= inv;
+    for (int j = 16 * chunks; j < n16; j++) s[j] = 0.0f;
+    return mx + logf(total);
+}
+
 static void attention_forward_blocked(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
-    int hs = C / H, Tp = pad64(T);
+    int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * Tp], p[4 * (size_t)Tp];
+        float kt[(size_t)hs * Tp], p[ATT_Q * (size_t)Tp];
         const float *qkv_b = qkv + (size_t)b * T * C3;
         transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
-        for (int t0 = 0; t0 < T; t0 += 4) {
-            int nq = T - t0 < 4 ? T - t0 : 4, n_max = t0 + nq;
-            scores4(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, scale, kt, n_max, Tp, hs);
-            for (int r = 0; r < nq; r++) {
-                float *p_t = p + (size_t)r * Tp;
-                int n = t0 + r + 1;
-                float mx = -FLT_MAX;
-                for (int j = 0; j < n; j++) mx = p_t[j] > mx ? p_t[j] : mx;
-                for (int j = 0; j < n; j++) p_t[j] = exp_fast(p_t[j] - mx);
-                float total = sum(p_t, n), inv = 1.0f / total;
-                for (int j = 0; j < n; j++) p_t[j] *= inv;
-                for (int j = n; j < n_max; j++) p_t[j] = 0.0f;  // the causal mask
-                lse[((size_t)b * H + h) * T + t0 + r] = mx + logf(total);
-                memset(out + ((size_t)b * T + t0 + r) * C + h * hs, 0, (size_t)hs * sizeof(float));
-            }
-            weighted4(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, p, (size_t)Tp, 1, qkv_b + 2 * C + h * hs,
-                      C3, n_max, hs);
+        for (int t0 = 0; t0 < T; t0 += ATT_Q) {
+            int nq = T - t0 < ATT_Q ? T - t0 : ATT_Q, n = t0 + nq, n16 = pad16(n);
+            scores8(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, kt, n16, Tp, hs);
+            for (int r = 0; r < nq; r++)
+                lse[((size_t)b * H + h) * T + t0 + r] = softmax_row(p + (size_t)r * Tp, t0 + r, n16, scale);
+            weighted8(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, false, p, (size_t)Tp, 1, qkv_b + 2 * C + h * hs,
+                      C3, n, hs);
         }
     }
 }
 
-static void attention_backward_blocked(float *dqkv, const float *dout, const float *qkv, const float *out,
+// Row t of p and ds from raw scores s = q·k and dp = dO·v (both unscaled), for keys j < m
+// (m a multiple of 16): p = exp(scale·s - lse) and ds = scale · p · (dp - D) where j <= t,
+// 0 beyond (the causal mask).
+static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, float lse_t, float d_t) {
+    for (int v = 0; v < m / 16; v++) {
+        float *pv = p + 16 * v, *dv = ds + 16 * v;
+        for (int i = 0; i < 16; i++) {
+            bool keep = 16 * v + i <= t;
+            float e = exp_fast(pv[i] * scale - lse_t);
+            float g = e * (dv[i] - d_t) * scale;
+            pv[i] = keep ? e : 0.0f;
+            dv[i] = keep ? g : 0.0f;
+        }
+    }
+}
+
+// With add false, dqkv is overwritten: each dq row gets its one contribution, and each
+// key's dk and dv start from the first query block that reaches it (its own block).
+static void attention_backward_blocked(float *dqkv, bool add, const float *dout, const float *qkv, const float *out,
                                        const float *lse, int B, int T, int C, int H) {
-    int hs = C / H, Tp = pad64(T);
+    int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
 #pragma omp parallel for schedule(static)
@@ -316,33 +381,30 @@ static void attention_backward_blocked(float *dqkv, const float *dout, const flo
         transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
         transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
         for (int t0 = 0; t0 < T; t0 += ATT_QB) {
-            int t1 = t0 + ATT_QB < T ? t0 + ATT_QB : T;
-            // Rows of p and ds for the block's queries, four at a time, and their dq.
-            for (int q0 = t0; q0 < t1; q0 += 4) {
-                int nq = t1 - q0 < 4 ? t1 - q0 : 4, n_max = q0 + nq;
+            int t1 = t0 + ATT_QB < T ? t0 + ATT_QB : T, m = pad16(t1);
+            // Rows of p and ds for the block's queries, eight at a time, and their dq. Every
+            // row is filled to m (zeros past its query): dK and dV read its columns below.
+            for (int q0 = t0; q0 < t1; q0 += ATT_Q) {
+                int nq = t1 - q0 < ATT_Q ? t1 - q0 : ATT_Q, n = q0 + nq;
                 float *p_q = p + (size_t)(q0 - t0) * Tp, *ds_q = ds + (size_t)(q0 - t0) * Tp;
-                scores4(p_q, (size_t)Tp, qkv_b + q0 * C3 + h * hs, C3, nq, scale, kt, n_max, Tp, hs);
-                scores4(ds_q, (size_t)Tp, dout_b + (size_t)q0 * C + h * hs, (size_t)C, nq, 1.0f, vt, n_max, Tp, hs);
+                scores8(p_q, (size_t)Tp, qkv_b + q0 * C3 + h * hs, C3, nq, kt, pad16(n), Tp, hs);
+                scores8(ds_q, (size_t)Tp, dout_b + (size_t)q0 * C + h * hs, (size_t)C, nq, vt, pad16(n), Tp, hs);
                 for (int r = 0; r < nq; r++) {
-                    int t = q0 + r, n = t + 1;
-                    float *p_t = p_q + (size_t)r * Tp, *ds_t = ds_q + (size_t)r * Tp;
-                    float lse_t = lse[((size_t)b * H + h) * T + t];
+                    int t = q0 + r;
                     float d_t = dot(dout_b + (size_t)t * C + h * hs, out + ((size_t)b * T + t) * C + h * hs, hs);
-                    for (int j = 0; j < n; j++) {
-                        p_t[j] = exp_fast(p_t[j] - lse_t);
-                        ds_t[j] = p_t[j] * (ds_t[j] - d_t) * scale;  // ds_j · scale
-                    }
-                    for (int j = n; j < t1; j++) p_t[j] = ds_t[j] = 0.0f;  // the causal mask
+                    softmax_grad_row(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale,
+                                     lse[((size_t)b * H + h) * T + t], d_t);
                 }
-                weighted4(dqkv_b + q0 * C3 + h * hs, C3, nq, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n_max, hs);
+                weighted8(dqkv_b + q0 * C3 + h * hs, C3, nq, add, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n, hs);
             }
-            // Key by key (four at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
+            // Key by key (eight at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
             // dv_j += sum_t p(t,j) dO_t (zeros stand where t < j).
-            for (int j0 = 0; j0 < t1; j0 += 4) {
-                int nk = t1 - j0 < 4 ? t1 - j0 : 4, ts = j0 > t0 ? j0 : t0;
-                weighted4(dqkv_b + j0 * C3 + C + h * hs, C3, nk, ds + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
+            for (int j0 = 0; j0 < t1; j0 += ATT_Q) {
+                int nk = t1 - j0 < ATT_Q ? t1 - j0 : ATT_Q, ts = j0 > t0 ? j0 : t0;
+                bool add_kv = add || j0 < t0;  // keys before this block were started by earlier ones
+                weighted8(dqkv_b + j0 * C3 + C + h * hs, C3, nk, add_kv, ds + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
                           qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
-                weighted4(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, p + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
+                weighted8(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, add_kv, p + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
                           dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
             }
         }
@@ -364,19 +426,30 @@ void attention_forward(float *out, float *lse, const float *qkv, int B, int T, i
     attention_forward_rows(out, lse, qkv, B, T, C, H);
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
-                        int T, int C, int H) {
+static void attention_backward_any(float *dqkv, bool add, const float *dout, const float *qkv, const float *out,
+                                   const float *lse, int B, int T, int C, int H) {
     // Per query t, with p_j recomputed from the saved log-sum-exp:
     //   dv_j += p_j dO_t;  dp_j = dO_t · v_j;  ds_j = p_j (dp_j - dO_t · O_t)
     //   dq_t += scale sum_j ds_j k_j;  dk_j += scale ds_j q_t
     // (sum_j p_j dp_j = dO_t · O_t, so the softmax backward needs no stored row.)
 #if VEC_EXT
     if (attention_fits(T, C / H)) {
-        attention_backward_blocked(dqkv, dout, qkv, out, lse, B, T, C, H);
+        attention_backward_blocked(dqkv, add, dout, qkv, out, lse, B, T, C, H);
         return;
     }
 #endif
+    if (!add) memset(dqkv, 0, (size_t)B * T * 3 * C * sizeof(float));
     attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
+                        int T, int C, int H) {
+    attention_backward_any(dqkv, true, dout, qkv, out, lse, B, T, C, H);
+}
+
+void attention_backward_set(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
+                            int B, int T, int C, int H) {
+    attention_backward_any(dqkv, false, dout, qkv, out, lse, B, T, C, H);
 }
 
 static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
@@ -451,10 +524,6 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     for (size_t i = 0; i < n; i++) dinp[i] += gelu_grad_scalar(inp[i]) * dout[i];
 }
 
-void gelu_backward_inplace(float *d, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) d[i] *= gelu_grad_scalar(inp[i]);
-}
 
 // ---- residual -------------------------------------------------------------------------
 void residual_forward(float *out, const float *a, const float *b, size_t n) {

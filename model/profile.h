@@ -10,11 +10,10 @@
 typedef enum {
     PROF_ENCODER,
     PROF_LAYERNORM,
-    PROF_MATMUL_FWD,
+    PROF_MATMUL_FWD,  // with the fused GELU (forward) and its gradient (backward)
     PROF_MATMUL_BWD,
     PROF_ATTN_FWD,
     PROF_ATTN_BWD,
-    PROF_GELU,
     PROF_LOSS,
     PROF_CLEAR,     // zeroing gradient buffers
     PROF_CLIP,      // global gradient norm and clipping
