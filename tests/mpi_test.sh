@@ -5,8 +5,12 @@
 #
 # - 2 ranks x batch B x grad-accum 1 follow one process with batch B x grad-accum 2 (and
 #   2 x 2 follow 1 x 4): per step, batch_loss, lr and grad_norm of metrics.csv agree within
-#   a relative 1e-5 (the printed values carry 6 significant digits; in practice they are
-#   identical).
+#   a relative 1e-4. Not bit for bit: one process adds a micro-batch's gradient into the
+#   previous one's term by term (wte gets its head and embedding parts one after the
+#   other), while a rank's gradient is complete before the all-reduce adds it, so a few
+#   sums are rounded in another order. That moves the 5th-6th digit of the gradient norm
+#   now and then (seen: 0.798828 vs 0.798835 after 20 steps); a wrong average or a wrong
+#   batch moves the first digits.
 # - a run stopped and resumed under mpirun ends where the straight run ends; a checkpoint
 #   of 2 ranks resumes as one process with grad-accum 2 on the same batches.
 # - SIGTERM to one rank stops both at the same step with a checkpoint from rank 0.
@@ -57,7 +61,7 @@ same_columns() {
                 if (u == "" || v == "") { if (u != v) { print what ": row " FNR " column " k ": \"" u "\" vs \"" v "\""; bad = 1 } continue }
                 d = u - v; if (d < 0) d = -d
                 m = u < 0 ? -u : u; w = v < 0 ? -v : v; if (w > m) m = w
-                if (d > 1e-5 * m) { print what ": row " FNR " column " k ": " u " vs " v; bad = 1 }
+                if (d > 1e-4 * m) { print what ": row " FNR " column " k ": " u " vs " v; bad = 1 }
             }
         }
         END { if (n1 != n2) { print what ": " n1 " rows vs " n2; bad = 1 } exit bad }' "$1" "$2" >"$TOP/cmp.out"; then
