@@ -177,10 +177,24 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
 }
 
 #if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#define PREFETCH(p, write) __builtin_prefetch((p), (write), 3)
 #else
-#define PREFETCH(p) ((void)(p))
+#define PREFETCH(p, write) ((void)(p))
 #endif
+
+// Starts fetching the rows' NR columns at (i, j) of a matrix laid out like C.
+static inline void prefetch_tile(const float *m, ptrdiff_t ld, int i, int j, int rows, int write) {
+    for (int r = 0; r < rows; r++) {
+        const float *row = m + (ptrdiff_t)(i + r) * ld + j;
+        if (write) {
+            PREFETCH(row, 1);
+            PREFETCH(row + NR - 1, 1);
+        } else {
+            PREFETCH(row, 0);
+            PREFETCH(row + NR - 1, 0);
+        }
+    }
+}
 
 // B's packed block is shared by all threads (packed once per block, in parallel), so it
 // lives outside any stack. gemm is not reentrant: one call at a time, parallel inside.
@@ -194,7 +208,18 @@ static _Alignas(64) float bpack_shared[KC * NC];
 // over k in the same order whatever the blocking.
 typedef struct {
     int mc, ppt, mblocks, chunks, tasks;
+    // Task t covers row block t / chunks and column chunk t % chunks, or, when C is wider
+    // than tall, column chunk t / mblocks and row block t % mblocks: the wide side is then
+    // the one split between threads, and the shared packed B is split the same way, so
+    // each thread reads back mostly the panels it packed itself (the big operand of a
+    // weight gradient, an activation matrix, stays in one core's cache).
+    bool by_columns;
 } Plan;
+
+static inline void task_block(const Plan *p, int t, int *mb, int *ch) {
+    if (p->by_columns) *ch = t / p->mblocks, *mb = t % p->mblocks;
+    else *mb = t / p->chunks, *ch = t % p->chunks;
+}
 
 static int threads_available(void) {
 #ifdef _OPENMP
@@ -209,7 +234,7 @@ static Plan plan_tasks(int M, int panels, int threads) {
     long best_cost = -1;
     for (int mc = MC; mc >= MR; mc -= MR) {
         for (int ppt = 4; ppt >= 1; ppt /= 2) {
-            Plan p = {mc, ppt, (M + mc - 1) / mc, (panels + ppt - 1) / ppt, 0};
+            Plan p = {mc, ppt, (M + mc - 1) / mc, (panels + ppt - 1) / ppt, 0, panels * NR > M};
             p.tasks = p.mblocks * p.chunks;
             // Cost of the busiest thread under the split gemm() uses, in padded
             // row-panels, plus a little per task for packing A and storing C.
@@ -217,7 +242,8 @@ static Plan plan_tasks(int M, int panels, int threads) {
             for (int th = 0; th < threads; th++) {
                 long c = 0;
                 for (int t = (int)((long)p.tasks * th / threads); t < (int)((long)p.tasks * (th + 1) / threads); t++) {
-                    int mb = t / p.chunks, ch = t % p.chunks;
+                    int mb, ch;
+                    task_block(&p, t, &mb, &ch);
                     int rows = M - mb * mc < mc ? M - mb * mc : mc;
                     int np = panels - ch * ppt < ppt ? panels - ch * ppt : ppt;
                     c += (long)((rows + MR - 1) / MR) * np * 16 + 8;
@@ -276,7 +302,8 @@ void gemm(const GemmArgs *g) {
 #endif
                 int t_end = (int)((long)pl.tasks * (me + 1) / team);
                 for (int t = (int)((long)pl.tasks * me / team); t < t_end; t++) {
-                    int mb = t / pl.chunks, ch = t % pl.chunks;
+                    int mb, ch;
+                    task_block(&pl, t, &mb, &ch);
                     int i0 = mb * pl.mc, mc = g->M - i0 < pl.mc ? g->M - i0 : pl.mc;
                     if (mb != packed_block) {
                         pack_a(g, i0, mc, k0, kc, apack);
@@ -286,13 +313,16 @@ void gemm(const GemmArgs *g) {
                     for (int p = ch * pl.ppt; p < p_end; p++) {
                         int cols = nc - p * NR < NR ? nc - p * NR : NR;
                         for (int s = 0; s < mc; s += MR) {
-                            // Start fetching the tile of C now: its rows are far apart and
-                            // the stores after the kernel would otherwise wait on them.
-                            for (int r = 0; r < MR && s + r < mc; r++) {
-                                const float *crow = g->c + (ptrdiff_t)(i0 + s + r) * g->ldc + j0 + p * NR;
-                                PREFETCH(crow);
-                                PREFETCH(crow + NR - 1);
-                            }
+                            // Start fetching the tile of C, and of whatever the epilogue reads
+                            // or writes beside it, now: their rows are far apart, the hardware
+                            // prefetchers miss them, and the stores after the kernel would
+                            // otherwise wait on them one by one.
+                            int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = j0 + p * NR;
+                            prefetch_tile(g->c, g->ldc, i, j, rows, 1);
+                            if (first && g->init == GEMM_ADDEND) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
+                            if (last && g->epilogue == GEMM_EPI_GELU) prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
+                            if (last && g->epilogue == GEMM_EPI_GELU_GRAD)
+                                prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
                             micro_kernel(kc, apack + (size_t)s * kc, bpack + (size_t)p * NR * kc, acc);
                             store_tile(g, i0 + s, j0 + p * NR, mc - s < MR ? mc - s : MR, cols, acc, first, last);
                         }
