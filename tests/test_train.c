@@ -167,6 +167,36 @@ START_TEST(test_clipping_scales_to_the_max_norm) {
 }
 END_TEST
 
+// Training folds clipping into the update (grad_norm, then adamw_update_scaled with
+// clip_factor): the same bytes as clipping the gradients in place and updating.
+START_TEST(test_clipping_folded_into_the_update_equals_clipping_first) {
+    GPTConfig c = {.vocab_size = 5, .block_size = 4, .n_layer = 1, .n_head = 2, .n_embd = 8};
+    GPT a, b;
+    gpt_init(&a, &c, 0, 4, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    gpt_init(&b, &c, 0, 4, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    AdamW oa, ob;
+    adamw_init(&oa, a.num_params);
+    adamw_init(&ob, b.num_params);
+    AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < a.num_params; i++)
+            a.grads[i] = b.grads[i] = (float)((i * 7 + (size_t)step) % 11) * 0.05f - 0.25f;
+        float max = step == 2 ? 100.0f : 0.5f;  // clipped twice, then under the limit
+        float na = clip_grad_norm(&oa, a.grads, a.num_params, max);
+        adamw_update(&oa, &a, 1e-2f, &ac);
+        float nb = grad_norm(&ob, b.grads, b.num_params);
+        ck_assert_float_eq(na, nb);
+        ck_assert(step == 2 ? clip_factor(nb, max) == 1.0f : clip_factor(nb, max) < 1.0f);
+        adamw_update_scaled(&ob, &b, 1e-2f, clip_factor(nb, max), &ac);
+        ck_assert(memcmp(a.params, b.params, a.num_params * sizeof(float)) == 0);
+        ck_assert(memcmp(oa.m, ob.m, a.num_params * sizeof(float)) == 0);
+        ck_assert(memcmp(oa.v, ob.v, a.num_params * sizeof(float)) == 0);
+    }
+    adamw_free(&oa), adamw_free(&ob);
+    gpt_free(&a), gpt_free(&b);
+}
+END_TEST
+
 START_TEST(test_gradient_accumulation_averages_the_micro_batches) {
     GPTConfig c = {.vocab_size = 9, .block_size = 6, .n_layer = 1, .n_head = 2, .n_embd = 8};
     int B = 2, T = 6;
@@ -344,6 +374,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_lr_schedule_warms_up_then_decays_by_cosine);
     tcase_add_test(tc, test_adamw_step_matches_hand_computation_and_spares_ln_gains);
     tcase_add_test(tc, test_clipping_scales_to_the_max_norm);
+    tcase_add_test(tc, test_clipping_folded_into_the_update_equals_clipping_first);
     tcase_add_test(tc, test_gradient_accumulation_averages_the_micro_batches);
     tcase_add_test(tc, test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit);
     tcase_add_test(tc, test_run_learns_and_writes_its_files);

@@ -28,6 +28,10 @@ void adamw_free(AdamW *opt) {
 }
 
 void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg) {
+    adamw_update_scaled(opt, model, lr, 1.0f, cfg);
+}
+
+void adamw_update_scaled(AdamW *opt, GPT *model, float lr, float grad_scale, const AdamWConfig *cfg) {
     opt->step++;
     float b1 = cfg->beta1, b2 = cfg->beta2;
     float bc1 = 1.0f - powf(b1, (float)opt->step), bc2 = 1.0f - powf(b2, (float)opt->step);
@@ -41,7 +45,7 @@ void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg) {
         size_t end = pi->offset + pi->numel;
 #pragma omp for schedule(static) nowait
         for (size_t i = pi->offset; i < end; i++) {
-            float gi = g[i];
+            float gi = grad_scale == 1.0f ? g[i] : g[i] * grad_scale;
             m[i] = b1 * m[i] + (1.0f - b1) * gi;
             v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
             float mhat = m[i] / bc1, vhat = v[i] / bc2;
@@ -50,9 +54,9 @@ void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg) {
     }
 }
 
-float clip_grad_norm(AdamW *opt, float *grads, size_t n, float max_norm) {
+float grad_norm(AdamW *opt, const float *grads, size_t n) {
     size_t chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
-    if (chunks > opt->n_chunks) die("clip_grad_norm: %zu floats exceed the optimizer's %zu", n, opt->n);
+    if (chunks > opt->n_chunks) die("grad_norm: %zu floats exceed the optimizer's %zu", n, opt->n);
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < chunks; c++) {
         size_t lo = c * NORM_CHUNK, hi = lo + NORM_CHUNK < n ? lo + NORM_CHUNK : n;
@@ -62,9 +66,16 @@ float clip_grad_norm(AdamW *opt, float *grads, size_t n, float max_norm) {
     }
     double total = 0;
     for (size_t c = 0; c < chunks; c++) total += opt->partials[c];
-    float norm = (float)sqrt(total);
-    if (max_norm > 0 && norm > max_norm) {
-        float scale = max_norm / (norm + 1e-6f);
+    return (float)sqrt(total);
+}
+
+float clip_factor(float norm, float max_norm) {
+    return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6f) : 1.0f;
+}
+
+float clip_grad_norm(AdamW *opt, float *grads, size_t n, float max_norm) {
+    float norm = grad_norm(opt, grads, n), scale = clip_factor(norm, max_norm);
+    if (scale != 1.0f) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) grads[i] *= scale;
     }

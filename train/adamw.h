@@ -26,10 +26,18 @@ void adamw_free(AdamW *opt);
 // One update at learning rate lr. Weight decay applies to tensors whose table row says
 // decay (matrices and embeddings), never to LayerNorm gains.
 void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg);
+// The same update with every gradient first multiplied by grad_scale (exactly as if the
+// gradients had been scaled in place), which folds clipping into the update's one pass.
+void adamw_update_scaled(AdamW *opt, GPT *model, float lr, float grad_scale, const AdamWConfig *cfg);
 
 // The global L2 norm of the gradients, summed in fixed chunks in a fixed order (so the
-// same with any thread count). If max_norm > 0 and the norm exceeds it, the gradients are
-// scaled by max_norm / (norm + 1e-6). Returns the norm before clipping.
+// same with any thread count).
+float grad_norm(AdamW *opt, const float *grads, size_t n);
+// What clipping at max_norm multiplies the gradients by: max_norm / (norm + 1e-6) when
+// max_norm > 0 and the norm exceeds it, else 1.
+float clip_factor(float norm, float max_norm);
+// grad_norm, then the gradients scaled in place by clip_factor. Returns the norm before
+// clipping.
 float clip_grad_norm(AdamW *opt, float *grads, size_t n, float max_norm);
 
 // Learning rate at iteration it (0-based): linear warm-up lr*(it+1)/(warmup+1), then

@@ -185,8 +185,9 @@ int cmd_bench(int argc, char **argv) {
         gpt_forward(&m, x, y, B, T);
         gpt_backward(&m, 1.0f / (float)ranks);
         dist_allreduce_sum_floats(m.grads, m.num_params);
-        PROF(PROF_CLIP, clip_grad_norm(&opt, m.grads, m.num_params, 1.0f));
-        PROF(PROF_ADAMW, adamw_update(&opt, &m, 1e-4f, &ac));
+        float norm = 0;
+        PROF(PROF_CLIP, norm = grad_norm(&opt, m.grads, m.num_params));
+        PROF(PROF_ADAMW, adamw_update_scaled(&opt, &m, 1e-4f, clip_factor(norm, 1.0f), &ac));  // as training
         double dt = now_seconds() - t0;
         if (s >= 0) times[s] = dt;
     }

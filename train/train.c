@@ -533,7 +533,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
         // whole block makes it the mean over every micro-batch of every rank, on every rank.
         dist_allreduce_sum_floats(r.model.grads, r.model.num_params);
         dist_allreduce_sum_floats(&loss, 1);
-        float norm = clip_grad_norm(&r.opt, r.model.grads, r.model.num_params, tc->grad_clip);
+        float norm = grad_norm(&r.opt, r.model.grads, r.model.num_params);
         if (!isfinite(loss) || !isfinite(norm)) {
             const char *bad = nonfinite_tensor(&r.model, true);
             progress_clear(&r.progress);
@@ -546,7 +546,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
             goto done;
         }
         float lr = lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
-        adamw_update(&r.opt, &r.model, lr, &acfg);
+        adamw_update_scaled(&r.opt, &r.model, lr, clip_factor(norm, tc->grad_clip), &acfg);  // clipping folded in
         r.ts.step = s + 1;
         double dt = now_seconds() - t0;
         double tok_s = (double)B * T * n_micro / dt;
