@@ -352,7 +352,10 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
 // (m a multiple of 16): p = exp(scale·s - lse) and ds = scale · p · (dp - D) where j <= t,
 // 0 beyond (the causal mask).
 static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, float lse_t, float d_t) {
-    for (int v = 0; v < m / 16; v++) {
+    int chunks = (t + 1 + 15) / 16;  // the vectors that hold unmasked keys; zeros after them
+    memset(p + 16 * chunks, 0, (size_t)(m - 16 * chunks) * sizeof(float));
+    memset(ds + 16 * chunks, 0, (size_t)(m - 16 * chunks) * sizeof(float));
+    for (int v = 0; v < chunks; v++) {
         float *pv = p + 16 * v, *dv = ds + 16 * v;
         for (int i = 0; i < 16; i++) {
             bool keep = 16 * v + i <= t;
