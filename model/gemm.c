@@ -1,13 +1,14 @@
-// gemm.c -- blocked, packed, register-tiled matrix multiply (see gemm.h).
+// gemm.c -- blocked, register-tiled matrix multiply (see gemm.h).
 //
-// Loop nest, for one MC x NC tile of C owned by one thread:
-//   for each KC-slice of k:
-//       pack B(kslice, tile cols) into NR-wide column panels   [k][NR], zero-padded
-//       pack A(tile rows, kslice) into MR-high row slivers      [k][MR], zero-padded
-//       for each panel jr, for each sliver ir:  MR x NR micro-kernel over the KC slice
+// Loop nest, for each KC-slice of k and NC-block of columns:
+//   all threads pack B(kslice, cols) into NR-wide column panels [k][NR], zero-padded
+//   each thread, for each of its tasks (a block of rows x a few panels of C):
+//       for each panel, for each MR-row sliver: MR x NR micro-kernel over the KC slice
 // The micro-kernel keeps its MR x NR accumulators in registers; each k step is one
-// broadcast of A per row and NR/16 vector loads of B. Packing makes both reads contiguous
-// (no cache-set conflicts from power-of-two leading dimensions) and pads edges with zeros.
+// broadcast of A per row and NR/16 vector loads of B. A is read in place when its rows or
+// its columns are contiguous (every product the model makes), else packed into MR-high
+// slivers [k][MR]; slivers of fewer than MR rows are packed and zero-padded. Packing B
+// makes its reads contiguous and pads its edge with zeros.
 #include "gemm.h"
 
 #include <assert.h>
@@ -42,13 +43,19 @@
 #define NC 512
 #endif
 
-// acc(MR,NR) = sum over k < kc of ap(k,:)ᵀ · bp(k,:), both packed.
+// acc(MR,NR) = sum over k < kc of A(0..MR, k)ᵀ · bp(k,:), B packed. A(i, k) is
+// a[i·a_rs + k·a_ks]: a packed sliver (a_rs 1, a_ks MR), or MR rows of A read in place
+// where they are contiguous along k (a_rs = the row stride, a_ks 1) or along i (a weight
+// gradient's transposed A: a_rs 1, a_ks = its stride). Reading A in place saves packing it;
+// each k step still broadcasts MR values, from MR short streams instead of one.
 #if defined(__GNUC__) || defined(__clang__)
 // GCC/clang vector extensions: plain arithmetic on 16-float values, lowered to whatever
 // the target has (one AVX-512 register, two AVX registers, four SSE/NEON registers).
 // This pins the register tile that auto-vectorisation of the loop below does not find.
 typedef float vec16 __attribute__((vector_size(64)));
-static inline void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float acc[MR][NR]) {
+static inline __attribute__((always_inline)) void micro_kernel(int kc, const float *restrict a, ptrdiff_t a_rs,
+                                                               ptrdiff_t a_ks, const float *restrict bp,
+                                                               float acc[MR][NR]) {
     vec16 c[MR][NR / 16];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR / 16; j++) c[i][j] = (vec16){0};
@@ -57,26 +64,38 @@ static inline void micro_kernel(int kc, const float *restrict ap, const float *r
         // stack: GCC then keeps b in memory and reloads it for every row).
         vec16 b[NR / 16];
         for (int j = 0; j < NR / 16; j++) memcpy(&b[j], bp + (size_t)k * NR + 16 * j, sizeof b[j]);
-        const float *a = ap + (size_t)k * MR;
+        const float *ak = a + (ptrdiff_t)k * a_ks;
         for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR / 16; j++) c[i][j] += a[i] * b[j];
+            for (int j = 0; j < NR / 16; j++) c[i][j] += ak[i * a_rs] * b[j];
     }
     memcpy(acc, c, sizeof c);
 }
 #else
-static inline void micro_kernel(int kc, const float *restrict ap, const float *restrict bp, float acc[MR][NR]) {
+static inline void micro_kernel(int kc, const float *restrict a, ptrdiff_t a_rs, ptrdiff_t a_ks,
+                                const float *restrict bp, float acc[MR][NR]) {
     float c[MR][NR];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) c[i][j] = 0.0f;
     for (int k = 0; k < kc; k++) {
-        const float *a = ap + (size_t)k * MR;
+        const float *ak = a + (ptrdiff_t)k * a_ks;
         const float *b = bp + (size_t)k * NR;
         for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) c[i][j] += a[i] * b[j];
+            for (int j = 0; j < NR; j++) c[i][j] += ak[i * a_rs] * b[j];
     }
     memcpy(acc, c, sizeof c);
 }
 #endif
+
+// The three layouts of A, each with its strides fixed at compile time where they can be.
+static void kernel_packed(int kc, const float *ap, const float *bp, float acc[MR][NR]) {
+    micro_kernel(kc, ap, 1, MR, bp, acc);
+}
+static void kernel_rows(int kc, const float *a, ptrdiff_t rs, const float *bp, float acc[MR][NR]) {
+    micro_kernel(kc, a, rs, 1, bp, acc);
+}
+static void kernel_cols(int kc, const float *a, ptrdiff_t ks, const float *bp, float acc[MR][NR]) {
+    micro_kernel(kc, a, 1, ks, bp, acc);
+}
 
 // Packs A(i0..i0+mc, k0..k0+kc) as slivers of MR rows: out[s][k][r] = A(i0+s*MR+r, k0+k).
 static void pack_a(const GemmArgs *g, int i0, int mc, int k0, int kc, float *restrict out) {
@@ -305,7 +324,10 @@ void gemm(const GemmArgs *g) {
                     int mb, ch;
                     task_block(&pl, t, &mb, &ch);
                     int i0 = mb * pl.mc, mc = g->M - i0 < pl.mc ? g->M - i0 : pl.mc;
-                    if (mb != packed_block) {
+                    // A is read in place where a row or a column of it is contiguous, and
+                    // packed otherwise (and for a last sliver of fewer than MR rows).
+                    bool in_place = g->csa == 1 || g->rsa == 1;
+                    if (!in_place && mb != packed_block) {
                         pack_a(g, i0, mc, k0, kc, apack);
                         packed_block = mb;
                     }
@@ -323,7 +345,17 @@ void gemm(const GemmArgs *g) {
                             if (last && g->epilogue == GEMM_EPI_GELU) prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
                             if (last && g->epilogue == GEMM_EPI_GELU_GRAD)
                                 prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
-                            micro_kernel(kc, apack + (size_t)s * kc, bpack + (size_t)p * NR * kc, acc);
+                            const float *bp = bpack + (size_t)p * NR * kc;
+                            if (in_place && rows == MR) {
+                                const float *a = g->a + (ptrdiff_t)i * g->rsa + (ptrdiff_t)k0 * g->csa;
+                                if (g->csa == 1) kernel_rows(kc, a, g->rsa, bp, acc);
+                                else kernel_cols(kc, a, g->csa, bp, acc);
+                            } else if (in_place) {
+                                pack_a(g, i, rows, k0, kc, apack);
+                                kernel_packed(kc, apack, bp, acc);
+                            } else {
+                                kernel_packed(kc, apack + (size_t)s * kc, bp, acc);
+                            }
                             store_tile(g, i0 + s, j0 + p * NR, mc - s < MR ? mc - s : MR, cols, acc, first, last);
                         }
                     }

@@ -7,11 +7,11 @@
 // with leading dimension ldc. init is C itself (accumulate), a separate addend of the same
 // layout (for a fused residual add), or zero.
 //
-// Blocked for the caches, packed into contiguous panels (which also zero-pads the edges,
+// Blocked for the caches, B packed into contiguous panels (which also zero-pads its edge,
 // so one register-tiled micro-kernel serves every shape), parallel over tiles of C with
 // OpenMP. Each element of C is computed by one thread, summing over k in a fixed order
 // that depends only on the shape: results are bit-identical whatever the thread count.
-// Never allocates: the packing buffers live on each thread's stack.
+// Never allocates: B's packed block is a static buffer, A's on each thread's stack.
 #ifndef GPT_GEMM_H
 #define GPT_GEMM_H
 
