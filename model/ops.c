@@ -196,6 +196,13 @@ static bool attention_fits(int T, int hs) {
 
 // kt(d, j) = k_j(d) for j < T, 0 for T <= j < Tp: the head's keys (or values) transposed.
 static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int Tp, int hs) {
+#if defined(__GNUC__) || defined(__clang__)
+    // The head's rows are short pieces 3C floats apart that the caches have usually dropped
+    // since the layer's matmul wrote them: ask for all of them first, so the misses overlap
+    // instead of being taken one row at a time by the copy below.
+    for (int j = 0; j < T; j++)
+        for (int d = 0; d < hs; d += 16) __builtin_prefetch(qkv_b + j * C3 + col + d, 0, 3);
+#endif
     for (int j = 0; j < T; j++) {
         const float *k = qkv_b + j * C3 + col;
         for (int d = 0; d < hs; d++) kt[(size_t)d * Tp + j] = k[d];
