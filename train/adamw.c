@@ -60,9 +60,15 @@ float grad_norm(AdamW *opt, const float *grads, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < chunks; c++) {
         size_t lo = c * NORM_CHUNK, hi = lo + NORM_CHUNK < n ? lo + NORM_CHUNK : n;
-        double s = 0;
-        for (size_t i = lo; i < hi; i++) s += (double)grads[i] * grads[i];
-        opt->partials[c] = s;
+        // Eight interleaved partial sums (one chain of dependent additions would wait on
+        // each add; these vectorise), then a fixed pairwise tree: the order is set by the
+        // chunk alone.
+        double acc[8] = {0};
+        size_t i = lo;
+        for (; i + 8 <= hi; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += (double)grads[i + l] * grads[i + l];
+        for (; i < hi; i++) acc[0] += (double)grads[i] * grads[i];
+        opt->partials[c] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
     double total = 0;
     for (size_t c = 0; c < chunks; c++) total += opt->partials[c];
