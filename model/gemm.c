@@ -127,23 +127,29 @@ static void pack_a(const GemmArgs *g, int i0, int mc, int k0, int kc, float *res
 
 // Packs B(k0..k0+kc, j0..j0+nc) as panels of NR columns: out[p][k][c] = B(k0+k, j0+p*NR+c).
 static void pack_b(const GemmArgs *g, int k0, int kc, int j0, int nc, float *restrict out) {
-    for (int p = 0; p < nc; p += NR) {
-        float *dst = out + (size_t)p * kc;
-        int cols = nc - p < NR ? nc - p : NR;
-        if (g->rsb == 1 && g->csb != 1) {
-            // B is a transposed matrix (a weight read as Wᵀ): read each column along k,
-            // where it is contiguous, and scatter into the panel.
+    if (g->rsb == 1 && g->csb != 1) {
+        // B is a transposed matrix (a weight read as Wᵀ): read each column along k, where
+        // it is contiguous, and scatter into its panel.
+        for (int p = 0; p < nc; p += NR) {
+            float *dst = out + (size_t)p * kc;
+            int cols = nc - p < NR ? nc - p : NR;
             for (int c = 0; c < cols; c++) {
                 const float *src = g->b + (ptrdiff_t)(j0 + p + c) * g->csb + k0;
                 for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
             }
             for (int k = 0; k < kc; k++)
                 for (int c = cols; c < NR; c++) dst[(size_t)k * NR + c] = 0.0f;
-            continue;
         }
-        for (int k = 0; k < kc; k++) {
-            const float *src = g->b + (ptrdiff_t)(k0 + k) * g->rsb + (ptrdiff_t)(j0 + p) * g->csb;
-            float *d = dst + (size_t)k * NR;
+        return;
+    }
+    // Otherwise B is walked row by row, each row's span read in order (what the hardware
+    // prefetchers follow), and dealt out NR columns to a panel.
+    for (int k = 0; k < kc; k++) {
+        const float *src_row = g->b + (ptrdiff_t)(k0 + k) * g->rsb + (ptrdiff_t)j0 * g->csb;
+        for (int p = 0; p < nc; p += NR) {
+            const float *src = src_row + (ptrdiff_t)p * g->csb;
+            float *d = out + (size_t)p * kc + (size_t)k * NR;
+            int cols = nc - p < NR ? nc - p : NR;
             if (g->csb == 1 && cols == NR) {
                 memcpy(d, src, NR * sizeof(float));
             } else {
@@ -280,6 +286,23 @@ static Plan plan_tasks(int M, int panels, int threads) {
     return best;
 }
 
+// plan_tasks for the shapes seen last: a training step asks for the same few again and
+// again. Not thread-safe, like gemm itself (one call at a time).
+static Plan plan_cached(int M, int panels, int threads) {
+    static struct {
+        int M, panels, threads;
+        Plan plan;
+    } seen[32];
+    static int n_seen, next;
+    for (int i = 0; i < n_seen; i++)
+        if (seen[i].M == M && seen[i].panels == panels && seen[i].threads == threads) return seen[i].plan;
+    Plan p = plan_tasks(M, panels, threads);
+    seen[next].M = M, seen[next].panels = panels, seen[next].threads = threads, seen[next].plan = p;
+    next = (next + 1) % 32;
+    if (n_seen < 32) n_seen++;
+    return p;
+}
+
 void gemm(const GemmArgs *g) {
     assert(g->M >= 0 && g->N >= 0 && g->K >= 0);
     if (g->M == 0 || g->N == 0) return;
@@ -295,18 +318,26 @@ void gemm(const GemmArgs *g) {
     for (int j0 = 0; j0 < g->N; j0 += NC) {
         int nc = g->N - j0 < NC ? g->N - j0 : NC;
         int panels = (nc + NR - 1) / NR;
-        Plan pl = plan_tasks(g->M, panels, threads);
+        Plan pl = plan_cached(g->M, panels, threads);
         for (int k0 = 0; k0 < g->K; k0 += kc_max) {
             int kc = g->K - k0 < kc_max ? g->K - k0 : kc_max;
             int first = k0 == 0, last = k0 + kc >= g->K;
             float *bpack = bpack_shared;
 #pragma omp parallel if (pl.tasks > 1)
             {
-#pragma omp for schedule(static)
-                for (int p = 0; p < panels; p++) {
-                    int cols = nc - p * NR < NR ? nc - p * NR : NR;
-                    pack_b(g, k0, kc, j0 + p * NR, cols, bpack + (size_t)p * NR * kc);
+                int team = 1, me = 0;
+#ifdef _OPENMP
+                team = omp_get_num_threads();
+                me = omp_get_thread_num();
+#endif
+                // Each thread packs a contiguous run of panels (the columns its tasks mostly
+                // use when they are dealt by columns), then all wait for the whole block.
+                int p_lo = panels * me / team, p_hi = panels * (me + 1) / team;
+                if (p_hi > p_lo) {
+                    int c_hi = p_hi * NR < nc ? p_hi * NR : nc;
+                    pack_b(g, k0, kc, j0 + p_lo * NR, c_hi - p_lo * NR, bpack + (size_t)p_lo * NR * kc);
                 }
+#pragma omp barrier
                 _Alignas(64) float apack[MC * KC];
                 _Alignas(64) float acc[MR][NR];
                 int packed_block = -1;
@@ -314,11 +345,6 @@ void gemm(const GemmArgs *g) {
                 // so its A block changes rarely. Every element of C belongs to exactly one
                 // task, and the k-blocks are added in order: the result does not depend on
                 // the threads.
-                int team = 1, me = 0;
-#ifdef _OPENMP
-                team = omp_get_num_threads();
-                me = omp_get_thread_num();
-#endif
                 int t_end = (int)((long)pl.tasks * (me + 1) / team);
                 for (int t = (int)((long)pl.tasks * me / team); t < t_end; t++) {
                     int mb, ch;

@@ -388,6 +388,15 @@ static void attention_backward_blocked(float *dqkv, bool add, const float *dout,
         const float *qkv_b = qkv + (size_t)b * T * C3;
         const float *dout_b = dout + (size_t)b * T * C;
         float *dqkv_b = dqkv + (size_t)b * T * C3;
+#if defined(__GNUC__) || defined(__clang__)
+        // dO and O of the head are first read below, row by row: ask for them now, as the
+        // transposes do for K and V.
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < hs; d += 16) {
+                __builtin_prefetch(dout_b + (size_t)t * C + h * hs + d, 0, 3);
+                __builtin_prefetch(out + ((size_t)b * T + t) * C + h * hs + d, 0, 3);
+            }
+#endif
         transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
         transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
         for (int t0 = 0; t0 < T; t0 += ATT_QB) {
