@@ -32,17 +32,12 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 # Containers often forbid the cross-memory attach that Open MPI's shared memory prefers.
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
+TEST_NAME="mpi tests"
+. "$(dirname "$0")/lib.sh"
 TOP=$(mktemp -d /tmp/gpt_mpi_test.XXXXXX)
 trap 'rm -rf "$TOP"' EXIT
 cd "$TOP" || exit 1
-fails=0
-checks=0
 started=$(date +%s)
-
-fail() {
-    echo "mpi test FAILED: $*" >&2
-    fails=$((fails + 1))
-}
 
 mpi2() { timeout 120 mpirun -np 2 --oversubscribe "$@"; }
 
@@ -67,16 +62,6 @@ same_columns() {
         END { if (n1 != n2) { print what ": " n1 " rows vs " n2; bad = 1 } exit bad }' "$1" "$2" >"$TOP/cmp.out"; then
         fail "$(head -5 "$TOP/cmp.out")"
     fi
-}
-
-# ok WHAT CMD...: exit status 0.
-ok() {
-    what=$1
-    shift
-    checks=$((checks + 1))
-    "$@" >"$TOP/ok.out" 2>"$TOP/ok.err"
-    rc=$?
-    [ "$rc" -eq 0 ] || fail "$what: exit status $rc: $(tail -5 "$TOP/ok.err")"
 }
 
 # dies WHAT SUBSTRING CMD...: a non-zero exit within the timeout, SUBSTRING on stderr.
@@ -105,9 +90,9 @@ STEP_COLS=2,5,6
 ALL_COLS=2,3,4,5,6
 
 # ---- 2 ranks x grad-accum 1 = 1 process x grad-accum 2 ---------------------------------
-ok "2 ranks" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --grad-accum 1 --out two
+expect_ok "2 ranks" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --grad-accum 1 --out two
 cp "$TOP/ok.err" two.err
-ok "1 process, grad-accum 2" "$GPT" train $TINY --iters 20 --grad-accum 2 --out one
+expect_ok "1 process, grad-accum 2" "$GPT" train $TINY --iters 20 --grad-accum 2 --out one
 same_columns two/metrics.csv one/metrics.csv $STEP_COLS "2 ranks vs 1 process with grad-accum 2"
 checks=$((checks + 1))
 [ "$(grep -c '^done: 20 steps' two.err)" -eq 1 ] || fail "2 ranks: not exactly one 'done' line (rank 0 alone reports): $(cat two.err)"
@@ -121,18 +106,18 @@ checks=$((checks + 1))
 [ -z "$(find two -name '*.tmp*')" ] || fail "2 ranks: temporary files left in two/"
 
 # rank r's micro-batches are r*A .. r*A+A-1: 2 ranks x grad-accum 2 = 1 process x grad-accum 4
-ok "2 ranks, grad-accum 2" mpi2 "$GPT_MPI_BIN" train $TINY --iters 10 --grad-accum 2 --out two4
-ok "1 process, grad-accum 4" "$GPT" train $TINY --iters 10 --grad-accum 4 --out one4
+expect_ok "2 ranks, grad-accum 2" mpi2 "$GPT_MPI_BIN" train $TINY --iters 10 --grad-accum 2 --out two4
+expect_ok "1 process, grad-accum 4" "$GPT" train $TINY --iters 10 --grad-accum 4 --out one4
 same_columns two4/metrics.csv one4/metrics.csv $STEP_COLS "2 ranks x 2 vs 1 process x 4"
 
 # ---- resume under mpirun, and across the number of processes ------------------------------
-ok "2 ranks, stop after 10" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --stop-after 10 --out res
-ok "2 ranks, resume" mpi2 "$GPT_MPI_BIN" train --resume --out res
+expect_ok "2 ranks, stop after 10" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --stop-after 10 --out res
+expect_ok "2 ranks, resume" mpi2 "$GPT_MPI_BIN" train --resume --out res
 same_columns res/metrics.csv two/metrics.csv $ALL_COLS "2 ranks resumed vs straight"
 checks=$((checks + 1))
 cmp -s res/samples.txt two/samples.txt || fail "2 ranks resumed: samples.txt differs from the straight run"
-ok "2 ranks, stop after 10 (again)" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --stop-after 10 --out cross
-ok "resume as 1 process with grad-accum 2" "$GPT" train --resume --out cross --grad-accum 2
+expect_ok "2 ranks, stop after 10 (again)" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --stop-after 10 --out cross
+expect_ok "resume as 1 process with grad-accum 2" "$GPT" train --resume --out cross --grad-accum 2
 same_columns cross/metrics.csv two/metrics.csv $STEP_COLS "2 ranks then 1 process vs 2 ranks"
 
 # ---- a signal to one rank stops both at the same step -------------------------------------
@@ -167,7 +152,7 @@ elif [ -z "$stopped" ] || [ "$stopped" != "$saved" ]; then
     fail "signal: rank 0 reported stopping at step '$stopped', ckpt.bin holds step '$saved': $(tail -5 sig.err)"
 else
     echo "  SIGTERM to rank 1: both ranks stopped at step $stopped, mpirun exit status $rc"
-    ok "resume after the signal" mpi2 "$GPT_MPI_BIN" train --resume --out sig --iters $((stopped + 5)) --quiet
+    expect_ok "resume after the signal" mpi2 "$GPT_MPI_BIN" train --resume --out sig --iters $((stopped + 5)) --quiet
 fi
 
 # ---- a rank that dies ends the job ---------------------------------------------------------
@@ -194,7 +179,7 @@ if [ "$GPT" != "$GPT_MPI_BIN" ]; then
 fi
 
 # ---- bench: all ranks together --------------------------------------------------------------
-ok "bench on 2 ranks" mpi2 "$GPT_MPI_BIN" bench --n-layer 1 --n-embd 32 --n-head 2 --block-size 16 --batch-size 2 \
+expect_ok "bench on 2 ranks" mpi2 "$GPT_MPI_BIN" bench --n-layer 1 --n-embd 32 --n-head 2 --block-size 16 --batch-size 2 \
     --steps 3 --warmup 1 --threads 1
 checks=$((checks + 1))
 if [ "$(grep -c '^gpt bench:' "$TOP/ok.out")" -ne 1 ] || ! grep -q '2 ranks x 1 thread' "$TOP/ok.out" ||
