@@ -194,15 +194,21 @@ static bool attention_fits(int T, int hs) {
     return 2 * Tp * (size_t)hs + 2 * ATT_QB * Tp <= attention_stack_limit;
 }
 
+// A head's slice of T rows (hs floats each, `stride` apart): short pieces far apart that the
+// caches have usually dropped since the layer's matmul wrote them. Asking for all of them
+// before the first is read overlaps the misses instead of taking them one row at a time.
+static inline void prefetch_head_rows(const float *p, int T, size_t stride, int hs) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < hs; d += 16) __builtin_prefetch(p + (size_t)t * stride + d, 0, 3);
+#else
+    (void)p, (void)T, (void)stride, (void)hs;
+#endif
+}
+
 // kt(d, j) = k_j(d) for j < T, 0 for T <= j < Tp: the head's keys (or values) transposed.
 static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int Tp, int hs) {
-#if defined(__GNUC__) || defined(__clang__)
-    // The head's rows are short pieces 3C floats apart that the caches have usually dropped
-    // since the layer's matmul wrote them: ask for all of them first, so the misses overlap
-    // instead of being taken one row at a time by the copy below.
-    for (int j = 0; j < T; j++)
-        for (int d = 0; d < hs; d += 16) __builtin_prefetch(qkv_b + j * C3 + col + d, 0, 3);
-#endif
+    prefetch_head_rows(qkv_b + col, T, C3, hs);
     for (int j = 0; j < T; j++) {
         const float *k = qkv_b + j * C3 + col;
         for (int d = 0; d < hs; d++) kt[(size_t)d * Tp + j] = k[d];
@@ -388,15 +394,9 @@ static void attention_backward_blocked(float *dqkv, bool add, const float *dout,
         const float *qkv_b = qkv + (size_t)b * T * C3;
         const float *dout_b = dout + (size_t)b * T * C;
         float *dqkv_b = dqkv + (size_t)b * T * C3;
-#if defined(__GNUC__) || defined(__clang__)
-        // dO and O of the head are first read below, row by row: ask for them now, as the
-        // transposes do for K and V.
-        for (int t = 0; t < T; t++)
-            for (int d = 0; d < hs; d += 16) {
-                __builtin_prefetch(dout_b + (size_t)t * C + h * hs + d, 0, 3);
-                __builtin_prefetch(out + ((size_t)b * T + t) * C + h * hs + d, 0, 3);
-            }
-#endif
+        // dO and O of the head are first read below, row by row; K and V by the transposes.
+        prefetch_head_rows(dout_b + h * hs, T, (size_t)C, hs);
+        prefetch_head_rows(out + (size_t)b * T * C + h * hs, T, (size_t)C, hs);
         transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
         transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
         for (int t0 = 0; t0 < T; t0 += ATT_QB) {
