@@ -321,7 +321,10 @@ void gpt_zero_grad(GPT *m) {
     if (m->grads) PROF(PROF_CLEAR, memset(m->grads, 0, m->num_params * sizeof(float)));
 }
 
-void gpt_backward(GPT *m, float dloss) {
+// The backward pass. With GRAD_SET every gradient tensor's first writer overwrites it
+// (the LM head's product for wte, then each layer's products and layer norms, the encoder
+// for wpe), so the block needs no clearing first; GRAD_ADD adds to what it holds.
+static void backward(GPT *m, float dloss, GradWrite gw) {
     if (!m->grads) die("gpt_backward: the model was not initialised for training");
     if (!m->have_targets) die("gpt_backward: the last forward pass had no targets");
     const GPTConfig *cfg = &m->config;
@@ -331,17 +334,14 @@ void gpt_backward(GPT *m, float dloss) {
     ActGrads *d = &m->ag;
     const Weights *w = &m->w;
     Weights *g = &m->g;
-    size_t NC = (size_t)N * C;
 
-    // Scratch gradients are reused layer after layer: a product writes its buffer afresh
-    // (matmul_backward_set); the kernels that accumulate get a cleared one.
-    PROF(PROF_CLEAR, memset(d->dlogits, 0, (size_t)N * V * sizeof(float)));
+    // Scratch gradients are reused layer after layer; each is overwritten by its first
+    // writer (the loss, the products' dinp, the final layer norm) and needs no clearing.
     PROF(PROF_LOSS, crossentropy_backward(d->dlogits, a->logits, m->targets, dloss / (float)N, N, V));
-    PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, g->wte, d->dlogits, a->lnf, w->wte, N, C, V));
-    PROF(PROF_CLEAR, memset(d->dres, 0, NC * sizeof(float)));
+    PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V));
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
-    PROF(PROF_LAYERNORM,
-         layernorm_backward(d->dres, g->lnf_w, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C));
+    PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean,
+                                            a->lnf_rstd, N, C));
 
     for (int l = L - 1; l >= 0; l--) {
         const LayerWeights *lw = &w->layers[l];
@@ -349,20 +349,28 @@ void gpt_backward(GPT *m, float dloss) {
         LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
-        PROF(PROF_MATMUL_BWD, matmul_backward_set_gelu(d->dfch, lg->w_proj, d->dres, la->fch_gelu, lw->w_proj, la->fch,
-                                                       N, 4 * C, C));
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
-        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln2_w, d->dln, la->res1, lw->ln2_w, la->ln2_mean,
-                                                la->ln2_rstd, N, C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set_gelu(d->dfch, lg->w_proj, gw, d->dres, la->fch_gelu, lw->w_proj,
+                                                       la->fch, N, 4 * C, C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
+                                                la->ln2_mean, la->ln2_rstd, N, C));
         // res1 = x_in + attention(ln1(x_in) · W_qkvᵀ) · W_Oᵀ   (dres becomes d x_in)
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->datty, lg->w_o, d->dres, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->datty, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
         PROF(PROF_ATTN_BWD, attention_backward_set(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_qkv, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, lg->ln1_w, d->dln, x_in, lw->ln1_w, la->ln1_mean,
-                                                la->ln1_rstd, N, C));
+        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
+                                                la->ln1_mean, la->ln1_rstd, N, C));
     }
-    PROF(PROF_ENCODER, encoder_backward(g->wte, g->wpe, d->dres, m->inputs, B, T, C));
+    // wte already holds the LM head's part: the lookup's is added. wpe's rows past T get
+    // no gradient from this batch.
+    PROF(PROF_ENCODER, encoder_backward(g->wte, g->wpe, gw, d->dres, m->inputs, B, T, C));
+    if (gw == GRAD_SET && T < cfg->block_size)
+        memset(g->wpe + (size_t)T * C, 0, (size_t)(cfg->block_size - T) * C * sizeof(float));
 }
+
+void gpt_backward(GPT *m, float dloss) { backward(m, dloss, GRAD_ADD); }
+
+void gpt_backward_set(GPT *m, float dloss) { backward(m, dloss, GRAD_SET); }
 
 // ---- reports --------------------------------------------------------------------------
 static void shape_line(FILE *f, int indent, const char *what, const char *sym, const int *dims, int nd,

@@ -129,6 +129,9 @@ float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T);
 // Backward of the last forward (which had targets). dloss scales the mean loss's gradient
 // (1 for one batch, 1/k to average k accumulated batches). Accumulates into m->grads.
 void gpt_backward(GPT *m, float dloss);
+// The same, except that m->grads is overwritten: a step's first backward, with no
+// gpt_zero_grad before it (the same gradients, without a pass that clears the block).
+void gpt_backward_set(GPT *m, float dloss);
 void gpt_zero_grad(GPT *m);
 
 const ParamInfo *gpt_param(const GPT *m, const char *name);

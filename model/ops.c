@@ -32,7 +32,8 @@ void encoder_forward(float *out, const int *idx, const float *wte, const float *
     }
 }
 
-void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *idx, int B, int T, int C) {
+void encoder_backward(float *dwte, float *dwpe, GradWrite dwpe_mode, const float *dout, const int *idx, int B, int T,
+                      int C) {
     // Token rows can repeat, so dwte is reduced per channel stripe over all positions in
     // order; dwpe per position over the batch in order. No two threads touch one element.
     int stripes = (C + STRIPE - 1) / STRIPE;
@@ -48,6 +49,7 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *id
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float *dwpe_t = dwpe + (size_t)t * C;
+        if (dwpe_mode == GRAD_SET) memset(dwpe_t, 0, (size_t)C * sizeof(float));
         for (int b = 0; b < B; b++) {
             const float *dout_bt = dout + ((size_t)b * T + t) * C;
             for (int c = 0; c < C; c++) dwpe_t[c] += dout_bt[c];
@@ -70,8 +72,8 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
-void layernorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
-                        const float *mean, const float *rstd, int N, int C) {
+void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWrite dweight_mode, const float *dout,
+                        const float *inp, const float *weight, const float *mean, const float *rstd, int N, int C) {
     // With xhat = (x - mean) * rstd and g = dout * weight:
     //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),   dweight = sum_n dout * xhat
 #pragma omp parallel for schedule(static)
@@ -85,7 +87,11 @@ void layernorm_backward(float *dinp, float *dweight, const float *dout, const fl
         }
         float g_mean = sum(g, C) / (float)C, gx_mean = dot(g, xhat, C) / (float)C;
         float *dx = dinp + (size_t)n * C;
-        for (int c = 0; c < C; c++) dx[c] += r * (g[c] - g_mean - xhat[c] * gx_mean);
+        if (dinp_mode == GRAD_SET) {
+            for (int c = 0; c < C; c++) dx[c] = r * (g[c] - g_mean - xhat[c] * gx_mean);
+        } else {
+            for (int c = 0; c < C; c++) dx[c] += r * (g[c] - g_mean - xhat[c] * gx_mean);
+        }
     }
     int stripes = (C + STRIPE - 1) / STRIPE;
 #pragma omp parallel for schedule(static)
@@ -97,7 +103,7 @@ void layernorm_backward(float *dinp, float *dweight, const float *dout, const fl
             float m = mean[n], r = rstd[n];
             for (int c = c0; c < c1; c++) acc[c - c0] += dy[c] * (x[c] - m) * r;
         }
-        for (int c = c0; c < c1; c++) dweight[c] += acc[c - c0];
+        for (int c = c0; c < c1; c++) dweight[c] = (dweight_mode == GRAD_SET ? 0.0f : dweight[c]) + acc[c - c0];
     }
 }
 
@@ -133,7 +139,8 @@ void matmul_forward_gelu(float *pre, float *out, const float *inp, const float *
 }
 
 static void linear_backward(float *dinp, GemmInit dinp_init, const float *gelu_pre, float *dweight,
-                            const float *dout, const float *inp, const float *weight, int N, int C, int OC) {
+                            GradWrite dweight_mode, const float *dout, const float *inp, const float *weight, int N,
+                            int C, int OC) {
     if (dinp) {
         GemmArgs g = {
             .M = N, .N = C, .K = OC,
@@ -149,7 +156,7 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *gelu_p
             .M = OC, .N = C, .K = N,
             .a = dout, .rsa = 1, .csa = OC,
             .b = inp, .rsb = C, .csb = 1,
-            .c = dweight, .ldc = C, .init = GEMM_ACCUMULATE,
+            .c = dweight, .ldc = C, .init = dweight_mode == GRAD_SET ? GEMM_OVERWRITE : GEMM_ACCUMULATE,
         };
         gemm(&g);
     }
@@ -157,17 +164,17 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *gelu_p
 
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
                      int C, int OC) {
-    linear_backward(dinp, GEMM_ACCUMULATE, NULL, dweight, dout, inp, weight, N, C, OC);
+    linear_backward(dinp, GEMM_ACCUMULATE, NULL, dweight, GRAD_ADD, dout, inp, weight, N, C, OC);
 }
 
-void matmul_backward_set(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
-                         int N, int C, int OC) {
-    linear_backward(dinp, GEMM_OVERWRITE, NULL, dweight, dout, inp, weight, N, C, OC);
+void matmul_backward_set(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC) {
+    linear_backward(dinp, GEMM_OVERWRITE, NULL, dweight, dweight_mode, dout, inp, weight, N, C, OC);
 }
 
-void matmul_backward_set_gelu(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
-                              const float *pre, int N, int C, int OC) {
-    linear_backward(dinp, GEMM_OVERWRITE, pre, dweight, dout, inp, weight, N, C, OC);
+void matmul_backward_set_gelu(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
+                              const float *weight, const float *pre, int N, int C, int OC) {
+    linear_backward(dinp, GEMM_OVERWRITE, pre, dweight, dweight_mode, dout, inp, weight, N, C, OC);
 }
 
 // ---- attention ------------------------------------------------------------------------
@@ -580,7 +587,7 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
         row_max_logsum(x, V, &m, &ls);
         for (int v = 0; v < V; v++) {
             float p = exp_fast(x[v] - m - ls);
-            dx[v] += dloss * (p - (v == targets[n] ? 1.0f : 0.0f));
+            dx[v] = dloss * (p - (v == targets[n] ? 1.0f : 0.0f));
         }
     }
 }

@@ -59,6 +59,10 @@ static inline float gelu_grad_scalar(float x) {
     return s + x * s * (1.0f - s) * (2.0f * GELU_SCALE) * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
+// How a backward kernel writes a gradient: added to what the buffer holds, or written
+// afresh (by the first writer of a step, so that nothing has to clear the buffer first).
+typedef enum { GRAD_ADD, GRAD_SET } GradWrite;
+
 // ---- token + position embedding ------------------------------------------------------
 // out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)
 void encoder_forward(float *out,         // (B,T,C)
@@ -66,9 +70,11 @@ void encoder_forward(float *out,         // (B,T,C)
                      const float *wte,   // (V,C)
                      const float *wpe,   // (block_size,C)
                      int B, int T, int C);
-// dwte(v,:) += sum of dout(b,t,:) over positions with idx(b,t) == v;  dwpe(t,:) += sum_b dout(b,t,:)
+// dwte(v,:) += sum of dout(b,t,:) over positions with idx(b,t) == v;  dwpe(t,:) (+)= sum_b dout(b,t,:)
+// (dwpe's rows t < T overwritten with GRAD_SET).
 void encoder_backward(float *dwte,       // (V,C)
                       float *dwpe,       // (block_size,C)
+                      GradWrite dwpe_mode,
                       const float *dout, // (B,T,C)
                       const int *idx,    // (B,T)
                       int B, int T, int C);
@@ -81,9 +87,11 @@ void layernorm_forward(float *out,          // (N,C)
                        const float *inp,    // (N,C)
                        const float *weight, // (C)
                        int N, int C);
-// Accumulates dinp (N,C) and dweight (C).
+// Adds to or overwrites dinp (N,C) and dweight (C), as their modes say.
 void layernorm_backward(float *dinp,          // (N,C)
+                        GradWrite dinp_mode,
                         float *dweight,       // (C)
+                        GradWrite dweight_mode,
                         const float *dout,    // (N,C)
                         const float *inp,     // (N,C)
                         const float *weight,  // (C)
@@ -117,13 +125,14 @@ void matmul_backward(float *dinp,          // (N,C)
                      const float *weight,  // (OC,C)
                      int N, int C, int OC);
 // The same, except that dinp is overwritten (dinp = dout · weight): for a gradient buffer
-// that holds nothing yet, which then needs no clearing first. dweight still accumulates.
-void matmul_backward_set(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
-                         int N, int C, int OC);
+// that holds nothing yet, which then needs no clearing first. dweight as dweight_mode says.
+void matmul_backward_set(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC);
 // The same, then dinp *= gelu'(pre) elementwise: for a layer whose input is gelu(pre), dinp
 // becomes the gradient at pre, the GELU's backward fused into the product (one pass fewer).
 void matmul_backward_set_gelu(float *dinp,          // (N,C)  gradient at pre
                               float *dweight,       // (OC,C)
+                              GradWrite dweight_mode,
                               const float *dout,    // (N,OC)
                               const float *inp,     // (N,C)  gelu(pre)
                               const float *weight,  // (OC,C)
@@ -170,7 +179,7 @@ void crossentropy_forward(float *losses,        // (N)
                           const float *logits,  // (N,V)
                           const int *targets,   // (N)
                           int N, int V);
-// dlogits(n,:) += dloss * (softmax(logits(n,:)) - onehot(targets(n)))
+// dlogits(n,:) = dloss * (softmax(logits(n,:)) - onehot(targets(n)))  (overwritten)
 // where dloss is the gradient of the objective with respect to each row's loss
 // (1/N for a mean over N rows).
 void crossentropy_backward(float *dlogits,       // (N,V)

@@ -214,7 +214,7 @@ START_TEST(test_whole_model_check_catches_broken_gradients) {
     memset(bad + wte->offset, 0, wte->numel * sizeof(float));
     // Keep only the embedding lookup's share: the gradient at the input, added by token.
     float *dwpe = xcalloc(m.config.block_size * (size_t)C, sizeof(float));
-    encoder_backward(bad + wte->offset, dwpe, m2.ag.dres, idx, B, T, C);
+    encoder_backward(bad + wte->offset, dwpe, GRAD_ADD, m2.ag.dres, idx, B, T, C);
     free(dwpe);
     ck_assert_double_gt(tensor_error(&m, bad, numeric, "wte"), GRADCHECK_TOL);
     // Missing a term: no gradient reaches the keys of layer 1.
@@ -268,6 +268,44 @@ START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
         ck_assert_int_eq(memcmp(logits[0], logits[k], nl * sizeof(float)), 0);
     }
     for (int k = 0; k < 3; k++) free(grads[k]), free(logits[k]);
+}
+END_TEST
+
+START_TEST(test_backward_set_overwrites_what_the_gradients_held) {
+    // gpt_backward_set over a gradient block full of NaN gives what gpt_zero_grad and
+    // gpt_backward give, value for value: every tensor has a first writer that overwrites
+    // it, including wpe's rows past a short sequence (T < block_size). Then a second batch
+    // added by gpt_backward gives the sum, as in gradient accumulation.
+    GPTConfig c = {.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96};
+    int B = 3, T = 40;
+    GPT m;
+    gpt_init(&m, &c, B, 21, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    int idx[2][120], targets[2][120];
+    for (int k = 0; k < 2; k++) tiny_batch(idx[k], targets[k], B * T, 22 + (uint64_t)k, c.vocab_size);
+    size_t np = m.num_params;
+    float *want = xmalloc(np * sizeof(float));
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        gpt_zero_grad(&m);
+        for (int k = 0; k <= accumulate; k++) {
+            gpt_forward(&m, idx[k], targets[k], B, T);
+            gpt_backward(&m, 0.5f);
+        }
+        memcpy(want, m.grads, np * sizeof(float));
+        for (size_t i = 0; i < np; i++) m.grads[i] = NAN;
+        for (int k = 0; k <= accumulate; k++) {
+            gpt_forward(&m, idx[k], targets[k], B, T);
+            if (k == 0) gpt_backward_set(&m, 0.5f);
+            else gpt_backward(&m, 0.5f);
+        }
+        for (int i = 0; i < m.n_param_tensors; i++) {
+            const ParamInfo *p = &m.param_table[i];
+            for (size_t j = 0; j < p->numel; j++)
+                ck_assert_msg(m.grads[p->offset + j] == want[p->offset + j], "%s[%zu]: %g after gpt_backward_set, %g after clearing (%d batches)",
+                              p->name, j, (double)m.grads[p->offset + j], (double)want[p->offset + j], accumulate + 1);
+        }
+    }
+    free(want);
+    gpt_free(&m);
 }
 END_TEST
 
@@ -327,6 +365,7 @@ Suite *gpt_suite(void) {
     tcase_add_test(tc, test_whole_model_gradients_match_finite_differences);
     tcase_add_test(tc, test_whole_model_check_catches_broken_gradients);
     tcase_add_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads);
+    tcase_add_test(tc, test_backward_set_overwrites_what_the_gradients_held);
     tcase_add_test(tc, test_adamw_learns_one_batch);
     tcase_add_test(tc, test_shape_trace_shows_the_head_split);
     suite_add_tcase(s, tc);

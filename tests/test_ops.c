@@ -81,7 +81,7 @@ START_TEST(test_encoder_backward_matches_finite_differences) {
     float *dwte = xalloc_floats(nte), *dwpe = xalloc_floats(npe);
     fill_normal(wte, nte, &r, 1), fill_normal(wpe, npe, &r, 1), fill_normal(R, no, &r, 1);
     encoder_forward(out, idx, wte, wpe, B, T, C);
-    encoder_backward(dwte, dwpe, R, idx, B, T, C);
+    encoder_backward(dwte, dwpe, GRAD_ADD, R, idx, B, T, C);
 
     EncCtx c = {B, T, C, idx, to_double(wte, nte), to_double(wpe, npe), xmalloc(no * sizeof(double)), R};
     enc_obj(&c);
@@ -144,7 +144,7 @@ START_TEST(test_layernorm_backward_matches_finite_differences) {
     fill_uniform(w, C, &r, 0.5, 1.5);
     fill_normal(R, nx, &r, 1);
     layernorm_forward(out, mean, rstd, x, w, N, C);
-    layernorm_backward(dx, dw, R, x, w, mean, rstd, N, C);
+    layernorm_backward(dx, GRAD_ADD, dw, GRAD_ADD, R, x, w, mean, rstd, N, C);
 
     LnCtx c = {N, C, to_double(x, nx), to_double(w, C), xmalloc(nx * sizeof(double)), R};
     ln_obj(&c);
@@ -402,7 +402,7 @@ START_TEST(test_gelu_backward_matches_finite_differences) {
     // here R read as a (2, 32) matrix, and the epilogue multiplies it by gelu'(x).
     float *d2 = xalloc_floats(n), *eye = xalloc_floats(32 * 32);
     for (int i = 0; i < 32; i++) eye[i * 32 + i] = 1.0f;
-    matmul_backward_set_gelu(d2, NULL, R, NULL, eye, x, 2, 32, 32);
+    matmul_backward_set_gelu(d2, NULL, GRAD_ADD, R, NULL, eye, x, 2, 32, 32);
     ASSERT_GRAD_OK("gelu dinp fused into the matmul", d2, nd, n);
     free(eye);
 

@@ -181,9 +181,8 @@ int cmd_bench(int argc, char **argv) {
             memset(prof_seconds, 0, sizeof prof_seconds);
         }
         double t0 = now_seconds();
-        gpt_zero_grad(&m);
         gpt_forward(&m, x, y, B, T);
-        gpt_backward(&m, 1.0f / (float)ranks);
+        gpt_backward_set(&m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
         dist_allreduce_sum_floats(m.grads, m.num_params);
         float norm = 0;
         PROF(PROF_CLIP, norm = grad_norm(&opt, m.grads, m.num_params));

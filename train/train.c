@@ -518,7 +518,6 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
 
         test_hook_step(&r, s);
         double t0 = now_seconds();
-        gpt_zero_grad(&r.model);
         float loss = 0;
         int n_micro = r.n_ranks * tc->grad_accum;  // micro-batches per step over all ranks
         for (int micro = 0; micro < tc->grad_accum; micro++) {
@@ -527,7 +526,9 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
             rng_seed(&batch_rng, derived_seed(tc->seed, s, 1000 + global_micro));
             dataset_batch(&r.data, SPLIT_TRAIN, &batch_rng, B, T, r.x, r.y);
             loss += gpt_forward(&r.model, r.x, r.y, B, T) / (float)n_micro;
-            gpt_backward(&r.model, 1.0f / (float)n_micro);
+            // The first micro-batch writes the gradients afresh, the others add to them.
+            if (micro == 0) gpt_backward_set(&r.model, 1.0f / (float)n_micro);
+            else gpt_backward(&r.model, 1.0f / (float)n_micro);
         }
         // Each rank holds the sum of its own scaled gradients; one in-place all-reduce of the
         // whole block makes it the mean over every micro-batch of every rank, on every rank.
