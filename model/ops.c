@@ -216,6 +216,21 @@ static inline void prefetch_head_rows(const float *p, int T, size_t stride, int 
 // kt(d, j) = k_j(d) for j < T, 0 for T <= j < Tp: the head's keys (or values) transposed.
 static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col, int T, int Tp, int hs) {
     prefetch_head_rows(qkv_b + col, T, C3, hs);
+#ifdef HAVE_TRANSPOSE16
+    if (hs % 16 == 0) {  // 16 x 16 blocks through registers; rows past T read as zeros
+        for (int j0 = 0; j0 < Tp; j0 += 16)
+            for (int d0 = 0; d0 < hs; d0 += 16) {
+                vec16 r[16];
+                for (int i = 0; i < 16; i++) {
+                    if (j0 + i < T) load16(&r[i], qkv_b + (size_t)(j0 + i) * C3 + col + d0);
+                    else r[i] = (vec16){0};
+                }
+                transpose16(r);
+                for (int i = 0; i < 16; i++) store16(kt + (size_t)(d0 + i) * Tp + j0, &r[i]);
+            }
+        return;
+    }
+#endif
     for (int j = 0; j < T; j++) {
         const float *k = qkv_b + j * C3 + col;
         for (int d = 0; d < hs; d++) kt[(size_t)d * Tp + j] = k[d];

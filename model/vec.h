@@ -60,6 +60,36 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
+// transpose16(r): r[i][c] becomes r[c][i] for a 16 x 16 block held as 16 vectors. Four
+// stages; the one for bit b swaps bit b of the row index with bit b of the column index,
+// pairing rows i and i + b with two-vector shuffles (one instruction each on AVX-512).
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define HAVE_TRANSPOSE16 1
+#define T16_LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define T16_HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define T16_LO4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define T16_HI4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define T16_LO2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define T16_HI2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define T16_LO1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define T16_HI1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define T16_STAGE(r, b, LO, HI)                         \
+    for (int i_ = 0; i_ < 16; i_++)                     \
+        if (!(i_ & (b))) {                              \
+            vec16 lo_ = (r)[i_], hi_ = (r)[i_ + (b)];   \
+            (r)[i_] = __builtin_shufflevector(lo_, hi_, LO);        \
+            (r)[i_ + (b)] = __builtin_shufflevector(lo_, hi_, HI);  \
+        }
+static inline void transpose16(vec16 r[16]) {
+    T16_STAGE(r, 8, T16_LO8, T16_HI8)
+    T16_STAGE(r, 4, T16_LO4, T16_HI4)
+    T16_STAGE(r, 2, T16_LO2, T16_HI2)
+    T16_STAGE(r, 1, T16_LO1, T16_HI1)
+}
+#endif
+#endif
+
 static inline float sum(const float *a, int n) {
     vec16 acc = {0};
     int i = 0;
