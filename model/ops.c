@@ -3,8 +3,10 @@
 
 #include <assert.h>
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/common.h"
 #include "gemm.h"
 #include "vec.h"
 
@@ -16,7 +18,7 @@ double sum_fixed_order(const float *x, size_t n) {
     return s;
 }
 
-// Channel stripes for reductions over rows (weight gradients of per-channel parameters):
+// Channel stripes for the embedding's reductions over rows (a token's rows can be anywhere):
 // one thread owns a stripe of channels and walks all rows in order.
 #define STRIPE 16
 
@@ -72,39 +74,48 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
+// The weight gradient sums dout * xhat over rows: in blocks of rows, each block in row
+// order into its own partial sum, then the blocks in block order. The blocks depend on N
+// alone (at most LN_BLOCKS of them, at least 16 rows each), never on the threads, so the
+// result is the same for any thread count; and a thread reads only the rows it owns for
+// the input gradient, in the same pass.
+#define LN_BLOCKS 64
+
 void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWrite dweight_mode, const float *dout,
                         const float *inp, const float *weight, const float *mean, const float *rstd, int N, int C) {
     // With xhat = (x - mean) * rstd and g = dout * weight:
     //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),   dweight = sum_n dout * xhat
+    int block_rows = (N + LN_BLOCKS - 1) / LN_BLOCKS;
+    if (block_rows < 16) block_rows = 16;
+    int blocks = (N + block_rows - 1) / block_rows;
+    float *part = xalloc_floats((size_t)blocks * C);
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-        float m = mean[n], r = rstd[n];
-        float g[C], xhat[C];
-        for (int c = 0; c < C; c++) {
-            g[c] = dy[c] * weight[c];
-            xhat[c] = (x[c] - m) * r;
-        }
-        float g_mean = sum(g, C) / (float)C, gx_mean = dot(g, xhat, C) / (float)C;
-        float *dx = dinp + (size_t)n * C;
-        if (dinp_mode == GRAD_SET) {
-            for (int c = 0; c < C; c++) dx[c] = r * (g[c] - g_mean - xhat[c] * gx_mean);
-        } else {
-            for (int c = 0; c < C; c++) dx[c] += r * (g[c] - g_mean - xhat[c] * gx_mean);
-        }
-    }
-    int stripes = (C + STRIPE - 1) / STRIPE;
-#pragma omp parallel for schedule(static)
-    for (int s = 0; s < stripes; s++) {
-        int c0 = s * STRIPE, c1 = c0 + STRIPE < C ? c0 + STRIPE : C;
-        float acc[STRIPE] = {0};
-        for (int n = 0; n < N; n++) {
+    for (int blk = 0; blk < blocks; blk++) {
+        float *acc = part + (size_t)blk * C;
+        memset(acc, 0, (size_t)C * sizeof(float));
+        int n1 = (blk + 1) * block_rows < N ? (blk + 1) * block_rows : N;
+        for (int n = blk * block_rows; n < n1; n++) {
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float m = mean[n], r = rstd[n];
-            for (int c = c0; c < c1; c++) acc[c - c0] += dy[c] * (x[c] - m) * r;
+            float g[C], xhat[C];
+            for (int c = 0; c < C; c++) {
+                g[c] = dy[c] * weight[c];
+                xhat[c] = (x[c] - m) * r;
+                acc[c] += dy[c] * xhat[c];
+            }
+            float g_mean = sum(g, C) / (float)C, gx_mean = dot(g, xhat, C) / (float)C;
+            float *dx = dinp + (size_t)n * C;
+            if (dinp_mode == GRAD_SET) {
+                for (int c = 0; c < C; c++) dx[c] = r * (g[c] - g_mean - xhat[c] * gx_mean);
+            } else {
+                for (int c = 0; c < C; c++) dx[c] += r * (g[c] - g_mean - xhat[c] * gx_mean);
+            }
         }
-        for (int c = c0; c < c1; c++) dweight[c] = (dweight_mode == GRAD_SET ? 0.0f : dweight[c]) + acc[c - c0];
     }
+    for (int blk = 1; blk < blocks; blk++)
+        for (int c = 0; c < C; c++) part[c] += part[(size_t)blk * C + c];
+    for (int c = 0; c < C; c++) dweight[c] = (dweight_mode == GRAD_SET ? 0.0f : dweight[c]) + part[c];
+    free(part);
 }
 
 // ---- linear layers --------------------------------------------------------------------
