@@ -283,8 +283,10 @@ static void scores8(float *restrict s, size_t lds, const float *restrict a, size
                 for (int r = 0; r < ATT_Q; r++) c[r][0] += ar[r][d] * m0;
             }
         }
-        for (int r = 0; r < nq; r++)
-            for (int v = 0; v < nv; v++) store16(s + r * lds + j0 + 16 * v, &c[r][v]);
+        for (int r = 0; r < nq; r++) {  // one fixed-size store per vector, not a memcpy call of nv
+            store16(s + r * lds + j0, &c[r][0]);
+            if (nv == 2) store16(s + r * lds + j0 + 16, &c[r][1]);
+        }
     }
 }
 
@@ -325,8 +327,10 @@ static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restr
                 for (int r = 0; r < ATT_Q; r++) c[r][0] += wr[r][(size_t)j * w_cs] * m0;
             }
         }
-        for (int r = 0; r < nq; r++)
-            for (int v = 0; v < nv; v++) store16(y + r * ldy + c0 + 16 * v, &c[r][v]);
+        for (int r = 0; r < nq; r++) {
+            store16(y + r * ldy + c0, &c[r][0]);
+            if (nv == 2) store16(y + r * ldy + c0 + 16, &c[r][1]);
+        }
     }
     // Channels past the last multiple of 16, one at a time (small heads only).
     for (int col = hs & ~15; col < hs; col++) {
