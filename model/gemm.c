@@ -29,12 +29,17 @@
 #ifndef NR
 #define NR 32
 #endif
-// Cache blocks: a KC x NR panel of B (64 KiB) streams through L1, a thread's MC x KC block
-// of A (96 KiB) stays in L2, the shared KC x NC block of B (1 MiB) in L2/L3. Long k-slices
-// mean few passes over C, whose stores are what the kernel waits on otherwise. (Tuned on
-// AMD Zen 4; any value works, a multiple of MR for MC.)
+// Cache blocks: a KC x NR panel of B streams through L1/L2, a thread's MC x KC block of A
+// stays in L2, the shared KC x NC block of B (at most B_BLOCK floats, 1 MiB) in L2/L3.
+// Long k-slices mean few passes over C, whose stores are what the kernel waits on
+// otherwise: a slice is as long as the B block allows for the product's width, up to KC
+// (a weight gradient 128 wide sums its 768 tokens in one slice, not two). (Tuned on AMD
+// Zen 4; any value works, a multiple of MR for MC.)
 #ifndef KC
-#define KC 512
+#define KC 1024
+#endif
+#ifndef B_BLOCK
+#define B_BLOCK (512 * 512)
 #endif
 #ifndef MC
 #define MC 48
@@ -223,7 +228,7 @@ static inline void prefetch_tile(const float *m, ptrdiff_t ld, int i, int j, int
 
 // B's packed block is shared by all threads (packed once per block, in parallel), so it
 // lives outside any stack. gemm is not reentrant: one call at a time, parallel inside.
-static _Alignas(64) float bpack_shared[KC * NC];
+static _Alignas(64) float bpack_shared[B_BLOCK];
 
 // How the tiles of C are dealt to threads. A task is an mc x (ppt·NR) block of C: mc rows
 // (a multiple of MR, at most MC) and ppt column panels. Small products have few tiles, so
@@ -312,9 +317,12 @@ void gemm(const GemmArgs *g) {
         return;
     }
     int threads = threads_available();
-    // k in equal slices of at most KC (768 is two of 384, not 512 + 256): fewer, even
-    // passes over C. The slicing depends on K alone, so the sums' order does too.
-    int kslices = (g->K + KC - 1) / KC, kc_max = (g->K + kslices - 1) / kslices;
+    // k in equal slices (1536 in three of 512, not 1024 + 512): fewer, even passes over C,
+    // each slice's block of B within B_BLOCK. The slicing depends on the shape alone, so
+    // the sums' order does too.
+    int nc_first = g->N < NC ? (g->N + NR - 1) / NR * NR : NC;
+    int kc_cap = B_BLOCK / nc_first < KC ? B_BLOCK / nc_first : KC;
+    int kslices = (g->K + kc_cap - 1) / kc_cap, kc_max = (g->K + kslices - 1) / kslices;
     for (int j0 = 0; j0 < g->N; j0 += NC) {
         int nc = g->N - j0 < NC ? g->N - j0 : NC;
         int panels = (nc + NR - 1) / NR;
