@@ -3,10 +3,8 @@
 
 #include <assert.h>
 #include <float.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
 #include "gemm.h"
 #include "vec.h"
 
@@ -76,19 +74,23 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 // The weight gradient sums dout * xhat over rows: in blocks of rows, each block in row
 // order into its own partial sum, then the blocks in block order. The blocks depend on N
-// alone (at most LN_BLOCKS of them, at least 16 rows each), never on the threads, so the
-// result is the same for any thread count; and a thread reads only the rows it owns for
-// the input gradient, in the same pass.
+// and C alone (at most LN_BLOCKS of them, at least 16 rows each, their partials within
+// LN_SCRATCH floats on the stack), never on the threads, so the result is the same for
+// any thread count; and a thread reads only the rows it owns for the input gradient, in
+// the same pass.
 #define LN_BLOCKS 64
+#define LN_SCRATCH 65536
 
 void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWrite dweight_mode, const float *dout,
                         const float *inp, const float *weight, const float *mean, const float *rstd, int N, int C) {
     // With xhat = (x - mean) * rstd and g = dout * weight:
     //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),   dweight = sum_n dout * xhat
-    int block_rows = (N + LN_BLOCKS - 1) / LN_BLOCKS;
+    int max_blocks = LN_SCRATCH / C < LN_BLOCKS ? LN_SCRATCH / C : LN_BLOCKS;
+    if (max_blocks < 1) max_blocks = 1;
+    int block_rows = (N + max_blocks - 1) / max_blocks;
     if (block_rows < 16) block_rows = 16;
     int blocks = (N + block_rows - 1) / block_rows;
-    float *part = xalloc_floats((size_t)blocks * C);
+    float part[(size_t)blocks * C];
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < blocks; blk++) {
         float *acc = part + (size_t)blk * C;
@@ -115,7 +117,6 @@ void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWr
     for (int blk = 1; blk < blocks; blk++)
         for (int c = 0; c < C; c++) part[c] += part[(size_t)blk * C + c];
     for (int c = 0; c < C; c++) dweight[c] = (dweight_mode == GRAD_SET ? 0.0f : dweight[c]) + part[c];
-    free(part);
 }
 
 // ---- linear layers --------------------------------------------------------------------
