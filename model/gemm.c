@@ -166,42 +166,51 @@ static void pack_b(const GemmArgs *g, int k0, int kc, int j0, int nc, float *res
     }
 }
 
+// Finishes n elements of a row of C from v, their sums (initial value included), by the
+// epilogue: writes C (c) and the second output (e) or reads the factors (f).
+static inline void finish_row(float *restrict c, float *restrict e, const float *restrict f, float *restrict v, int n,
+                              GemmEpilogue epi) {
+    if (epi == GEMM_EPI_SCALE) {
+        for (int j = 0; j < n; j++) v[j] *= f[j];
+    } else if (epi == GEMM_EPI_GELU) {
+        for (int j = 0; j < n; j++) e[j] = gelu_scalar(v[j]);
+    } else if (epi == GEMM_EPI_GELU_DERIV) {
+        for (int j = 0; j < n; j++) {
+            float s = gelu_sigmoid(v[j]);
+            e[j] = v[j] * s;
+            v[j] = gelu_grad_from_sigmoid(v[j], s);
+        }
+    }
+    for (int j = 0; j < n; j++) c[j] = v[j];
+}
+
 // Adds a finished kc-slice into C(i0.., j0..) (rows x cols valid), starting from the
 // tile's initial value on the first slice, and runs the epilogue after the last.
 static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, float acc[MR][NR], int first,
                        int last) {
+    GemmEpilogue epi = last ? g->epilogue : GEMM_EPI_NONE;
     for (int i = 0; i < rows; i++) {
-        float *c = g->c + (ptrdiff_t)(i0 + i) * g->ldc + j0;
+        ptrdiff_t at = (ptrdiff_t)(i0 + i) * g->ldc + j0;
+        float *c = g->c + at;
         const float *init = NULL;
         if (!first || g->init == GEMM_ACCUMULATE) init = c;
-        else if (g->init == GEMM_ADDEND) init = g->addend + (ptrdiff_t)(i0 + i) * g->ldc + j0;
-        float row[NR];
-        bool grad = last && g->epilogue == GEMM_EPI_GELU_GRAD;
-        const float *pre = grad ? g->epi_in + (ptrdiff_t)(i0 + i) * g->ldc + j0 : NULL;
+        else if (g->init == GEMM_ADDEND) init = g->addend + at;
+        float *e = epi == GEMM_EPI_GELU || epi == GEMM_EPI_GELU_DERIV ? g->epi_out + at : NULL;
+        const float *f = epi == GEMM_EPI_SCALE ? g->epi_in + at : NULL;
         if (cols == NR) {  // the common full-width case, in fixed-length loops that vectorise
+            float v[NR], cv[NR], out[NR];
             if (init) {
-                for (int j = 0; j < NR; j++) row[j] = init[j] + acc[i][j];
+                for (int j = 0; j < NR; j++) v[j] = init[j] + acc[i][j];
             } else {
-                for (int j = 0; j < NR; j++) row[j] = acc[i][j];
+                for (int j = 0; j < NR; j++) v[j] = acc[i][j];
             }
-            if (grad)
-                for (int j = 0; j < NR; j++) row[j] *= gelu_grad_scalar(pre[j]);
-            memcpy(c, row, sizeof row);
+            finish_row(cv, out, f, v, NR, epi);  // in registers, then stored whole
+            memcpy(c, cv, sizeof cv);
+            if (e) memcpy(e, out, sizeof out);
         } else {
-            for (int j = 0; j < cols; j++) {
-                float v = init ? init[j] + acc[i][j] : acc[i][j];
-                c[j] = grad ? v * gelu_grad_scalar(pre[j]) : v;
-            }
-        }
-        if (last && g->epilogue == GEMM_EPI_GELU) {
-            float *e = g->epi_out + (ptrdiff_t)(i0 + i) * g->ldc + j0;
-            if (cols == NR) {  // fixed length, so that it vectorises
-                float out[NR];
-                for (int j = 0; j < NR; j++) out[j] = gelu_scalar(row[j]);
-                memcpy(e, out, sizeof out);
-            } else {
-                for (int j = 0; j < cols; j++) e[j] = gelu_scalar(c[j]);
-            }
+            float v[NR];
+            for (int j = 0; j < cols; j++) v[j] = init ? init[j] + acc[i][j] : acc[i][j];
+            finish_row(c, e, f, v, cols, epi);
         }
     }
 }
@@ -376,9 +385,9 @@ void gemm(const GemmArgs *g) {
                             int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = j0 + p * NR;
                             prefetch_tile(g->c, g->ldc, i, j, rows, 1);
                             if (first && g->init == GEMM_ADDEND) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
-                            if (last && g->epilogue == GEMM_EPI_GELU) prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
-                            if (last && g->epilogue == GEMM_EPI_GELU_GRAD)
-                                prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
+                            if (last && (g->epilogue == GEMM_EPI_GELU || g->epilogue == GEMM_EPI_GELU_DERIV))
+                                prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
+                            if (last && g->epilogue == GEMM_EPI_SCALE) prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
                             const float *bp = bpack + (size_t)p * NR * kc;
                             if (in_place && rows == MR) {
                                 const float *a = g->a + (ptrdiff_t)i * g->rsa + (ptrdiff_t)k0 * g->csa;
@@ -409,9 +418,9 @@ void gemm_reference(const GemmArgs *g) {
             float init = g->init == GEMM_ACCUMULATE ? *c
                          : g->init == GEMM_ADDEND   ? g->addend[(ptrdiff_t)i * g->ldc + j]
                                                     : 0.0f;
-            *c = init + s;
-            if (g->epilogue == GEMM_EPI_GELU) g->epi_out[(ptrdiff_t)i * g->ldc + j] = gelu_scalar(*c);
-            if (g->epilogue == GEMM_EPI_GELU_GRAD) *c *= gelu_grad_scalar(g->epi_in[(ptrdiff_t)i * g->ldc + j]);
+            float v = init + s;
+            ptrdiff_t at = (ptrdiff_t)i * g->ldc + j;
+            finish_row(c, g->epi_out ? g->epi_out + at : NULL, g->epi_in ? g->epi_in + at : NULL, &v, 1, g->epilogue);
         }
     }
 }

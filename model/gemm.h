@@ -23,11 +23,14 @@ typedef enum {
     GEMM_ADDEND,      // C = addend + A·B   (addend may alias C)
 } GemmInit;
 
-// Optional epilogue applied to each finished element of C: GEMM_EPI_GELU also writes
-// gelu(C) to a second matrix (same layout), the fused MLP activation; GEMM_EPI_GELU_GRAD
-// multiplies C by gelu'(pre) with pre a second matrix (same layout), the fused backward
-// of that activation.
-typedef enum { GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_GRAD } GemmEpilogue;
+// Optional epilogue applied to each finished element of C (pre = its value so far):
+//   GEMM_EPI_GELU        C = pre, and gelu(pre) into epi_out: the fused MLP activation
+//   GEMM_EPI_GELU_DERIV  C = gelu'(pre), and gelu(pre) into epi_out: the same activation
+//                        for training, keeping the derivative its backward will need
+//                        (one exp and one division for both)
+//   GEMM_EPI_SCALE       C = pre * epi_in, elementwise: that backward, fused
+// epi_out and epi_in are laid out like C (same ldc).
+typedef enum { GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV, GEMM_EPI_SCALE } GemmEpilogue;
 
 typedef struct {
     int M, N, K;
@@ -40,8 +43,8 @@ typedef struct {
     GemmInit init;
     const float *addend;   // GEMM_ADDEND: (M, ldc)
     GemmEpilogue epilogue;
-    float *epi_out;        // GEMM_EPI_GELU: gelu(C), (M, ldc)
-    const float *epi_in;   // GEMM_EPI_GELU_GRAD: the GELU's input, (M, ldc)
+    float *epi_out;        // GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV: gelu(pre), (M, ldc)
+    const float *epi_in;   // GEMM_EPI_SCALE: the factors, (M, ldc)
 } GemmArgs;
 
 void gemm(const GemmArgs *g);

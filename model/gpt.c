@@ -69,7 +69,7 @@ static const ActSpec LAYER_ACTS[] = {
     {"atty", offsetof(LayerActs, atty), "BTC"},         {"att_lse", offsetof(LayerActs, att_lse), "BHT"},
     {"res1", offsetof(LayerActs, res1), "BTC"},         {"ln2", offsetof(LayerActs, ln2), "BTC"},
     {"ln2_mean", offsetof(LayerActs, ln2_mean), "BT"},  {"ln2_rstd", offsetof(LayerActs, ln2_rstd), "BT"},
-    {"fch", offsetof(LayerActs, fch), "BT4C"},          {"fch_gelu", offsetof(LayerActs, fch_gelu), "BT4C"},
+    {"fch_dgelu", offsetof(LayerActs, fch_dgelu), "BT4C"},          {"fch_gelu", offsetof(LayerActs, fch_gelu), "BT4C"},
     {"res2", offsetof(LayerActs, res2), "BTC"},
 };
 static const ActSpec TOP_ACTS_TAIL[] = {
@@ -304,7 +304,7 @@ float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
         PROF(PROF_ATTN_FWD, attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H));
         PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C));
         PROF(PROF_LAYERNORM, layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
-        PROF(PROF_MATMUL_FWD, matmul_forward_gelu(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_MATMUL_FWD, matmul_forward_gelu_deriv(la->fch_dgelu, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
         PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C));
         x = la->res2;
     }
@@ -350,7 +350,7 @@ static void backward(GPT *m, float dloss, GradWrite gw) {
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
         PROF(PROF_MATMUL_BWD, matmul_backward_set_gelu(d->dfch, lg->w_proj, gw, d->dres, la->fch_gelu, lw->w_proj,
-                                                       la->fch, N, 4 * C, C));
+                                                       la->fch_dgelu, N, 4 * C, C));
         PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
         PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
                                                 la->ln2_mean, la->ln2_rstd, N, C));

@@ -62,7 +62,7 @@ typedef struct {
     float *ln2;       // (B,T,C)
     float *ln2_mean;  // (B,T)
     float *ln2_rstd;  // (B,T)
-    float *fch;       // (B,T,4C)  W_fc output, before GELU
+    float *fch_dgelu; // (B,T,4C)  gelu' at the W_fc output (all the GELU's backward needs)
     float *fch_gelu;  // (B,T,4C)
     float *res2;      // (B,T,C)   block output
 } LayerActs;

@@ -124,33 +124,38 @@ void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWr
 //   forward   out(n,o)   = sum_c inp(n,c) · W(o,c)     A = inp,  B(c,o) = W(o,c)
 //   dinp      dinp(n,c) += sum_o dout(n,o) · W(o,c)    A = dout, B = W
 //   dweight   dW(o,c)   += sum_n dout(n,o) · inp(n,c)  A(o,n) = dout(n,o), B = inp
-static void linear_forward(float *out, const float *res, float *gelu_out, const float *inp, const float *weight,
-                           int N, int C, int OC) {
+static void linear_forward(float *out, const float *res, GemmEpilogue epi, float *gelu_out, const float *inp,
+                           const float *weight, int N, int C, int OC) {
     GemmArgs g = {
         .M = N, .N = OC, .K = C,
         .a = inp, .rsa = C, .csa = 1,
         .b = weight, .rsb = 1, .csb = C,
         .c = out, .ldc = OC,
         .init = res ? GEMM_ADDEND : GEMM_OVERWRITE, .addend = res,
-        .epilogue = gelu_out ? GEMM_EPI_GELU : GEMM_EPI_NONE, .epi_out = gelu_out,
+        .epilogue = epi, .epi_out = gelu_out,
     };
     gemm(&g);
 }
 
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
-    linear_forward(out, NULL, NULL, inp, weight, N, C, OC);
+    linear_forward(out, NULL, GEMM_EPI_NONE, NULL, inp, weight, N, C, OC);
 }
 
 void matmul_forward_residual(float *out, const float *res, const float *inp, const float *weight, int N, int C,
                              int OC) {
-    linear_forward(out, res, NULL, inp, weight, N, C, OC);
+    linear_forward(out, res, GEMM_EPI_NONE, NULL, inp, weight, N, C, OC);
 }
 
 void matmul_forward_gelu(float *pre, float *out, const float *inp, const float *weight, int N, int C, int OC) {
-    linear_forward(pre, NULL, out, inp, weight, N, C, OC);
+    linear_forward(pre, NULL, GEMM_EPI_GELU, out, inp, weight, N, C, OC);
 }
 
-static void linear_backward(float *dinp, GemmInit dinp_init, const float *gelu_pre, float *dweight,
+void matmul_forward_gelu_deriv(float *deriv, float *out, const float *inp, const float *weight, int N, int C,
+                               int OC) {
+    linear_forward(deriv, NULL, GEMM_EPI_GELU_DERIV, out, inp, weight, N, C, OC);
+}
+
+static void linear_backward(float *dinp, GemmInit dinp_init, const float *dinp_scale, float *dweight,
                             GradWrite dweight_mode, const float *dout, const float *inp, const float *weight, int N,
                             int C, int OC) {
     if (dinp) {
@@ -159,7 +164,7 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *gelu_p
             .a = dout, .rsa = OC, .csa = 1,
             .b = weight, .rsb = C, .csb = 1,
             .c = dinp, .ldc = C, .init = dinp_init,
-            .epilogue = gelu_pre ? GEMM_EPI_GELU_GRAD : GEMM_EPI_NONE, .epi_in = gelu_pre,
+            .epilogue = dinp_scale ? GEMM_EPI_SCALE : GEMM_EPI_NONE, .epi_in = dinp_scale,
         };
         gemm(&g);
     }
@@ -185,8 +190,8 @@ void matmul_backward_set(float *dinp, float *dweight, GradWrite dweight_mode, co
 }
 
 void matmul_backward_set_gelu(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
-                              const float *weight, const float *pre, int N, int C, int OC) {
-    linear_backward(dinp, GEMM_OVERWRITE, pre, dweight, dweight_mode, dout, inp, weight, N, C, OC);
+                              const float *weight, const float *deriv, int N, int C, int OC) {
+    linear_backward(dinp, GEMM_OVERWRITE, deriv, dweight, dweight_mode, dout, inp, weight, N, C, OC);
 }
 
 // ---- attention ------------------------------------------------------------------------

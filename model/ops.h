@@ -54,10 +54,10 @@ static inline float gelu_sigmoid(float x) {  // σ(2u)
 }
 static inline float gelu_scalar(float x) { return x * gelu_sigmoid(x); }
 // d gelu / dx = s + x s (1 - s) · 2u'  with s = σ(2u), u' = sqrt(2/pi) (1 + 3·0.044715 x^2)
-static inline float gelu_grad_scalar(float x) {
-    float s = gelu_sigmoid(x);
+static inline float gelu_grad_from_sigmoid(float x, float s) {
     return s + x * s * (1.0f - s) * (2.0f * GELU_SCALE) * (1.0f + 3.0f * 0.044715f * x * x);
 }
+static inline float gelu_grad_scalar(float x) { return gelu_grad_from_sigmoid(x, gelu_sigmoid(x)); }
 
 // How a backward kernel writes a gradient: added to what the buffer holds, or written
 // afresh (by the first writer of a step, so that nothing has to clear the buffer first).
@@ -117,6 +117,13 @@ void matmul_forward_gelu(float *pre,           // (N,OC)
                          const float *inp,     // (N,C)
                          const float *weight,  // (OC,C)
                          int N, int C, int OC);
+// The same for training: out = gelu(pre) and deriv = gelu'(pre), which is all the GELU's
+// backward needs (pre itself is not kept). Both come from one exp and one division.
+void matmul_forward_gelu_deriv(float *deriv,         // (N,OC)
+                               float *out,           // (N,OC)
+                               const float *inp,     // (N,C)
+                               const float *weight,  // (OC,C)
+                               int N, int C, int OC);
 // dinp += dout · weight;  dweight += doutᵀ · inp.  Either output may be NULL to skip it.
 void matmul_backward(float *dinp,          // (N,C)
                      float *dweight,       // (OC,C)
@@ -128,15 +135,16 @@ void matmul_backward(float *dinp,          // (N,C)
 // that holds nothing yet, which then needs no clearing first. dweight as dweight_mode says.
 void matmul_backward_set(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC);
-// The same, then dinp *= gelu'(pre) elementwise: for a layer whose input is gelu(pre), dinp
-// becomes the gradient at pre, the GELU's backward fused into the product (one pass fewer).
+// The same, then dinp *= deriv elementwise: for a layer whose input is gelu(pre), with
+// deriv = gelu'(pre) from matmul_forward_gelu_deriv, dinp becomes the gradient at pre,
+// the GELU's backward fused into the product (one pass fewer, no exp).
 void matmul_backward_set_gelu(float *dinp,          // (N,C)  gradient at pre
                               float *dweight,       // (OC,C)
                               GradWrite dweight_mode,
                               const float *dout,    // (N,OC)
                               const float *inp,     // (N,C)  gelu(pre)
                               const float *weight,  // (OC,C)
-                              const float *pre,     // (N,C)
+                              const float *deriv,   // (N,C)  gelu'(pre)
                               int N, int C, int OC);
 
 // ---- causal multi-head self-attention -------------------------------------------------

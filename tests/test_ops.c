@@ -232,7 +232,12 @@ START_TEST(test_gemm_matches_reference_on_edge_shapes) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         for (int layout = 0; layout < 4; layout++) {
-            for (int mode = 0; mode < 3; mode++) {
+            // Each initial value, and each epilogue: GELU (after an addend), GELU with its
+            // derivative, a scale by a second matrix (after accumulating).
+            const GemmInit inits[] = {GEMM_OVERWRITE, GEMM_ACCUMULATE, GEMM_ADDEND, GEMM_OVERWRITE, GEMM_ACCUMULATE};
+            const GemmEpilogue epis[] = {GEMM_EPI_NONE, GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV,
+                                         GEMM_EPI_SCALE};
+            for (int mode = 0; mode < 5; mode++) {
                 float *a = xalloc_floats((size_t)M * K), *b = xalloc_floats((size_t)K * N);
                 float *c1 = xalloc_floats((size_t)M * N), *c2 = xalloc_floats((size_t)M * N);
                 float *add = xalloc_floats((size_t)M * N), *g1 = xalloc_floats((size_t)M * N),
@@ -244,8 +249,8 @@ START_TEST(test_gemm_matches_reference_on_edge_shapes) {
                 bool ta = layout & 1, tb = layout & 2;
                 GemmArgs g = {.M = M, .N = N, .K = K, .a = a, .rsa = ta ? 1 : K, .csa = ta ? M : 1,
                               .b = b, .rsb = tb ? 1 : N, .csb = tb ? K : 1, .c = c1, .ldc = N,
-                              .init = mode == 0 ? GEMM_OVERWRITE : mode == 1 ? GEMM_ACCUMULATE : GEMM_ADDEND,
-                              .addend = add, .epilogue = mode == 2 ? GEMM_EPI_GELU : GEMM_EPI_NONE, .epi_out = g1};
+                              .init = inits[mode], .addend = add, .epilogue = epis[mode], .epi_out = g1,
+                              .epi_in = add};
                 gemm(&g);
                 g.c = c2;
                 g.epi_out = g2;
@@ -254,7 +259,7 @@ START_TEST(test_gemm_matches_reference_on_edge_shapes) {
                     ck_assert_msg(fabsf(c1[i] - c2[i]) <= 1e-4f * (1 + sqrtf((float)K)),
                                   "gemm %dx%dx%d layout %d mode %d element %zu: %g vs %g", M, N, K, layout, mode, i,
                                   c1[i], c2[i]);
-                    if (mode == 2) ck_assert(fabsf(g1[i] - g2[i]) <= 1e-4f * (1 + sqrtf((float)K)));
+                    if (mode == 2 || mode == 3) ck_assert(fabsf(g1[i] - g2[i]) <= 1e-4f * (1 + sqrtf((float)K)));
                 }
                 free(a), free(b), free(c1), free(c2), free(add), free(g1), free(g2);
             }
@@ -397,14 +402,17 @@ START_TEST(test_gelu_backward_matches_finite_differences) {
     double *nd = xmalloc(n * sizeof(double));
     numeric_grad(gelu_obj, &c, c.x, n, nd);
     ASSERT_GRAD_OK("gelu dinp", dx, nd, n);
-    // The form the model uses, fused into the product that feeds the GELU's output, gives the
-    // same numbers: with an identity weight the product is the incoming gradient itself,
-    // here R read as a (2, 32) matrix, and the epilogue multiplies it by gelu'(x).
-    float *d2 = xalloc_floats(n), *eye = xalloc_floats(32 * 32);
+    // The form the model uses, fused into the products around the GELU, gives the same
+    // numbers: with an identity weight the forward product is x itself (read as a (2, 32)
+    // matrix), whose epilogue keeps gelu(x) and gelu'(x); the backward product is the
+    // incoming gradient R, which its epilogue multiplies by the kept gelu'(x).
+    float *d2 = xalloc_floats(n), *eye = xalloc_floats(32 * 32), *deriv = xalloc_floats(n), *g2 = xalloc_floats(n);
     for (int i = 0; i < 32; i++) eye[i * 32 + i] = 1.0f;
-    matmul_backward_set_gelu(d2, NULL, GRAD_ADD, R, NULL, eye, x, 2, 32, 32);
-    ASSERT_GRAD_OK("gelu dinp fused into the matmul", d2, nd, n);
-    free(eye);
+    matmul_forward_gelu_deriv(deriv, g2, x, eye, 2, 32, 32);
+    ck_assert_double_lt(max_abs_diff(g2, c.out, n), 1e-6);
+    matmul_backward_set_gelu(d2, NULL, GRAD_ADD, R, NULL, eye, deriv, 2, 32, 32);
+    ASSERT_GRAD_OK("gelu dinp fused into the matmuls", d2, nd, n);
+    free(eye), free(deriv), free(g2);
 
     assert_scaled_caught("gelu dinp x1.01", dx, nd, n);
     float *bad = xalloc_floats(n);  // missing term: only the 0.5 (1 + tanh u) part of gelu'
