@@ -318,7 +318,7 @@ float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
 
 // ---- backward -------------------------------------------------------------------------
 void gpt_zero_grad(GPT *m) {
-    if (m->grads) PROF(PROF_CLEAR, memset(m->grads, 0, m->num_params * sizeof(float)));
+    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
 }
 
 // The backward pass. With GRAD_SET every gradient tensor's first writer overwrites it

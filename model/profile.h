@@ -15,7 +15,6 @@ typedef enum {
     PROF_ATTN_FWD,
     PROF_ATTN_BWD,
     PROF_LOSS,
-    PROF_CLEAR,     // zeroing gradient buffers
     PROF_CLIP,      // the global gradient norm (clipping itself is folded into AdamW)
     PROF_ADAMW,
     PROF_COUNT
