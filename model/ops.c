@@ -198,14 +198,16 @@ void matmul_backward_set_gelu(float *dinp, float *dweight, GradWrite dweight_mod
 // Two implementations of the same math. The blocked one works per (b,h) on a transposed
 // copy of the head's keys (and, in backward, values), eight queries at a time, so scores
 // are vertical multiply-adds over the key index with no horizontal sums, and only the
-// 16-key vectors that hold unmasked keys are computed; its scratch (about
-// 2·T·(hs + 32) floats) lives on the stack. For heads too large for that (and for
+// 16-key vectors that hold unmasked keys are computed; its scratch (2·T·(hs + 32) floats,
+// or 2·T·(hs + 64) where that fits) lives on the stack. For heads too large for that (and for
 // compilers without vector extensions) the row one computes each score as a dot product
 // and needs no scratch. Which runs depends on the shape only.
 size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
 
-// Queries per block in the backward pass (a multiple of ATT_Q).
-#define ATT_QB 32
+// Queries per block in the backward pass (multiples of ATT_Q): the longer blocks where
+// their scratch fits, as each block walks the keys once more for dK and dV.
+#define ATT_QB_MIN 32
+#define ATT_QB_MAX 64
 // Queries (or keys) per register tile.
 #define ATT_Q 8
 
@@ -213,10 +215,12 @@ size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (
 // the score rows; the padding of the copies holds zeros.
 static inline int pad16(int n) { return (n + 15) & ~15; }
 
-static bool attention_fits(int T, int hs) {
+static bool attention_fits_blocks(int T, int hs, int qb) {
     size_t Tp = (size_t)pad16(T);
-    return 2 * Tp * (size_t)hs + 2 * ATT_QB * Tp <= attention_stack_limit;
+    return 2 * Tp * (size_t)hs + 2 * (size_t)qb * Tp <= attention_stack_limit;
 }
+
+static bool attention_fits(int T, int hs) { return attention_fits_blocks(T, hs, ATT_QB_MIN); }
 
 // A head's slice of T rows (hs floats each, `stride` apart): short pieces far apart that the
 // caches have usually dropped since the layer's matmul wrote them. Asking for all of them
@@ -430,10 +434,11 @@ static void attention_backward_blocked(float *dqkv, bool add, const float *dout,
     int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
+    int qb = attention_fits_blocks(T, hs, ATT_QB_MAX) ? ATT_QB_MAX : ATT_QB_MIN;  // by the shape alone
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[ATT_QB * (size_t)Tp], ds[ATT_QB * (size_t)Tp];
+        float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[(size_t)qb * Tp], ds[(size_t)qb * Tp];
         const float *qkv_b = qkv + (size_t)b * T * C3;
         const float *dout_b = dout + (size_t)b * T * C;
         float *dqkv_b = dqkv + (size_t)b * T * C3;
@@ -442,8 +447,8 @@ static void attention_backward_blocked(float *dqkv, bool add, const float *dout,
         prefetch_head_rows(out + (size_t)b * T * C + h * hs, T, (size_t)C, hs);
         transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
         transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
-        for (int t0 = 0; t0 < T; t0 += ATT_QB) {
-            int t1 = t0 + ATT_QB < T ? t0 + ATT_QB : T, m = pad16(t1);
+        for (int t0 = 0; t0 < T; t0 += qb) {
+            int t1 = t0 + qb < T ? t0 + qb : T, m = pad16(t1);
             // Rows of p and ds for the block's queries, eight at a time, and their dq. Every
             // row is filled to m (zeros past its query): dK and dV read its columns below.
             for (int q0 = t0; q0 < t1; q0 += ATT_Q) {

@@ -157,7 +157,7 @@ void attention_forward(float *out,        // (B,T,C)
                        float *lse,        // (B,H,T)
                        const float *qkv,  // (B,T,3C)
                        int B, int T, int C, int H);
-// Heads whose scratch (about 2·T·(hs + 32) floats) exceeds this many floats take a slower path
+// Heads whose scratch (at least 2·T·(hs + 32) floats) exceeds this many floats take a slower path
 // that needs none (a test lowers it to cover that path).
 extern size_t attention_stack_limit;
 // Accumulates dqkv (B,T,3C) from dout (B,T,C).
