@@ -317,15 +317,16 @@ static Plan plan_cached(int M, int panels, int threads) {
     return p;
 }
 
-void gemm(const GemmArgs *g) {
-    assert(g->M >= 0 && g->N >= 0 && g->K >= 0);
-    if (g->M == 0 || g->N == 0) return;
-    if (g->K == 0) {
-        // No products: C is just its initial value (and the epilogue).
-        gemm_reference(g);
-        return;
-    }
-    int threads = threads_available();
+// One plan for a product one thread computes alone: any blocking gives the same result.
+static Plan plan_single(int M, int panels) {
+    Plan p = {MC, 4, (M + MC - 1) / MC, (panels + 3) / 4, 0, panels * NR > M};
+    p.tasks = p.mblocks * p.chunks;
+    return p;
+}
+
+// The blocked product, on `threads` threads (1: the calling thread alone, which may be
+// inside a parallel region), packing B into bpack (B_BLOCK floats).
+static void gemm_blocked(const GemmArgs *g, float *bpack, int threads) {
     // k in equal slices (1536 in three of 512, not 1024 + 512): fewer, even passes over C,
     // each slice's block of B within B_BLOCK. The slicing depends on the shape alone, so
     // the sums' order does too.
@@ -335,12 +336,11 @@ void gemm(const GemmArgs *g) {
     for (int j0 = 0; j0 < g->N; j0 += NC) {
         int nc = g->N - j0 < NC ? g->N - j0 : NC;
         int panels = (nc + NR - 1) / NR;
-        Plan pl = plan_cached(g->M, panels, threads);
+        Plan pl = threads > 1 ? plan_cached(g->M, panels, threads) : plan_single(g->M, panels);
         for (int k0 = 0; k0 < g->K; k0 += kc_max) {
             int kc = g->K - k0 < kc_max ? g->K - k0 : kc_max;
             int first = k0 == 0, last = k0 + kc >= g->K;
-            float *bpack = bpack_shared;
-#pragma omp parallel if (pl.tasks > 1)
+#pragma omp parallel if (threads > 1 && pl.tasks > 1)
             {
                 int team = 1, me = 0;
 #ifdef _OPENMP
@@ -406,6 +406,97 @@ void gemm(const GemmArgs *g) {
             }
         }
     }
+}
+
+// Split k (GemmArgs.k_parts): part p sums k over its own equal range, into C (part 0,
+// with C's initial value) or a scratch block (the others); then the parts are added to C
+// in order. Nothing here depends on the thread count. With as many threads as parts,
+// each thread computes one part alone, on the rows of A and B in its range: for a weight
+// gradient those are the tokens whose rows the same thread wrote in the ops before (they
+// split tokens the same way), so they are in its own cache, and no packed block is shared.
+// Otherwise the parts run one after another, each on all threads.
+#define KPARTS_MAX 2
+#define SPLIT_SCRATCH (1 << 20)  // floats of scratch for parts 1.. (larger products don't split)
+static _Alignas(64) float split_scratch[SPLIT_SCRATCH];
+static _Alignas(64) float bpack_part[KPARTS_MAX - 1][B_BLOCK];
+
+static bool split_k_applies(const GemmArgs *g) {
+    int parts = g->k_parts;
+    return parts > 1 && parts <= KPARTS_MAX && g->epilogue == GEMM_EPI_NONE && g->K >= 64 * parts &&
+           (size_t)(parts - 1) * g->M * g->N <= SPLIT_SCRATCH;
+}
+
+static GemmArgs split_part(const GemmArgs *g, int p) {
+    int parts = g->k_parts, k0 = (int)((long)g->K * p / parts), k1 = (int)((long)g->K * (p + 1) / parts);
+    GemmArgs sub = *g;
+    sub.K = k1 - k0;
+    sub.a = g->a + (ptrdiff_t)k0 * g->csa;
+    sub.b = g->b + (ptrdiff_t)k0 * g->rsb;
+    sub.k_parts = 1;
+    if (p > 0) {
+        sub.c = split_scratch + (size_t)(p - 1) * g->M * g->N;
+        sub.ldc = g->N;
+        sub.init = GEMM_OVERWRITE;
+        sub.addend = NULL;
+    }
+    return sub;
+}
+
+static void gemm_split_k(const GemmArgs *g, int threads) {
+    int parts = g->k_parts;
+    size_t MN = (size_t)g->M * g->N;
+    if (threads == parts) {
+#pragma omp parallel num_threads(parts)
+        {
+            int team = 1, me = 0;
+#ifdef _OPENMP
+            team = omp_get_num_threads();
+            me = omp_get_thread_num();
+#endif
+            for (int p = me; p < parts; p += team) {
+                GemmArgs sub = split_part(g, p);
+                gemm_blocked(&sub, p == 0 ? bpack_shared : bpack_part[p - 1], 1);
+            }
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (int i = 0; i < g->M; i++) {
+                float *c = g->c + (ptrdiff_t)i * g->ldc;
+                for (int p = 1; p < parts; p++) {
+                    const float *s = split_scratch + (size_t)(p - 1) * MN + (size_t)i * g->N;
+                    for (int j = 0; j < g->N; j++) c[j] += s[j];
+                }
+            }
+        }
+        return;
+    }
+    for (int p = 0; p < parts; p++) {
+        GemmArgs sub = split_part(g, p);
+        gemm_blocked(&sub, bpack_shared, threads);
+    }
+#pragma omp parallel for schedule(static) if (threads > 1)
+    for (int i = 0; i < g->M; i++) {
+        float *c = g->c + (ptrdiff_t)i * g->ldc;
+        for (int p = 1; p < parts; p++) {
+            const float *s = split_scratch + (size_t)(p - 1) * MN + (size_t)i * g->N;
+            for (int j = 0; j < g->N; j++) c[j] += s[j];
+        }
+    }
+}
+
+void gemm(const GemmArgs *g) {
+    assert(g->M >= 0 && g->N >= 0 && g->K >= 0);
+    if (g->M == 0 || g->N == 0) return;
+    if (g->K == 0) {
+        // No products: C is just its initial value (and the epilogue).
+        gemm_reference(g);
+        return;
+    }
+    int threads = threads_available();
+#ifdef _OPENMP
+    if (omp_in_parallel()) threads = 1;  // called from a parallel region: this thread alone
+#endif
+    if (split_k_applies(g)) gemm_split_k(g, threads);
+    else gemm_blocked(g, bpack_shared, threads);
 }
 
 void gemm_reference(const GemmArgs *g) {

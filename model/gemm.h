@@ -45,6 +45,10 @@ typedef struct {
     GemmEpilogue epilogue;
     float *epi_out;        // GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV: gelu(pre), (M, ldc)
     const float *epi_in;   // GEMM_EPI_SCALE: the factors, (M, ldc)
+    // Optional, for long k and no epilogue: sum k in this many equal parts (at most 2),
+    // each separately, then add the parts in order (a weight gradient over tokens). The
+    // result depends on k_parts, never on the thread count. 0 or 1: one part.
+    int k_parts;
 } GemmArgs;
 
 void gemm(const GemmArgs *g);

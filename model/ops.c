@@ -174,6 +174,7 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *dinp_s
             .a = dout, .rsa = 1, .csa = OC,
             .b = inp, .rsb = C, .csb = 1,
             .c = dweight, .ldc = C, .init = dweight_mode == GRAD_SET ? GEMM_OVERWRITE : GEMM_ACCUMULATE,
+            .k_parts = 2,  // the tokens in two halves, each summed by the thread that holds them
         };
         gemm(&g);
     }

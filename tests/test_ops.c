@@ -251,17 +251,29 @@ START_TEST(test_gemm_matches_reference_on_edge_shapes) {
                               .b = b, .rsb = tb ? 1 : N, .csb = tb ? K : 1, .c = c1, .ldc = N,
                               .init = inits[mode], .addend = add, .epilogue = epis[mode], .epi_out = g1,
                               .epi_in = add};
+                // Without an epilogue, k may also be summed in two parts (then added).
+                float *c3 = xalloc_floats((size_t)M * N);
+                memcpy(c3, add, (size_t)M * N * sizeof(float));
                 gemm(&g);
                 g.c = c2;
                 g.epi_out = g2;
                 gemm_reference(&g);
+                if (epis[mode] == GEMM_EPI_NONE) {
+                    g.c = c3;
+                    g.k_parts = 2;
+                    gemm(&g);
+                }
                 for (size_t i = 0; i < (size_t)M * N; i++) {
                     ck_assert_msg(fabsf(c1[i] - c2[i]) <= 1e-4f * (1 + sqrtf((float)K)),
                                   "gemm %dx%dx%d layout %d mode %d element %zu: %g vs %g", M, N, K, layout, mode, i,
                                   c1[i], c2[i]);
                     if (mode == 2 || mode == 3) ck_assert(fabsf(g1[i] - g2[i]) <= 1e-4f * (1 + sqrtf((float)K)));
+                    if (epis[mode] == GEMM_EPI_NONE)
+                        ck_assert_msg(fabsf(c3[i] - c2[i]) <= 1e-4f * (1 + sqrtf((float)K)),
+                                      "gemm in two k parts %dx%dx%d layout %d mode %d element %zu: %g vs %g", M, N, K,
+                                      layout, mode, i, c3[i], c2[i]);
                 }
-                free(a), free(b), free(c1), free(c2), free(add), free(g1), free(g2);
+                free(a), free(b), free(c1), free(c2), free(c3), free(add), free(g1), free(g2);
             }
         }
     }
