@@ -20,6 +20,7 @@
 #endif
 
 #include "ops.h"
+#include "workqueue.h"
 
 // Register tile. 8 x 32 floats = 16 AVX-512 accumulators (of 32 registers); on narrower
 // vector units the compiler splits them and the tile still fits the register file well.
@@ -238,6 +239,7 @@ static inline void prefetch_tile(const float *m, ptrdiff_t ld, int i, int j, int
 // B's packed block is shared by all threads (packed once per block, in parallel), so it
 // lives outside any stack. gemm is not reentrant: one call at a time, parallel inside.
 static _Alignas(64) float bpack_shared[B_BLOCK];
+static WorkQueue gemm_queue;
 
 // How the tiles of C are dealt to threads. A task is an mc x (ppt·NR) block of C: mc rows
 // (a multiple of MR, at most MC) and ppt column panels. Small products have few tiles, so
@@ -347,6 +349,11 @@ static void gemm_blocked(const GemmArgs *g, float *bpack, int threads) {
                 team = omp_get_num_threads();
                 me = omp_get_thread_num();
 #endif
+                // A team of one (threads 1, or this thread alone inside split_k's region,
+                // beside another thread running its own product) walks the tasks in order;
+                // a real team shares them through gemm_queue.
+                bool shared = team > 1;
+                if (shared) wq_start(&gemm_queue, pl.tasks);  // made visible by the barrier below
                 // Each thread packs a contiguous run of panels (the columns its tasks mostly
                 // use when they are dealt by columns), then all wait for the whole block.
                 int p_lo = panels * me / team, p_hi = panels * (me + 1) / team;
@@ -359,11 +366,11 @@ static void gemm_blocked(const GemmArgs *g, float *bpack, int threads) {
                 _Alignas(64) float acc[MR][NR];
                 int packed_block = -1;
                 // Each thread takes a contiguous run of tasks (the split plan_tasks costed),
-                // so its A block changes rarely. Every element of C belongs to exactly one
-                // task, and the k-blocks are added in order: the result does not depend on
-                // the threads.
-                int t_end = (int)((long)pl.tasks * (me + 1) / team);
-                for (int t = (int)((long)pl.tasks * me / team); t < t_end; t++) {
+                // so its A block changes rarely, then helps with the others' runs (see
+                // workqueue.h). Every element of C belongs to exactly one task, and the
+                // k-blocks are added in order: the result does not depend on the threads.
+                for (int t = shared ? wq_next(&gemm_queue) : 0; t >= 0 && t < pl.tasks;
+                     t = shared ? wq_next(&gemm_queue) : t + 1) {
                     int mb, ch;
                     task_block(&pl, t, &mb, &ch);
                     int i0 = mb * pl.mc, mc = g->M - i0 < pl.mc ? g->M - i0 : pl.mc;
@@ -504,7 +511,8 @@ void gemm_reference(const GemmArgs *g) {
         for (int j = 0; j < g->N; j++) {
             float s = 0.0f;
             for (int k = 0; k < g->K; k++)
-                s += g->a[(ptrdiff_t)i * g->rsa + (ptrdiff_t)k * g->csa] * g->b[(ptrdiff_t)k * g->rsb + (ptrdiff_t)j * g->csb];
+                s += g->a[(ptrdiff_t)i * g->rsa + (ptrdiff_t)k * g->csa] *
+                     g->b[(ptrdiff_t)k * g->rsb + (ptrdiff_t)j * g->csb];
             float *c = g->c + (ptrdiff_t)i * g->ldc + j;
             float init = g->init == GEMM_ACCUMULATE ? *c
                          : g->init == GEMM_ADDEND   ? g->addend[(ptrdiff_t)i * g->ldc + j]

@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "vec.h"
+#include "workqueue.h"
 
 #define LN_EPS 1e-5f
 
@@ -205,6 +206,10 @@ void matmul_backward_set_gelu(float *dinp, float *dweight, GradWrite dweight_mod
 // and needs no scratch. Which runs depends on the shape only.
 size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
 
+// Heads are dealt to threads through a work queue (workqueue.h): contiguous runs, shared
+// out when a core falls behind. One attention call at a time, like gemm.
+static WorkQueue attention_queue;
+
 // Queries per block in the backward pass (multiples of ATT_Q): the longer blocks where
 // their scratch fits, as each block walks the keys once more for dK and dV.
 #define ATT_QB_MIN 32
@@ -392,19 +397,23 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
     int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * Tp], p[ATT_Q * (size_t)Tp];
-        const float *qkv_b = qkv + (size_t)b * T * C3;
-        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
-        for (int t0 = 0; t0 < T; t0 += ATT_Q) {
-            int nq = T - t0 < ATT_Q ? T - t0 : ATT_Q, n = t0 + nq, n16 = pad16(n);
-            scores8(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, kt, n16, Tp, hs);
-            for (int r = 0; r < nq; r++)
-                lse[((size_t)b * H + h) * T + t0 + r] = softmax_row(p + (size_t)r * Tp, t0 + r, n16, scale);
-            weighted8(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, false, p, (size_t)Tp, 1, qkv_b + 2 * C + h * hs,
-                      C3, n, hs);
+#pragma omp parallel
+    {
+        wq_start(&attention_queue, B * H);
+#pragma omp barrier
+        for (int bh; (bh = wq_next(&attention_queue)) >= 0;) {
+            int b = bh / H, h = bh % H;
+            float kt[(size_t)hs * Tp], p[ATT_Q * (size_t)Tp];
+            const float *qkv_b = qkv + (size_t)b * T * C3;
+            transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
+            for (int t0 = 0; t0 < T; t0 += ATT_Q) {
+                int nq = T - t0 < ATT_Q ? T - t0 : ATT_Q, n = t0 + nq, n16 = pad16(n);
+                scores8(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, kt, n16, Tp, hs);
+                for (int r = 0; r < nq; r++)
+                    lse[((size_t)b * H + h) * T + t0 + r] = softmax_row(p + (size_t)r * Tp, t0 + r, n16, scale);
+                weighted8(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, false, p, (size_t)Tp, 1,
+                          qkv_b + 2 * C + h * hs, C3, n, hs);
+            }
         }
     }
 }
@@ -436,44 +445,49 @@ static void attention_backward_blocked(float *dqkv, bool add, const float *dout,
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
     int qb = attention_fits_blocks(T, hs, ATT_QB_MAX) ? ATT_QB_MAX : ATT_QB_MIN;  // by the shape alone
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H;
-        float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[(size_t)qb * Tp], ds[(size_t)qb * Tp];
-        const float *qkv_b = qkv + (size_t)b * T * C3;
-        const float *dout_b = dout + (size_t)b * T * C;
-        float *dqkv_b = dqkv + (size_t)b * T * C3;
-        // dO and O of the head are first read below, row by row; K and V by the transposes.
-        prefetch_head_rows(dout_b + h * hs, T, (size_t)C, hs);
-        prefetch_head_rows(out + (size_t)b * T * C + h * hs, T, (size_t)C, hs);
-        transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
-        transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
-        for (int t0 = 0; t0 < T; t0 += qb) {
-            int t1 = t0 + qb < T ? t0 + qb : T, m = pad16(t1);
-            // Rows of p and ds for the block's queries, eight at a time, and their dq. Every
-            // row is filled to m (zeros past its query): dK and dV read its columns below.
-            for (int q0 = t0; q0 < t1; q0 += ATT_Q) {
-                int nq = t1 - q0 < ATT_Q ? t1 - q0 : ATT_Q, n = q0 + nq;
-                float *p_q = p + (size_t)(q0 - t0) * Tp, *ds_q = ds + (size_t)(q0 - t0) * Tp;
-                scores8(p_q, (size_t)Tp, qkv_b + q0 * C3 + h * hs, C3, nq, kt, pad16(n), Tp, hs);
-                scores8(ds_q, (size_t)Tp, dout_b + (size_t)q0 * C + h * hs, (size_t)C, nq, vt, pad16(n), Tp, hs);
-                for (int r = 0; r < nq; r++) {
-                    int t = q0 + r;
-                    float d_t = dot(dout_b + (size_t)t * C + h * hs, out + ((size_t)b * T + t) * C + h * hs, hs);
-                    softmax_grad_row(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale,
-                                     lse[((size_t)b * H + h) * T + t], d_t);
+#pragma omp parallel
+    {
+        wq_start(&attention_queue, B * H);
+#pragma omp barrier
+        for (int bh; (bh = wq_next(&attention_queue)) >= 0;) {
+            int b = bh / H, h = bh % H;
+            float kt[(size_t)hs * Tp], vt[(size_t)hs * Tp], p[(size_t)qb * Tp], ds[(size_t)qb * Tp];
+            const float *qkv_b = qkv + (size_t)b * T * C3;
+            const float *dout_b = dout + (size_t)b * T * C;
+            float *dqkv_b = dqkv + (size_t)b * T * C3;
+            // dO and O of the head are first read below, row by row; K and V by the transposes.
+            prefetch_head_rows(dout_b + h * hs, T, (size_t)C, hs);
+            prefetch_head_rows(out + (size_t)b * T * C + h * hs, T, (size_t)C, hs);
+            transpose_head(kt, qkv_b, C3, (size_t)C + (size_t)h * hs, T, Tp, hs);
+            transpose_head(vt, qkv_b, C3, (size_t)2 * C + (size_t)h * hs, T, Tp, hs);
+            for (int t0 = 0; t0 < T; t0 += qb) {
+                int t1 = t0 + qb < T ? t0 + qb : T, m = pad16(t1);
+                // Rows of p and ds for the block's queries, eight at a time, and their dq. Every
+                // row is filled to m (zeros past its query): dK and dV read its columns below.
+                for (int q0 = t0; q0 < t1; q0 += ATT_Q) {
+                    int nq = t1 - q0 < ATT_Q ? t1 - q0 : ATT_Q, n = q0 + nq;
+                    float *p_q = p + (size_t)(q0 - t0) * Tp, *ds_q = ds + (size_t)(q0 - t0) * Tp;
+                    scores8(p_q, (size_t)Tp, qkv_b + q0 * C3 + h * hs, C3, nq, kt, pad16(n), Tp, hs);
+                    scores8(ds_q, (size_t)Tp, dout_b + (size_t)q0 * C + h * hs, (size_t)C, nq, vt, pad16(n), Tp, hs);
+                    for (int r = 0; r < nq; r++) {
+                        int t = q0 + r;
+                        float d_t = dot(dout_b + (size_t)t * C + h * hs, out + ((size_t)b * T + t) * C + h * hs, hs);
+                        softmax_grad_row(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale,
+                                         lse[((size_t)b * H + h) * T + t], d_t);
+                    }
+                    weighted8(dqkv_b + q0 * C3 + h * hs, C3, nq, add, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n,
+                              hs);
                 }
-                weighted8(dqkv_b + q0 * C3 + h * hs, C3, nq, add, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n, hs);
-            }
-            // Key by key (eight at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
-            // dv_j += sum_t p(t,j) dO_t (zeros stand where t < j).
-            for (int j0 = 0; j0 < t1; j0 += ATT_Q) {
-                int nk = t1 - j0 < ATT_Q ? t1 - j0 : ATT_Q, ts = j0 > t0 ? j0 : t0;
-                bool add_kv = add || j0 < t0;  // keys before this block were started by earlier ones
-                weighted8(dqkv_b + j0 * C3 + C + h * hs, C3, nk, add_kv, ds + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
-                          qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
-                weighted8(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, add_kv, p + (size_t)(ts - t0) * Tp + j0, 1, (size_t)Tp,
-                          dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
+                // Key by key (eight at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
+                // dv_j += sum_t p(t,j) dO_t (zeros stand where t < j).
+                for (int j0 = 0; j0 < t1; j0 += ATT_Q) {
+                    int nk = t1 - j0 < ATT_Q ? t1 - j0 : ATT_Q, ts = j0 > t0 ? j0 : t0;
+                    bool add_kv = add || j0 < t0;  // keys before this block were started by earlier ones
+                    weighted8(dqkv_b + j0 * C3 + C + h * hs, C3, nk, add_kv, ds + (size_t)(ts - t0) * Tp + j0, 1,
+                              (size_t)Tp, qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
+                    weighted8(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, add_kv, p + (size_t)(ts - t0) * Tp + j0, 1,
+                              (size_t)Tp, dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
+                }
             }
         }
     }

@@ -9,10 +9,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/gemm.h"
 #include "model/ops.h"
 #include "model/reference.h"
+#include "model/workqueue.h"
 #include "test_util.h"
 #include "tests.h"
 
@@ -225,6 +227,38 @@ START_TEST(test_matmul_backward_matches_finite_differences) {
 END_TEST
 
 // ---- the gemm engine against plain loops, on shapes that cross every block edge ----------
+START_TEST(test_work_queue_runs_every_task_once_and_shares_a_slow_run) {
+    // Every task exactly once, for any team and task count; and when thread 0 starts late
+    // (a core busy elsewhere), the others take tasks from its run.
+    static WorkQueue q;
+    const int teams[] = {1, 2, 3, 5}, counts[] = {0, 1, 7, 100};
+    for (size_t a = 0; a < 4; a++) {
+        for (size_t b = 0; b < 4; b++) {
+            int tasks = counts[b], runs[100] = {0}, by[100];
+#pragma omp parallel num_threads(teams[a])
+            {
+                wq_start(&q, tasks);
+#pragma omp barrier
+                if (wq_me() == 0 && wq_team() > 1) usleep(20000);
+                for (int t; (t = wq_next(&q)) >= 0;) {
+#pragma omp atomic
+                    runs[t]++;
+                    by[t] = wq_me();
+                }
+            }
+            for (int t = 0; t < tasks; t++) ck_assert_msg(runs[t] == 1, "team %d, %d tasks: task %d ran %d times",
+                                                          teams[a], tasks, t, runs[t]);
+            if (wq_team() == 1 && teams[a] > 1 && tasks >= 100) {
+#ifdef _OPENMP
+                // Thread 0's run is tasks 0 .. tasks/team - 1; its last one went to another thread.
+                ck_assert_msg(by[tasks / teams[a] - 1] != 0, "team %d: thread 0's run was not shared", teams[a]);
+#endif
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_gemm_matches_reference_on_edge_shapes) {
     const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {8, 32, 128}, {9, 33, 129}, {70, 130, 300}, {130, 65, 257}};
     Rng r;
@@ -495,6 +529,7 @@ Suite *ops_suite(void) {
     tcase_add_test(tc, test_encoder_backward_matches_finite_differences);
     tcase_add_test(tc, test_layernorm_backward_matches_finite_differences);
     tcase_add_test(tc, test_matmul_backward_matches_finite_differences);
+    tcase_add_test(tc, test_work_queue_runs_every_task_once_and_shares_a_slow_run);
     tcase_add_test(tc, test_gemm_matches_reference_on_edge_shapes);
     tcase_add_loop_test(tc, test_attention_backward_matches_finite_differences, 0,
                         (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
