@@ -449,9 +449,17 @@ static GemmArgs split_part(const GemmArgs *g, int p) {
     return sub;
 }
 
+// Row i of C plus the same row of parts 1.., in part order.
+static void add_parts_row(const GemmArgs *g, int i) {
+    float *c = g->c + (ptrdiff_t)i * g->ldc;
+    for (int p = 1; p < g->k_parts; p++) {
+        const float *s = split_scratch + (size_t)(p - 1) * g->M * g->N + (size_t)i * g->N;
+        for (int j = 0; j < g->N; j++) c[j] += s[j];
+    }
+}
+
 static void gemm_split_k(const GemmArgs *g, int threads) {
     int parts = g->k_parts;
-    size_t MN = (size_t)g->M * g->N;
     if (threads == parts) {
 #pragma omp parallel num_threads(parts)
         {
@@ -466,13 +474,7 @@ static void gemm_split_k(const GemmArgs *g, int threads) {
             }
 #pragma omp barrier
 #pragma omp for schedule(static)
-            for (int i = 0; i < g->M; i++) {
-                float *c = g->c + (ptrdiff_t)i * g->ldc;
-                for (int p = 1; p < parts; p++) {
-                    const float *s = split_scratch + (size_t)(p - 1) * MN + (size_t)i * g->N;
-                    for (int j = 0; j < g->N; j++) c[j] += s[j];
-                }
-            }
+            for (int i = 0; i < g->M; i++) add_parts_row(g, i);
         }
         return;
     }
@@ -481,13 +483,7 @@ static void gemm_split_k(const GemmArgs *g, int threads) {
         gemm_blocked(&sub, bpack_shared, threads);
     }
 #pragma omp parallel for schedule(static) if (threads > 1)
-    for (int i = 0; i < g->M; i++) {
-        float *c = g->c + (ptrdiff_t)i * g->ldc;
-        for (int p = 1; p < parts; p++) {
-            const float *s = split_scratch + (size_t)(p - 1) * MN + (size_t)i * g->N;
-            for (int j = 0; j < g->N; j++) c[j] += s[j];
-        }
-    }
+    for (int i = 0; i < g->M; i++) add_parts_row(g, i);
 }
 
 void gemm(const GemmArgs *g) {
