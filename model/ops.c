@@ -423,8 +423,11 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
 // 0 beyond (the causal mask).
 static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, float lse_t, float d_t) {
     int chunks = (t + 1 + 15) / 16;  // the vectors that hold unmasked keys; zeros after them
-    memset(p + 16 * chunks, 0, (size_t)(m - 16 * chunks) * sizeof(float));
-    memset(ds + 16 * chunks, 0, (size_t)(m - 16 * chunks) * sizeof(float));
+    vec16 zero = {0};
+    for (int v = chunks; v < m / 16; v++) {  // vector stores: a memset call per row cost more
+        store16(p + 16 * v, &zero);
+        store16(ds + 16 * v, &zero);
+    }
     for (int v = 0; v < chunks; v++) {
         float *pv = p + 16 * v, *dv = ds + 16 * v;
         for (int i = 0; i < 16; i++) {
