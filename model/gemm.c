@@ -326,23 +326,93 @@ static Plan plan_single(int M, int panels) {
     return p;
 }
 
+// One round of the blocked product: a k-slice of a block of columns, its B packed.
+typedef struct {
+    int j0, nc, panels, k0, kc, first, last;
+    Plan pl;
+    const float *bpack;
+} Round;
+
+static Round round_of(const GemmArgs *g, int j0, int k0, int kc_max, int threads, const float *bpack) {
+    Round r = {.j0 = j0, .k0 = k0, .bpack = bpack};
+    r.nc = g->N - j0 < NC ? g->N - j0 : NC;
+    r.panels = (r.nc + NR - 1) / NR;
+    r.kc = g->K - k0 < kc_max ? g->K - k0 : kc_max;
+    r.first = k0 == 0;
+    r.last = k0 + r.kc >= g->K;
+    r.pl = threads > 1 ? plan_cached(g->M, r.panels, threads) : plan_single(g->M, r.panels);
+    return r;
+}
+
+// k in equal slices (1536 in three of 512, not 1024 + 512): fewer, even passes over C,
+// each slice's block of B within B_BLOCK. The slicing depends on the shape alone, so the
+// sums' order does too.
+static int kc_max_of(const GemmArgs *g) {
+    int nc_first = g->N < NC ? (g->N + NR - 1) / NR * NR : NC;
+    int kc_cap = B_BLOCK / nc_first < KC ? B_BLOCK / nc_first : KC;
+    int kslices = (g->K + kc_cap - 1) / kc_cap;
+    return (g->K + kslices - 1) / kslices;
+}
+
+// Packs the round's panels p_lo..p_hi of B (into the round's bpack).
+static void pack_panels(const GemmArgs *g, const Round *r, int p_lo, int p_hi) {
+    if (p_hi <= p_lo) return;
+    int c_hi = p_hi * NR < r->nc ? p_hi * NR : r->nc;
+    pack_b(g, r->k0, r->kc, r->j0 + p_lo * NR, c_hi - p_lo * NR, (float *)r->bpack + (size_t)p_lo * NR * r->kc);
+}
+
+// Task t of a round: its mc x (ppt·NR) block of C, tile by tile. apack is the thread's
+// scratch for A, packed_block the row block it holds (-1: none).
+static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int *packed_block) {
+    _Alignas(64) float acc[MR][NR];
+    int mb, ch;
+    task_block(&r->pl, t, &mb, &ch);
+    int i0 = mb * r->pl.mc, mc = g->M - i0 < r->pl.mc ? g->M - i0 : r->pl.mc;
+    int k0 = r->k0, kc = r->kc, first = r->first, last = r->last;
+    // A is read in place where a row or a column of it is contiguous, and packed otherwise
+    // (and for a last sliver of fewer than MR rows).
+    bool in_place = g->csa == 1 || g->rsa == 1;
+    if (!in_place && mb != *packed_block) {
+        pack_a(g, i0, mc, k0, kc, apack);
+        *packed_block = mb;
+    }
+    int p_end = (ch + 1) * r->pl.ppt < r->panels ? (ch + 1) * r->pl.ppt : r->panels;
+    for (int p = ch * r->pl.ppt; p < p_end; p++) {
+        int cols = r->nc - p * NR < NR ? r->nc - p * NR : NR;
+        for (int s = 0; s < mc; s += MR) {
+            // Start fetching the tile of C, and of whatever the epilogue reads or writes
+            // beside it, now: their rows are far apart, the hardware prefetchers miss them,
+            // and the stores after the kernel would otherwise wait on them one by one.
+            int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = r->j0 + p * NR;
+            prefetch_tile(g->c, g->ldc, i, j, rows, 1);
+            if (first && g->init == GEMM_ADDEND) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
+            if (last && (g->epilogue == GEMM_EPI_GELU || g->epilogue == GEMM_EPI_GELU_DERIV))
+                prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
+            if (last && g->epilogue == GEMM_EPI_SCALE) prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
+            const float *bp = r->bpack + (size_t)p * NR * kc;
+            if (in_place && rows == MR) {
+                const float *a = g->a + (ptrdiff_t)i * g->rsa + (ptrdiff_t)k0 * g->csa;
+                if (g->csa == 1) kernel_rows(kc, a, g->rsa, bp, acc);
+                else kernel_cols(kc, a, g->csa, bp, acc);
+            } else if (in_place) {
+                pack_a(g, i, rows, k0, kc, apack);
+                kernel_packed(kc, apack, bp, acc);
+            } else {
+                kernel_packed(kc, apack + (size_t)s * kc, bp, acc);
+            }
+            store_tile(g, i, j, rows, cols, acc, first, last);
+        }
+    }
+}
+
 // The blocked product, on `threads` threads (1: the calling thread alone, which may be
 // inside a parallel region), packing B into bpack (B_BLOCK floats).
 static void gemm_blocked(const GemmArgs *g, float *bpack, int threads) {
-    // k in equal slices (1536 in three of 512, not 1024 + 512): fewer, even passes over C,
-    // each slice's block of B within B_BLOCK. The slicing depends on the shape alone, so
-    // the sums' order does too.
-    int nc_first = g->N < NC ? (g->N + NR - 1) / NR * NR : NC;
-    int kc_cap = B_BLOCK / nc_first < KC ? B_BLOCK / nc_first : KC;
-    int kslices = (g->K + kc_cap - 1) / kc_cap, kc_max = (g->K + kslices - 1) / kslices;
+    int kc_max = kc_max_of(g);
     for (int j0 = 0; j0 < g->N; j0 += NC) {
-        int nc = g->N - j0 < NC ? g->N - j0 : NC;
-        int panels = (nc + NR - 1) / NR;
-        Plan pl = threads > 1 ? plan_cached(g->M, panels, threads) : plan_single(g->M, panels);
         for (int k0 = 0; k0 < g->K; k0 += kc_max) {
-            int kc = g->K - k0 < kc_max ? g->K - k0 : kc_max;
-            int first = k0 == 0, last = k0 + kc >= g->K;
-#pragma omp parallel if (threads > 1 && pl.tasks > 1)
+            Round r = round_of(g, j0, k0, kc_max, threads, bpack);
+#pragma omp parallel if (threads > 1 && r.pl.tasks > 1)
             {
                 int team = 1, me = 0;
 #ifdef _OPENMP
@@ -353,63 +423,20 @@ static void gemm_blocked(const GemmArgs *g, float *bpack, int threads) {
                 // beside another thread running its own product) walks the tasks in order;
                 // a real team shares them through gemm_queue.
                 bool shared = team > 1;
-                if (shared) wq_start(&gemm_queue, pl.tasks);  // made visible by the barrier below
+                if (shared) wq_start(&gemm_queue, r.pl.tasks);  // made visible by the barrier below
                 // Each thread packs a contiguous run of panels (the columns its tasks mostly
                 // use when they are dealt by columns), then all wait for the whole block.
-                int p_lo = panels * me / team, p_hi = panels * (me + 1) / team;
-                if (p_hi > p_lo) {
-                    int c_hi = p_hi * NR < nc ? p_hi * NR : nc;
-                    pack_b(g, k0, kc, j0 + p_lo * NR, c_hi - p_lo * NR, bpack + (size_t)p_lo * NR * kc);
-                }
+                pack_panels(g, &r, r.panels * me / team, r.panels * (me + 1) / team);
 #pragma omp barrier
                 _Alignas(64) float apack[MC * KC];
-                _Alignas(64) float acc[MR][NR];
                 int packed_block = -1;
                 // Each thread takes a contiguous run of tasks (the split plan_tasks costed),
                 // so its A block changes rarely, then helps with the others' runs (see
                 // workqueue.h). Every element of C belongs to exactly one task, and the
                 // k-blocks are added in order: the result does not depend on the threads.
-                for (int t = shared ? wq_next(&gemm_queue) : 0; t >= 0 && t < pl.tasks;
-                     t = shared ? wq_next(&gemm_queue) : t + 1) {
-                    int mb, ch;
-                    task_block(&pl, t, &mb, &ch);
-                    int i0 = mb * pl.mc, mc = g->M - i0 < pl.mc ? g->M - i0 : pl.mc;
-                    // A is read in place where a row or a column of it is contiguous, and
-                    // packed otherwise (and for a last sliver of fewer than MR rows).
-                    bool in_place = g->csa == 1 || g->rsa == 1;
-                    if (!in_place && mb != packed_block) {
-                        pack_a(g, i0, mc, k0, kc, apack);
-                        packed_block = mb;
-                    }
-                    int p_end = (ch + 1) * pl.ppt < panels ? (ch + 1) * pl.ppt : panels;
-                    for (int p = ch * pl.ppt; p < p_end; p++) {
-                        int cols = nc - p * NR < NR ? nc - p * NR : NR;
-                        for (int s = 0; s < mc; s += MR) {
-                            // Start fetching the tile of C, and of whatever the epilogue reads
-                            // or writes beside it, now: their rows are far apart, the hardware
-                            // prefetchers miss them, and the stores after the kernel would
-                            // otherwise wait on them one by one.
-                            int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = j0 + p * NR;
-                            prefetch_tile(g->c, g->ldc, i, j, rows, 1);
-                            if (first && g->init == GEMM_ADDEND) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
-                            if (last && (g->epilogue == GEMM_EPI_GELU || g->epilogue == GEMM_EPI_GELU_DERIV))
-                                prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
-                            if (last && g->epilogue == GEMM_EPI_SCALE) prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
-                            const float *bp = bpack + (size_t)p * NR * kc;
-                            if (in_place && rows == MR) {
-                                const float *a = g->a + (ptrdiff_t)i * g->rsa + (ptrdiff_t)k0 * g->csa;
-                                if (g->csa == 1) kernel_rows(kc, a, g->rsa, bp, acc);
-                                else kernel_cols(kc, a, g->csa, bp, acc);
-                            } else if (in_place) {
-                                pack_a(g, i, rows, k0, kc, apack);
-                                kernel_packed(kc, apack, bp, acc);
-                            } else {
-                                kernel_packed(kc, apack + (size_t)s * kc, bp, acc);
-                            }
-                            store_tile(g, i0 + s, j0 + p * NR, mc - s < MR ? mc - s : MR, cols, acc, first, last);
-                        }
-                    }
-                }
+                for (int t = shared ? wq_next(&gemm_queue) : 0; t >= 0 && t < r.pl.tasks;
+                     t = shared ? wq_next(&gemm_queue) : t + 1)
+                    run_task(g, &r, t, apack, &packed_block);
             }
         }
     }
