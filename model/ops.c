@@ -271,41 +271,6 @@ static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col,
 // multiply-adds, and 16 accumulators stay in registers (the shape of the gemm micro-kernel).
 // Rows beyond the last (nq < 8) repeat row 0 and are not written.
 #if VEC_EXT
-// s(r, j) = a_r · mt(:, j) for r < nq, j < n (n a multiple of 16). a_r is row r of a
-// (stride lda); mt is (hs, Tp), the keys or values transposed.
-static void scores8(float *restrict s, size_t lds, const float *restrict a, size_t lda, int nq,
-                    const float *restrict mt, int n, int Tp, int hs) {
-    const float *ar[ATT_Q];
-    for (int r = 0; r < ATT_Q; r++) ar[r] = a + (r < nq ? (size_t)r * lda : 0);
-    for (int j0 = 0; j0 < n; j0 += 32) {
-        int nv = n - j0 >= 32 ? 2 : 1;
-        vec16 c[ATT_Q][2];
-        for (int r = 0; r < ATT_Q; r++) c[r][0] = c[r][1] = (vec16){0};
-        if (nv == 2) {
-            for (int d = 0; d < hs; d++) {
-                vec16 m0, m1;
-                load16(&m0, mt + (size_t)d * Tp + j0);
-                load16(&m1, mt + (size_t)d * Tp + j0 + 16);
-                for (int r = 0; r < ATT_Q; r++) {
-                    float x = ar[r][d];
-                    c[r][0] += x * m0;
-                    c[r][1] += x * m1;
-                }
-            }
-        } else {
-            for (int d = 0; d < hs; d++) {
-                vec16 m0;
-                load16(&m0, mt + (size_t)d * Tp + j0);
-                for (int r = 0; r < ATT_Q; r++) c[r][0] += ar[r][d] * m0;
-            }
-        }
-        for (int r = 0; r < nq; r++) {  // one fixed-size store per vector, not a memcpy call of nv
-            store16(s + r * lds + j0, &c[r][0]);
-            if (nv == 2) store16(s + r * lds + j0 + 16, &c[r][1]);
-        }
-    }
-}
-
 // y_r(0..hs) (+)= sum_{j<n} w(r, j) · rows_j for r < nq (adding to y when add, else
 // overwriting it): eight weighted sums of the same rows
 // (values, keys, queries or dO), 32 columns at a time in registers. The weight of output r
@@ -357,6 +322,14 @@ static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restr
             y[r * ldy + col] = acc;
         }
     }
+}
+
+// s(r, j) = a_r · mt(:, j) for r < nq, j < n (n a multiple of 16): a_r is row r of a
+// (stride lda), mt is (hs, Tp), the keys or values transposed. The same kernel as the
+// weighted sums, read the other way: the weights are a's rows, the rows summed are mt's.
+static void scores8(float *s, size_t lds, const float *a, size_t lda, int nq, const float *mt, int n, int Tp,
+                    int hs) {
+    weighted8(s, lds, nq, false, a, lda, 1, mt, (size_t)Tp, hs, n);
 }
 
 // Softmax of row s(0..t) of raw scores (scaled by scale), in place; s(t+1..n16) become 0.
