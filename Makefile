@@ -49,13 +49,14 @@ CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) -ffp-contract=fast -fno-math-errn
 LDFLAGS_ALL = $(OMP_FLAGS) $(SAN_FLAGS) $(LDFLAGS)
 LDLIBS = -lm
 
-LIB_SRCS := $(filter-out train/main.c, $(wildcard common/*.c model/*.c tokenizer/*.c data/*.c train/*.c))
+MODULES := common model kernels tokenizer data checkpoint report train cli
+LIB_SRCS := $(filter-out cli/main.c, $(foreach d,$(MODULES),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-MAIN_OBJ := $(BUILD)/train/main.o
+MAIN_OBJ := $(BUILD)/cli/main.o
 TEST_SRCS := $(wildcard tests/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/test_runner
-HEADERS := $(wildcard common/*.h model/*.h tokenizer/*.h data/*.h train/*.h tests/*.h)
+HEADERS := $(foreach d,$(MODULES) tests,$(wildcard $(d)/*.h))
 
 .PHONY: all gpt deps train test sanitize clean
 .DEFAULT_GOAL := all

@@ -1,5 +1,5 @@
 // loader.c -- text file to batches (see loader.h).
-#include "loader.h"
+#include "data/loader.h"
 
 #include <stdlib.h>
 #include <string.h>

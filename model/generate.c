@@ -6,7 +6,7 @@
 // prompt, the re-prefill after a slide) go through the matrix-matrix kernels of ops.c;
 // one row (the common case while sampling) goes through matrix-vector kernels here, which
 // skip the packing and threading that only pay off for many rows.
-#include "generate.h"
+#include "model/generate.h"
 
 #include <assert.h>
 #include <float.h>
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-#include "vec.h"
+#include "kernels/ops.h"
+#include "kernels/vec.h"
 
 // A loop is split over threads only when it has at least this many multiply-adds (or
 // about as much work): below it, starting a parallel region costs more than it saves (the

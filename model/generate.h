@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "common/common.h"
-#include "gpt.h"
+#include "model/gpt.h"
 
 typedef struct {
     float temperature;  // 0: greedy (argmax); > 0 divides the logits

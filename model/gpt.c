@@ -1,5 +1,5 @@
 // gpt.c -- the whole network (DESIGN.md §3) on the kernels of ops.c.
-#include "gpt.h"
+#include "model/gpt.h"
 
 #include <assert.h>
 #include <math.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "ops.h"
-#include "profile.h"
+#include "kernels/ops.h"
+#include "kernels/profile.h"
 
 // ---- the tensor tables ----------------------------------------------------------------
 // Sizes are written as products of symbols: B batch, T block_size, C n_embd, H n_head,

@@ -1,5 +1,5 @@
 // reference.c -- double-precision reference of the model (see reference.h).
-#include "reference.h"
+#include "model/reference.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "gpt.h"
+#include "model/gpt.h"
 
 // Shapes as in ops.h.
 void ref_encoder(double *out, const int *idx, const double *wte, const double *wpe, int B, int T, int C);

@@ -20,11 +20,11 @@
 #include "tests/test_util.h"
 #include "tokenizer/tokenizer.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
-#include "train/commands.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/commands.h"
 #include "train/train.h"
 
-// The format's constants, as documented at the top of train/checkpoint.c. The tests poke at
+// The format's constants, as documented at the top of checkpoint/checkpoint.c. The tests poke at
 // the bytes of real files, so they spell the layout out themselves.
 #define HEADER_BYTES 12  // "GPTCKPT\0" + u32 version
 #define FIXED_BYTES 16   // header + u32 CRC trailer

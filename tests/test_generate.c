@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "model/generate.h"
-#include "test_util.h"
-#include "tests.h"
+#include "tests/test_util.h"
+#include "tests/tests.h"
 #include "tokenizer/tokenizer.h"
-#include "train/attention_page.h"
+#include "report/attention_page.h"
 
 // Small enough to check every position, and a block of 8 so a few dozen tokens slide often.
 static const GPTConfig SMALL = {.vocab_size = 13, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 16};

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "model/gpt.h"
-#include "model/ops.h"
+#include "kernels/ops.h"
 #include "model/reference.h"
-#include "test_util.h"
-#include "tests.h"
+#include "tests/test_util.h"
+#include "tests/tests.h"
 #include "train/adamw.h"
 
 static const GPTConfig TINY = {.vocab_size = 11, .block_size = 5, .n_layer = 2, .n_head = 2, .n_embd = 8};

@@ -4,7 +4,7 @@
 // select a part of the suite.
 #include <stdlib.h>
 
-#include "tests.h"
+#include "tests/tests.h"
 
 int main(void) {
     Suite *(*suites[])(void) = {ops_suite, gpt_suite, tokenizer_suite, checkpoint_suite, report_suite, train_suite, generate_suite, parity_suite};

@@ -11,12 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model/gemm.h"
-#include "model/ops.h"
+#include "kernels/gemm.h"
+#include "kernels/ops.h"
 #include "model/reference.h"
-#include "model/workqueue.h"
-#include "test_util.h"
-#include "tests.h"
+#include "kernels/workqueue.h"
+#include "tests/test_util.h"
+#include "tests/tests.h"
 
 #define H_STEP 1e-6
 

@@ -49,9 +49,9 @@
 
 #include "common/common.h"
 #include "model/gpt.h"
-#include "tests.h"
+#include "tests/tests.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #define TOL_FORWARD 1e-5  // logits, loss
 #define TOL_GRAD 1e-5     // every parameter gradient, per tensor

@@ -13,7 +13,7 @@
 
 #include "common/common.h"
 #include "tests/tests.h"
-#include "train/report.h"
+#include "report/report.h"
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.

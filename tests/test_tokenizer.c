@@ -15,7 +15,7 @@
 #include "tests/tests.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
-#include "train/cmd_tokenizer.h"
+#include "cli/cmd_tokenizer.h"
 
 #define SHAKESPEARE "data/tinyshakespeare.txt"
 

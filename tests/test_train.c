@@ -8,10 +8,10 @@
 
 #include "data/loader.h"
 #include "model/gpt.h"
-#include "test_util.h"
-#include "tests.h"
+#include "tests/test_util.h"
+#include "tests/tests.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "train/train.h"
 
 static char *make_tmpdir(void) {

@@ -1,5 +1,5 @@
 // adamw.c -- the optimizer, gradient clipping and the learning-rate schedule.
-#include "adamw.h"
+#include "train/adamw.h"
 
 #include <math.h>
 #include <stdlib.h>

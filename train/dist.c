@@ -1,5 +1,5 @@
 // dist.c -- data-parallel processes over MPI, or one process without it (see dist.h).
-#include "dist.h"
+#include "train/dist.h"
 
 #include <stdlib.h>
 

@@ -20,7 +20,7 @@
 // gradient block, so every rank clips and updates the same weights with the average
 // gradient. Rank 0 alone prints and writes files; evaluations average every rank's own
 // batches; the ranks agree each step on whether to stop, so they stop together.
-#include "train.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <signal.h>
@@ -34,9 +34,9 @@
 #include "data/loader.h"
 #include "model/generate.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "train/dist.h"
-#include "train/report.h"
+#include "report/report.h"
 
 void train_config_defaults(TrainConfig *tc) {
     memset(tc, 0, sizeof *tc);

@@ -17,7 +17,7 @@
 
 #include "common/common.h"
 #include "tests/fuzz/fuzz_check.h"
-#include "train/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 // What an accepted checkpoint promises its users.
 static void check_loaded(const Checkpoint *ck) {

@@ -18,7 +18,7 @@
 
 #include "common/common.h"
 #include "train/adamw.h"
-#include "train/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 static void load(const char *path, Checkpoint *ck) {
     char err[1024];

@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/common.h"
 #include "model/generate.h"
-#include "train/attention_page.h"
-#include "train/checkpoint.h"
-#include "train/cli.h"
+#include "report/attention_page.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
 
 // ---- the numbers ------------------------------------------------------------------------
 AttentionStats attention_stats(const float *att, int T) {

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/common.h"
-#include "train/checkpoint.h"
-#include "train/cli.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
 #include "train/train.h"
 
 static const char usage[] =

@@ -6,7 +6,7 @@
 // argv[0] is the subcommand's own name ("tokenizer"), argv[1] the action (train, encode,
 // decode, vocab) and then its options: main's argv with the program name dropped. Returns the
 // exit status: 0; 1 after one "error: ..." line on stderr for a bad value or file; 2 for misuse
-// of the command line. Flag errors found by train/cli.h's helpers exit from inside, with the
+// of the command line. Flag errors found by cli/cli.h's helpers exit from inside, with the
 // same statuses. getopt's state is reset, so it may run more than once in a process.
 int cmd_tokenizer(int argc, char **argv);
 

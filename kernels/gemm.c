@@ -9,7 +9,7 @@
 // its columns are contiguous (every product the model makes), else packed into MR-high
 // slivers [k][MR]; slivers of fewer than MR rows are packed and zero-padded. Packing B
 // makes its reads contiguous and pads its edge with zeros.
-#include "gemm.h"
+#include "kernels/gemm.h"
 
 #include <assert.h>
 #include <stdbool.h>
@@ -19,8 +19,8 @@
 #include <omp.h>
 #endif
 
-#include "ops.h"
-#include "workqueue.h"
+#include "kernels/ops.h"
+#include "kernels/workqueue.h"
 
 // Register tile. 8 x 32 floats = 16 AVX-512 accumulators (of 32 registers); on narrower
 // vector units the compiler splits them and the tile still fits the register file well.

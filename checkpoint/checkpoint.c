@@ -52,7 +52,7 @@
 // goes out (parameters and moments can be hundreds of MB: the file is never built in
 // memory), then fsync, close and rename; on any failure the temporary file is removed and
 // the file at path is untouched.
-#include "checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-// gemm.h -- the one matrix-multiply engine behind every linear layer (model/ops.c).
+// gemm.h -- the one matrix-multiply engine behind every linear layer (kernels/ops.c).
 //
 //   C(M,N) = init + A(M,K) · B(K,N)
 //

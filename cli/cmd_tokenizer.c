@@ -13,9 +13,9 @@
 
 #include "common/common.h"
 #include "tokenizer/tokenizer.h"
-#include "train/checkpoint.h"
-#include "train/cli.h"
-#include "train/cmd_tokenizer.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
+#include "cli/cmd_tokenizer.h"
 
 #define DEFAULT_BPE_VOCAB 512
 

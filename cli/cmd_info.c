@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/common.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
-#include "train/checkpoint.h"
-#include "train/cli.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
 
 static const char usage[] =
     "usage: gpt info CKPT\n"

@@ -3,11 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/common.h"
 #include "model/gpt.h"
 #include "model/reference.h"
-#include "train/cli.h"
+#include "cli/cli.h"
 
 static const char usage[] =
     "usage: gpt gradcheck [--vocab-size N] [--n-layer N] [--n-head N] [--n-embd N]\n"

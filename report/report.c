@@ -1,7 +1,7 @@
 // report.c -- what a run leaves for a person: metrics.csv (one row per step), loss.svg (the
 // curves, drawn here without any plotting library) and samples.txt. The rows live in memory
 // and every write replaces the three files whole, so they always match the latest checkpoint.
-#include "report.h"
+#include "report/report.h"
 
 #include <assert.h>
 #include <errno.h>

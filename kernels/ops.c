@@ -1,13 +1,13 @@
 // ops.c -- forward and backward of every layer (shapes and conventions in ops.h).
-#include "ops.h"
+#include "kernels/ops.h"
 
 #include <assert.h>
 #include <float.h>
 #include <string.h>
 
-#include "gemm.h"
-#include "vec.h"
-#include "workqueue.h"
+#include "kernels/gemm.h"
+#include "kernels/vec.h"
+#include "kernels/workqueue.h"
 
 #define LN_EPS 1e-5f
 

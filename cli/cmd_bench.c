@@ -7,13 +7,13 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/common.h"
 #include "model/generate.h"
 #include "model/gpt.h"
-#include "model/profile.h"
+#include "kernels/profile.h"
 #include "train/adamw.h"
-#include "train/cli.h"
+#include "cli/cli.h"
 #include "train/dist.h"
 
 static const char usage[] =

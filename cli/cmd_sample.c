@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "cli/commands.h"
 #include "common/common.h"
 #include "model/generate.h"
-#include "train/checkpoint.h"
-#include "train/cli.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
 
 static const char usage[] =
     "usage: gpt sample CKPT [--prompt TEXT | --prompt-file FILE] [--tokens N] [--temperature X]\n"

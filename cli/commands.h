@@ -3,7 +3,7 @@
 #ifndef GPT_COMMANDS_H
 #define GPT_COMMANDS_H
 
-#include "train/cmd_tokenizer.h"
+#include "cli/cmd_tokenizer.h"
 
 int cmd_gradcheck(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -1,4 +1,4 @@
-#include "profile.h"
+#include "kernels/profile.h"
 
 bool prof_enabled = false;
 double prof_seconds[PROF_COUNT];
