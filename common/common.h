@@ -23,6 +23,10 @@ extern void (*die_hook)(int status);
 // Prints "warning: <message>" as one line on stderr.
 void warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
+// How a kernel writes its output (a gradient, or a product): added to what the buffer
+// holds, or written afresh, so that the first writer of a step needs no cleared buffer.
+typedef enum { GRAD_SET, GRAD_ADD } GradWrite;
+
 // Allocation that never returns NULL (it dies naming the size instead).
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);

@@ -194,8 +194,8 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
         ptrdiff_t at = (ptrdiff_t)(i0 + i) * g->ldc + j0;
         float *c = g->c + at;
         const float *init = NULL;
-        if (!first || g->init == GEMM_ACCUMULATE) init = c;
-        else if (g->init == GEMM_ADDEND) init = g->addend + at;
+        if (!first || g->write == GRAD_ADD) init = c;
+        else if (g->addend) init = g->addend + at;
         float *e = epi == GEMM_EPI_GELU || epi == GEMM_EPI_GELU_DERIV ? g->epi_out + at : NULL;
         const float *f = epi == GEMM_EPI_SCALE ? g->epi_in + at : NULL;
         if (cols == NR) {  // the common full-width case, in fixed-length loops that vectorise
@@ -385,7 +385,7 @@ static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int
             // and the stores after the kernel would otherwise wait on them one by one.
             int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = r->j0 + p * NR;
             prefetch_tile(g->c, g->ldc, i, j, rows, 1);
-            if (first && g->init == GEMM_ADDEND) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
+            if (first && g->write == GRAD_SET && g->addend) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
             if (last && (g->epilogue == GEMM_EPI_GELU || g->epilogue == GEMM_EPI_GELU_DERIV))
                 prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
             if (last && g->epilogue == GEMM_EPI_SCALE) prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
@@ -470,7 +470,7 @@ static GemmArgs split_part(const GemmArgs *g, int p) {
     if (p > 0) {
         sub.c = split_scratch + (size_t)(p - 1) * g->M * g->N;
         sub.ldc = g->N;
-        sub.init = GEMM_OVERWRITE;
+        sub.write = GRAD_SET;
         sub.addend = NULL;
     }
     return sub;
@@ -537,9 +537,7 @@ void gemm_reference(const GemmArgs *g) {
                 s += g->a[(ptrdiff_t)i * g->rsa + (ptrdiff_t)k * g->csa] *
                      g->b[(ptrdiff_t)k * g->rsb + (ptrdiff_t)j * g->csb];
             float *c = g->c + (ptrdiff_t)i * g->ldc + j;
-            float init = g->init == GEMM_ACCUMULATE ? *c
-                         : g->init == GEMM_ADDEND   ? g->addend[(ptrdiff_t)i * g->ldc + j]
-                                                    : 0.0f;
+            float init = g->write == GRAD_ADD ? *c : g->addend ? g->addend[(ptrdiff_t)i * g->ldc + j] : 0.0f;
             float v = init + s;
             ptrdiff_t at = (ptrdiff_t)i * g->ldc + j;
             finish_row(c, g->epi_out ? g->epi_out + at : NULL, g->epi_in ? g->epi_in + at : NULL, &v, 1, g->epilogue);

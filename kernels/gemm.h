@@ -4,8 +4,9 @@
 //
 // A is read through strides, A(i,k) = a[i*rsa + k*csa], so a row-major matrix and a
 // transposed one are the same call; B likewise, B(k,j) = b[k*rsb + j*csb]. C is row-major
-// with leading dimension ldc. init is C itself (accumulate), a separate addend of the same
-// layout (for a fused residual add), or zero.
+// with leading dimension ldc. write says whether the product is added to C (GRAD_ADD) or
+// written afresh (GRAD_SET): then C = addend + A·B with an optional addend of C's layout
+// (a fused residual add), else C = A·B.
 //
 // Blocked for the caches, B packed into contiguous panels (which also zero-pads its edge,
 // so one register-tiled micro-kernel serves every shape), parallel over tiles of C with
@@ -17,11 +18,8 @@
 
 #include <stddef.h>
 
-typedef enum {
-    GEMM_OVERWRITE,   // C = A·B
-    GEMM_ACCUMULATE,  // C += A·B
-    GEMM_ADDEND,      // C = addend + A·B   (addend may alias C)
-} GemmInit;
+#include "common/common.h"
+
 
 // Optional epilogue applied to each finished element of C (pre = its value so far):
 //   GEMM_EPI_GELU        C = pre, and gelu(pre) into epi_out: the fused MLP activation
@@ -40,8 +38,8 @@ typedef struct {
     ptrdiff_t rsb, csb;
     float *c;
     ptrdiff_t ldc;
-    GemmInit init;
-    const float *addend;   // GEMM_ADDEND: (M, ldc)
+    GradWrite write;
+    const float *addend;   // with GRAD_SET, or NULL: (M, ldc), may alias C
     GemmEpilogue epilogue;
     float *epi_out;        // GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV: gelu(pre), (M, ldc)
     const float *epi_in;   // GEMM_EPI_SCALE: the factors, (M, ldc)

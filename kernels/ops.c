@@ -132,7 +132,7 @@ static void linear_forward(float *out, const float *res, GemmEpilogue epi, float
         .a = inp, .rsa = C, .csa = 1,
         .b = weight, .rsb = 1, .csb = C,
         .c = out, .ldc = OC,
-        .init = res ? GEMM_ADDEND : GEMM_OVERWRITE, .addend = res,
+        .write = GRAD_SET, .addend = res,
         .epilogue = epi, .epi_out = gelu_out,
     };
     gemm(&g);
@@ -156,7 +156,7 @@ void matmul_forward_gelu_deriv(float *deriv, float *out, const float *inp, const
     linear_forward(deriv, NULL, GEMM_EPI_GELU_DERIV, out, inp, weight, N, C, OC);
 }
 
-static void linear_backward(float *dinp, GemmInit dinp_init, const float *dinp_scale, float *dweight,
+static void linear_backward(float *dinp, GradWrite dinp_mode, const float *dinp_scale, float *dweight,
                             GradWrite dweight_mode, const float *dout, const float *inp, const float *weight, int N,
                             int C, int OC) {
     if (dinp) {
@@ -164,7 +164,7 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *dinp_s
             .M = N, .N = C, .K = OC,
             .a = dout, .rsa = OC, .csa = 1,
             .b = weight, .rsb = C, .csb = 1,
-            .c = dinp, .ldc = C, .init = dinp_init,
+            .c = dinp, .ldc = C, .write = dinp_mode,
             .epilogue = dinp_scale ? GEMM_EPI_SCALE : GEMM_EPI_NONE, .epi_in = dinp_scale,
         };
         gemm(&g);
@@ -174,7 +174,7 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *dinp_s
             .M = OC, .N = C, .K = N,
             .a = dout, .rsa = 1, .csa = OC,
             .b = inp, .rsb = C, .csb = 1,
-            .c = dweight, .ldc = C, .init = dweight_mode == GRAD_SET ? GEMM_OVERWRITE : GEMM_ACCUMULATE,
+            .c = dweight, .ldc = C, .write = dweight_mode,
             .k_parts = 2,  // the tokens in two halves, each summed by the thread that holds them
         };
         gemm(&g);
@@ -183,17 +183,17 @@ static void linear_backward(float *dinp, GemmInit dinp_init, const float *dinp_s
 
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
                      int C, int OC) {
-    linear_backward(dinp, GEMM_ACCUMULATE, NULL, dweight, GRAD_ADD, dout, inp, weight, N, C, OC);
+    linear_backward(dinp, GRAD_ADD, NULL, dweight, GRAD_ADD, dout, inp, weight, N, C, OC);
 }
 
 void matmul_backward_set(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC) {
-    linear_backward(dinp, GEMM_OVERWRITE, NULL, dweight, dweight_mode, dout, inp, weight, N, C, OC);
+    linear_backward(dinp, GRAD_SET, NULL, dweight, dweight_mode, dout, inp, weight, N, C, OC);
 }
 
 void matmul_backward_set_gelu(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
                               const float *weight, const float *deriv, int N, int C, int OC) {
-    linear_backward(dinp, GEMM_OVERWRITE, deriv, dweight, dweight_mode, dout, inp, weight, N, C, OC);
+    linear_backward(dinp, GRAD_SET, deriv, dweight, dweight_mode, dout, inp, weight, N, C, OC);
 }
 
 // ---- attention ------------------------------------------------------------------------

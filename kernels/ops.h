@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "common/common.h"
+
 // exp and tanh in plain float arithmetic that the compiler vectorises (libm's are scalar
 // calls): exp(x) = 2^n · e^r with n = round(x/ln 2) and a degree-7 polynomial for e^r on
 // |r| <= ln2/2; relative error < 1e-7 on [-87, 88] (inputs are clamped there).
@@ -59,9 +61,6 @@ static inline float gelu_grad_from_sigmoid(float x, float s) {
 }
 static inline float gelu_grad_scalar(float x) { return gelu_grad_from_sigmoid(x, gelu_sigmoid(x)); }
 
-// How a backward kernel writes a gradient: added to what the buffer holds, or written
-// afresh (by the first writer of a step, so that nothing has to clear the buffer first).
-typedef enum { GRAD_ADD, GRAD_SET } GradWrite;
 
 // ---- token + position embedding ------------------------------------------------------
 // out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)

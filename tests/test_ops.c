@@ -268,7 +268,8 @@ START_TEST(test_gemm_matches_reference_on_edge_shapes) {
         for (int layout = 0; layout < 4; layout++) {
             // Each initial value, and each epilogue: GELU (after an addend), GELU with its
             // derivative, a scale by a second matrix (after accumulating).
-            const GemmInit inits[] = {GEMM_OVERWRITE, GEMM_ACCUMULATE, GEMM_ADDEND, GEMM_OVERWRITE, GEMM_ACCUMULATE};
+            const GradWrite writes[] = {GRAD_SET, GRAD_ADD, GRAD_SET, GRAD_SET, GRAD_ADD};
+            const bool addends[] = {false, false, true, false, false};
             const GemmEpilogue epis[] = {GEMM_EPI_NONE, GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV,
                                          GEMM_EPI_SCALE};
             for (int mode = 0; mode < 5; mode++) {
@@ -283,7 +284,7 @@ START_TEST(test_gemm_matches_reference_on_edge_shapes) {
                 bool ta = layout & 1, tb = layout & 2;
                 GemmArgs g = {.M = M, .N = N, .K = K, .a = a, .rsa = ta ? 1 : K, .csa = ta ? M : 1,
                               .b = b, .rsb = tb ? 1 : N, .csb = tb ? K : 1, .c = c1, .ldc = N,
-                              .init = inits[mode], .addend = add, .epilogue = epis[mode], .epi_out = g1,
+                              .write = writes[mode], .addend = addends[mode] ? add : NULL, .epilogue = epis[mode], .epi_out = g1,
                               .epi_in = add};
                 // Without an epilogue, k may also be summed in two parts (then added).
                 float *c3 = xalloc_floats((size_t)M * N);
