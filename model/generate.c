@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/fastmath.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 
@@ -127,7 +128,7 @@ struct Generator {
     // Activations for up to block rows at once (a prefill); a single step uses row 0.
     float *x;           // (block, C)   the residual stream
     float *ln;          // (block, C)   a layernorm's output
-    float *ln_mean;     // (block)      layernorm_forward's statistics (not used afterwards)
+    float *ln_mean;     // (block)      fast_layernorm_forward's statistics (not used afterwards)
     float *ln_rstd;     // (block)
     float *qkv;         // (block, 3C)
     float *atty;        // (block, C)   heads side by side, before W_O
@@ -261,17 +262,17 @@ static void linear(float *out, const float *res, float *gelu_out, const float *i
     if (n == 1) {
         matvec(out, res, gelu_out, inp, W, K, OC);
     } else if (gelu_out) {
-        matmul_forward_gelu(out, gelu_out, inp, W, n, K, OC);
+        fast_matmul_forward_gelu(out, gelu_out, inp, W, n, K, OC);
     } else if (res) {
-        matmul_forward_residual(out, res, inp, W, n, K, OC);
+        fast_matmul_forward_residual(out, res, inp, W, n, K, OC);
     } else {
-        matmul_forward(out, inp, W, n, K, OC);
+        fast_matmul_forward(out, inp, W, n, K, OC);
     }
 }
 
 static void layernorm_rows(Generator *g, float *out, const float *inp, const float *w, int n) {
     if (n == 1) layernorm_row(out, inp, w, g->C);
-    else layernorm_forward(out, g->ln_mean, g->ln_rstd, inp, w, n, g->C);
+    else fast_layernorm_forward(out, g->ln_mean, g->ln_rstd, inp, w, n, g->C);
 }
 
 // Runs n tokens (window[p0..p0+n-1], already stored) at positions p0.. through the

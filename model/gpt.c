@@ -294,25 +294,27 @@ float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
 
     Acts *a = &m->acts;
     const Weights *w = &m->w;
-    PROF(PROF_ENCODER, encoder_forward(a->encoded, idx, w->wte, w->wpe, B, T, C));
+    PROF(PROF_EMBEDDING, fast_embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C));
     const float *x = a->encoded;
     for (int l = 0; l < L; l++) {
         const LayerWeights *lw = &w->layers[l];
         LayerActs *la = &a->layers[l];
-        PROF(PROF_LAYERNORM, layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
-        PROF(PROF_MATMUL_FWD, matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_ATTN_FWD, attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H));
-        PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C));
-        PROF(PROF_LAYERNORM, layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
-        PROF(PROF_MATMUL_FWD, matmul_forward_gelu_deriv(la->fch_dgelu, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
-        PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C));
+        PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
+        PROF(PROF_MATMUL_FWD, fast_matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H));
+        PROF(PROF_MATMUL_FWD, fast_matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
+        PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch_dgelu, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_MATMUL_FWD, fast_matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C));
         x = la->res2;
     }
-    PROF(PROF_LAYERNORM, layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
-    PROF(PROF_MATMUL_FWD, matmul_forward(a->logits, a->lnf, w->wte, N, C, V));
+    PROF(PROF_LAYERNORM, fast_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
+    PROF(PROF_MATMUL_FWD, fast_matmul_forward(a->logits, a->lnf, w->wte, N, C, V));
     if (!targets) return -1.0f;
-    PROF(PROF_LOSS, crossentropy_forward(a->losses, a->logits, targets, N, V));
-    m->mean_loss = (float)(sum_fixed_order(a->losses, (size_t)N) / N);
+    PROF(PROF_LOSS, fast_crossentropy_forward(a->losses, a->logits, targets, N, V));
+    double sum = 0.0;  // in double and in order: the same loss whatever the thread count
+    for (int i = 0; i < N; i++) sum += a->losses[i];
+    m->mean_loss = (float)(sum / N);
     return m->mean_loss;
 }
 
@@ -337,10 +339,10 @@ static void backward(GPT *m, float dloss, GradWrite gw) {
 
     // Scratch gradients are reused layer after layer; each is overwritten by its first
     // writer (the loss, the products' dinp, the final layer norm) and needs no clearing.
-    PROF(PROF_LOSS, crossentropy_backward(d->dlogits, a->logits, m->targets, dloss / (float)N, N, V));
-    PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V));
+    PROF(PROF_LOSS, fast_crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V));
+    PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V));
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
-    PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean,
+    PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean,
                                             a->lnf_rstd, N, C));
 
     for (int l = L - 1; l >= 0; l--) {
@@ -349,21 +351,21 @@ static void backward(GPT *m, float dloss, GradWrite gw) {
         LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
-        PROF(PROF_MATMUL_BWD, matmul_backward_set_gelu(d->dfch, lg->w_proj, gw, d->dres, la->fch_gelu, lw->w_proj,
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, d->dres, la->fch_gelu, lw->w_proj,
                                                        la->fch_dgelu, N, 4 * C, C));
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
-        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
+        PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
                                                 la->ln2_mean, la->ln2_rstd, N, C));
         // res1 = x_in + attention(ln1(x_in) · W_qkvᵀ) · W_Oᵀ   (dres becomes d x_in)
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->datty, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
-        PROF(PROF_ATTN_BWD, attention_backward_set(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_ATTN_BWD, fast_attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
                                                 la->ln1_mean, la->ln1_rstd, N, C));
     }
     // wte already holds the LM head's part: the lookup's is added. wpe's rows past T get
     // no gradient from this batch.
-    PROF(PROF_ENCODER, encoder_backward(g->wte, g->wpe, gw, d->dres, m->inputs, B, T, C));
+    PROF(PROF_EMBEDDING, fast_embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V));
     if (gw == GRAD_SET && T < cfg->block_size)
         memset(g->wpe + (size_t)T * C, 0, (size_t)(cfg->block_size - T) * C * sizeof(float));
 }
