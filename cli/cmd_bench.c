@@ -182,7 +182,7 @@ int cmd_bench(int argc, char **argv) {
         }
         double t0 = now_seconds();
         gpt_forward(&m, x, y, B, T);
-        gpt_backward_set(&m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
+        gpt_backward(&m, 1.0f / (float)ranks, GRAD_SET);  // as training: overwrites, no clearing pass
         dist_allreduce_sum_floats(m.grads, m.num_params);
         float norm = 0;
         PROF(PROF_CLIP, norm = grad_norm(&opt, m.grads, m.num_params));

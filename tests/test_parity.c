@@ -437,7 +437,7 @@ static Verdict check_grads(Parity *p) {
 static void forward_backward(Parity *p) {
     gpt_zero_grad(&p->m);
     gpt_forward(&p->m, p->idx, p->targets, p->B, p->T);
-    gpt_backward(&p->m, 1.0f);
+    gpt_backward(&p->m, 1.0f, GRAD_ADD);
 }
 
 // The fixture's AdamW settings, as the C optimizer holds them.
@@ -464,7 +464,7 @@ static Verdict check_steps(Parity *p, const AdamWConfig *cfg, float lr, float cl
     for (int k = 0; k < p->K; k++) {
         gpt_zero_grad(&p->m);
         float loss = gpt_forward(&p->m, p->idx, p->targets, p->B, p->T);
-        gpt_backward(&p->m, 1.0f);
+        gpt_backward(&p->m, 1.0f, GRAD_ADD);
         float norm = clip_grad_norm(&opt, p->m.grads, p->m.num_params, clip);
         adamw_update(&opt, &p->m, lr, cfg);
         char what[32];
