@@ -36,6 +36,12 @@ uint64_t cli_u64(const char *flag, const char *value) {
     return v;
 }
 
+GPTKernels cli_kernels(const char *value) {
+    GPTKernels k;
+    if (!gpt_kernels_parse(value, &k)) die("--kernels expects fast or textbook, got '%s'", value);
+    return k;
+}
+
 void cli_bad_option(const char *cmd, int c, char **argv, const struct option *opts) {
     (void)opts;
     // getopt_long (with opterr = 0 and a leading ':' in the short options) returns ':' for

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "model/gpt.h"
 
 // Prints "error: <message>" as one line on stderr (after flushing stdout) and returns 1,
 // the exit status of a command that failed on its input.
@@ -16,6 +17,8 @@ int cli_fail(const char *fmt, ...) PRINTF_LIKE(1, 2);
 long cli_long(const char *flag, const char *value, long lo, long hi);
 double cli_double(const char *flag, const char *value, double lo, double hi);
 uint64_t cli_u64(const char *flag, const char *value);
+// --kernels fast|textbook
+GPTKernels cli_kernels(const char *value);
 
 // Reports an unknown option or a missing value the way getopt_long saw it, then exits 2.
 // argv[optind - 1] is the offending word.

@@ -40,6 +40,10 @@ static const char usage[] =
     "  --log-interval N (50): progress line every N steps when stderr is not a terminal\n"
     "  --quiet                no progress output\n"
     "  --trace-shapes         print each tensor's shape through the first forward pass\n"
+    "  --kernels fast|textbook\n"
+    "                         the fast kernels (default), or the plain loops of model/layers.c\n"
+    "                         that define the model: slower, the same results up to rounding,\n"
+    "                         for reading and for stepping through in a debugger\n"
     "other:\n"
     "  --seed N (1337)          --threads N (default: all cores)\n"
     "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n";
@@ -48,7 +52,7 @@ enum {
     OPT_DATA = 256, OPT_OUT, OPT_TOKENIZER, OPT_VOCAB, OPT_RESUME, OPT_FORCE, OPT_LAYER, OPT_HEAD, OPT_EMBD, OPT_BLOCK,
     OPT_BATCH, OPT_ITERS, OPT_ACCUM, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_DECAY_ITERS, OPT_WD, OPT_BETA1, OPT_BETA2,
     OPT_CLIP, OPT_EVAL_INTERVAL, OPT_EVAL_ITERS, OPT_SAMPLE_INTERVAL, OPT_SAMPLE_TOKENS, OPT_LOG_INTERVAL, OPT_QUIET,
-    OPT_TRACE, OPT_SEED, OPT_THREADS, OPT_STOP_AFTER,
+    OPT_TRACE, OPT_SEED, OPT_THREADS, OPT_STOP_AFTER, OPT_KERNELS,
 };
 
 static const struct option opts[] = {
@@ -80,6 +84,7 @@ static const struct option opts[] = {
     {"log-interval", required_argument, 0, OPT_LOG_INTERVAL},
     {"quiet", no_argument, 0, OPT_QUIET},
     {"trace-shapes", no_argument, 0, OPT_TRACE},
+    {"kernels", required_argument, 0, OPT_KERNELS},
     {"seed", required_argument, 0, OPT_SEED},
     {"threads", required_argument, 0, OPT_THREADS},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
@@ -169,6 +174,7 @@ int cmd_train(int argc, char **argv) {
         case OPT_FORCE: to.force = true; break;
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
+        case OPT_KERNELS: to.kernels = cli_kernels(optarg); break;
         case ':':
         case '?': cli_bad_option("train", c, argv, opts);
         default:
