@@ -164,7 +164,8 @@ int cmd_bench(int argc, char **argv) {
     char err[256];
     if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
     if (sample && dist_size() > 1) die("bench --sample times one process; run it without mpirun");
-    if (profile && kernels != GPT_KERNELS_FAST) die("--profile times the fast kernels; the textbook ones are not timed");
+    if (profile && kernels != GPT_KERNELS_FAST)
+        die("--profile times the fast kernels; the textbook ones are not timed");
     if (sample) return bench_sample(&cfg, tokens, threads, kernels);
     if (threads > 0) threads_set(threads);
 

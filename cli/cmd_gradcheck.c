@@ -28,7 +28,8 @@ static const char usage[] =
     "  --trace-shapes   print each tensor's shape through the first forward pass\n"
     "  --kernels K      the backward pass checked: fast (default) or textbook\n";
 
-enum { OPT_VOCAB = 256, OPT_LAYER, OPT_HEAD, OPT_EMBD, OPT_BLOCK, OPT_BATCH, OPT_SEED, OPT_SCALE, OPT_TRACE, OPT_KERNELS };
+enum { OPT_VOCAB = 256, OPT_LAYER, OPT_HEAD, OPT_EMBD, OPT_BLOCK, OPT_BATCH, OPT_SEED, OPT_SCALE, OPT_TRACE,
+       OPT_KERNELS };
 
 int cmd_gradcheck(int argc, char **argv) {
     GPTConfig cfg = {.vocab_size = 11, .block_size = 5, .n_layer = 2, .n_head = 2, .n_embd = 8};

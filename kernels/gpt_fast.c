@@ -56,7 +56,8 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
                                                      la->ln2_mean, la->ln2_rstd, N, C));
         // res1 = x_in + attention(ln1 · W_qkvᵀ) · W_Oᵀ: dres becomes d x_in.
-        PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_MATMUL_BWD,
+             fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
         PROF(PROF_ATTN_BWD,
              fast_attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
         PROF(PROF_MATMUL_BWD,

@@ -410,8 +410,8 @@ static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, flo
 
 // With GRAD_SET, dqkv is overwritten: each dq row gets its one contribution, and each key's
 // dk and dv start from the first query block that reaches it (its own block).
-static void attention_backward_blocked(float *dqkv, GradWrite write, const float *dout, const float *qkv, const float *out,
-                                       const float *lse, int B, int T, int C, int H) {
+static void attention_backward_blocked(float *dqkv, GradWrite write, const float *dout, const float *qkv,
+                                       const float *out, const float *lse, int B, int T, int C, int H) {
     int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;

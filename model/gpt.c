@@ -1,6 +1,7 @@
-// gpt.c -- the whole network (DESIGN.md §3): its tensor tables, and its forward and
-// backward passes written with the textbook layers of layers.h, one layer per line. The
-// same passes on the fast kernels are in kernels/gpt_fast.c; gpt_forward runs either.
+// gpt.c -- the whole network (DESIGN.md §3): its forward and backward passes written with
+// the textbook layers of layers.h, one layer per line; then the tensor tables built from
+// gpt.h's lists, the configuration and the model's life cycle. The same passes on the fast
+// kernels are in kernels/gpt_fast.c; gpt_forward runs either.
 #include "model/gpt.h"
 
 #include <assert.h>
@@ -11,6 +12,128 @@
 #include "common/common.h"
 #include "kernels/gpt_fast.h"
 #include "model/layers.h"
+
+// ---- forward --------------------------------------------------------------------------
+// The network on the textbook layers. x is the residual stream: each block adds its
+// attention's output to it, then its MLP's.
+static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, int T) {
+    const GPTConfig *cfg = &m->config;
+    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
+    const Weights *w = &m->w;
+    Acts *a = &m->acts;
+    embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
+    const float *x = a->encoded;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        LayerActs *la = &a->layers[l];
+        layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
+        matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
+        attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H);
+        matmul_forward(la->res1, la->atty, lw->w_o, N, C, C);              // the attention's output ...
+        residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
+        layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
+        matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
+        gelu_forward(la->fch_gelu, la->fch, (size_t)N * 4 * C);
+        matmul_forward(la->res2, la->fch_gelu, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
+        residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
+        x = la->res2;
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C);
+    matmul_forward(a->logits, a->lnf, w->wte, N, C, V);
+    if (targets) crossentropy_forward(a->losses, a->logits, targets, N, V);
+}
+
+float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
+    const GPTConfig *cfg = &m->config;
+    int V = cfg->vocab_size;
+    if (T < 1 || T > cfg->block_size)
+        die("sequence length %d is out of range (expected 1 to block_size %d)", T, cfg->block_size);
+    if (B < 1 || B > m->max_batch) die("batch size %d is out of range (expected 1 to %d)", B, m->max_batch);
+    int N = B * T;
+    for (int i = 0; i < N; i++) {
+        if (idx[i] < 0 || idx[i] >= V) die("token id %d at position %d is out of range (vocab size %d)", idx[i], i, V);
+        if (targets && (targets[i] < 0 || targets[i] >= V))
+            die("target id %d at position %d is out of range (vocab size %d)", targets[i], i, V);
+    }
+    if (m->trace_shapes) {
+        gpt_print_shape_trace(cfg, B, T, T, false, stderr);
+        m->trace_shapes = false;
+    }
+    m->B = B;
+    m->T = T;
+    memcpy(m->inputs, idx, (size_t)N * sizeof(int));
+    m->have_targets = targets != NULL;
+    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
+    m->acts_kernels = m->kernels;
+
+    if (m->kernels == GPT_KERNELS_FAST) gpt_fast_forward(m, idx, targets, B, T);
+    else forward_textbook(m, idx, targets, B, T);
+    if (!targets) return -1.0f;
+    double sum = 0.0;  // in double and in order: the same loss whatever the thread count
+    for (int i = 0; i < N; i++) sum += m->acts.losses[i];
+    m->mean_loss = (float)(sum / N);
+    return m->mean_loss;
+}
+
+// ---- backward -------------------------------------------------------------------------
+void gpt_zero_grad(GPT *m) {
+    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
+}
+
+// The forward pass in reverse, on the textbook layers. dres carries the residual stream's
+// gradient down the blocks; every other scratch gradient is written afresh by its first
+// writer. Parameter gradients are written as gw says: each tensor's first writer of the
+// pass uses gw (for wte, the LM head, before the embedding adds its part).
+static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
+    const GPTConfig *cfg = &m->config;
+    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
+    int B = m->B, T = m->T, N = B * T;
+    const Acts *a = &m->acts;
+    ActGrads *d = &m->ag;
+    const Weights *w = &m->w;
+    Weights *g = &m->g;
+
+    crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V);
+    matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V);
+    const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
+    layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const LayerWeights *lw = &w->layers[l];
+        LayerWeights *lg = &g->layers[l];
+        const LayerActs *la = &a->layers[l];
+        const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
+        // A residual add hands its output's gradient to both inputs: the stream's stays in
+        // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm).
+        float *dbranch = d->dln;
+        // res2 = res1 + gelu(ln2 · W_fcᵀ) · W_projᵀ: dres holds d res2, then d res1.
+        residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
+        matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj, N, 4 * C, C);
+        gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);  // in place: d fch_gelu -> d fch
+        matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
+        layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd,
+                           N, C);
+        // res1 = x_in + attention(ln1 · W_qkvᵀ) · W_Oᵀ: dres becomes d x_in.
+        residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
+        matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C);
+        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H);
+        matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
+        layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
+                           C);
+    }
+    embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
+}
+
+void gpt_backward(GPT *m, float dloss, GradWrite gw) {
+    if (!m->grads) die("gpt_backward: the model was not initialised for training");
+    if (!m->have_targets) die("gpt_backward: the last forward pass had no targets");
+    if (m->acts_kernels == GPT_KERNELS_FAST) gpt_fast_backward(m, dloss, gw);
+    else backward_textbook(m, dloss, gw);
+    // wpe's rows past T get no gradient from this batch.
+    const GPTConfig *cfg = &m->config;
+    size_t C = (size_t)cfg->n_embd;
+    if (gw == GRAD_SET && m->T < cfg->block_size)
+        memset(m->g.wpe + (size_t)m->T * C, 0, (size_t)(cfg->block_size - m->T) * C * sizeof(float));
+}
 
 // ---- sizes ----------------------------------------------------------------------------
 // The values of the symbols a size is written in (gpt.h): B batch, T positions, C n_embd,
@@ -306,127 +429,6 @@ const ParamInfo *gpt_param(const GPT *m, const char *name) {
     for (int i = 0; i < m->n_param_tensors; i++)
         if (strcmp(m->param_table[i].name, name) == 0) return &m->param_table[i];
     return NULL;
-}
-
-// ---- forward --------------------------------------------------------------------------
-// The network on the textbook layers. x is the residual stream: each block adds its
-// attention's output to it, then its MLP's.
-static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, int T) {
-    const GPTConfig *cfg = &m->config;
-    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
-    const Weights *w = &m->w;
-    Acts *a = &m->acts;
-    embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
-    const float *x = a->encoded;
-    for (int l = 0; l < cfg->n_layer; l++) {
-        const LayerWeights *lw = &w->layers[l];
-        LayerActs *la = &a->layers[l];
-        layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
-        matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
-        attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H);
-        matmul_forward(la->res1, la->atty, lw->w_o, N, C, C);              // the attention's output ...
-        residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
-        layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
-        matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
-        gelu_forward(la->fch_gelu, la->fch, (size_t)N * 4 * C);
-        matmul_forward(la->res2, la->fch_gelu, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
-        residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
-        x = la->res2;
-    }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C);
-    matmul_forward(a->logits, a->lnf, w->wte, N, C, V);
-    if (targets) crossentropy_forward(a->losses, a->logits, targets, N, V);
-}
-
-float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
-    const GPTConfig *cfg = &m->config;
-    int V = cfg->vocab_size;
-    if (T < 1 || T > cfg->block_size)
-        die("sequence length %d is out of range (expected 1 to block_size %d)", T, cfg->block_size);
-    if (B < 1 || B > m->max_batch) die("batch size %d is out of range (expected 1 to %d)", B, m->max_batch);
-    int N = B * T;
-    for (int i = 0; i < N; i++) {
-        if (idx[i] < 0 || idx[i] >= V) die("token id %d at position %d is out of range (vocab size %d)", idx[i], i, V);
-        if (targets && (targets[i] < 0 || targets[i] >= V))
-            die("target id %d at position %d is out of range (vocab size %d)", targets[i], i, V);
-    }
-    if (m->trace_shapes) {
-        gpt_print_shape_trace(cfg, B, T, T, false, stderr);
-        m->trace_shapes = false;
-    }
-    m->B = B;
-    m->T = T;
-    memcpy(m->inputs, idx, (size_t)N * sizeof(int));
-    m->have_targets = targets != NULL;
-    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
-    m->acts_kernels = m->kernels;
-
-    if (m->kernels == GPT_KERNELS_FAST) gpt_fast_forward(m, idx, targets, B, T);
-    else forward_textbook(m, idx, targets, B, T);
-    if (!targets) return -1.0f;
-    double sum = 0.0;  // in double and in order: the same loss whatever the thread count
-    for (int i = 0; i < N; i++) sum += m->acts.losses[i];
-    m->mean_loss = (float)(sum / N);
-    return m->mean_loss;
-}
-
-// ---- backward -------------------------------------------------------------------------
-void gpt_zero_grad(GPT *m) {
-    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
-}
-
-// The forward pass in reverse, on the textbook layers. dres carries the residual stream's
-// gradient down the blocks; every other scratch gradient is written afresh by its first
-// writer. Parameter gradients are written as gw says: each tensor's first writer of the
-// pass uses gw (for wte, the LM head, before the embedding adds its part).
-static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
-    const GPTConfig *cfg = &m->config;
-    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
-    int B = m->B, T = m->T, N = B * T;
-    const Acts *a = &m->acts;
-    ActGrads *d = &m->ag;
-    const Weights *w = &m->w;
-    Weights *g = &m->g;
-
-    crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V);
-    matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V);
-    const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
-    layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
-    for (int l = L - 1; l >= 0; l--) {
-        const LayerWeights *lw = &w->layers[l];
-        LayerWeights *lg = &g->layers[l];
-        const LayerActs *la = &a->layers[l];
-        const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
-        // A residual add hands its output's gradient to both inputs: the stream's stays in
-        // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm).
-        float *dbranch = d->dln;
-        // res2 = res1 + gelu(ln2 · W_fcᵀ) · W_projᵀ: dres holds d res2, then d res1.
-        residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
-        matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj, N, 4 * C, C);
-        gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);
-        matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
-        layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd,
-                           N, C);
-        // res1 = x_in + attention(ln1 · W_qkvᵀ) · W_Oᵀ: dres becomes d x_in.
-        residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
-        matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C);
-        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H);
-        matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
-        layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
-                           C);
-    }
-    embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
-}
-
-void gpt_backward(GPT *m, float dloss, GradWrite gw) {
-    if (!m->grads) die("gpt_backward: the model was not initialised for training");
-    if (!m->have_targets) die("gpt_backward: the last forward pass had no targets");
-    if (m->acts_kernels == GPT_KERNELS_FAST) gpt_fast_backward(m, dloss, gw);
-    else backward_textbook(m, dloss, gw);
-    // wpe's rows past T get no gradient from this batch.
-    const GPTConfig *cfg = &m->config;
-    if (gw == GRAD_SET && m->T < cfg->block_size)
-        memset(m->g.wpe + (size_t)m->T * cfg->n_embd, 0, (size_t)(cfg->block_size - m->T) * cfg->n_embd * sizeof(float));
 }
 
 // ---- reports --------------------------------------------------------------------------

@@ -192,14 +192,16 @@ START_TEST(test_textbook_decoding_is_the_textbook_forward_over_the_window) {
     Rng r;
     rng_seed(&r, 19);
     int T = SMALL.block_size, V = SMALL.vocab_size, win[8], nwin = 0;
-    int chunks[] = {1, 1, 3, 1, 5, 1, 1, 7, 2, 1, 1, 1, 1, 6, 1};  // under block_size: a chunk of block_size or more is a new prompt
+    // Chunks under block_size (a chunk of block_size or more is a new prompt).
+    int chunks[] = {1, 1, 3, 1, 5, 1, 1, 7, 2, 1, 1, 1, 1, 6, 1};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
         int toks[8];
         for (int i = 0; i < chunks[c]; i++) {
             toks[i] = (int)rng_below(&r, (uint64_t)V);
             window_push(win, &nwin, T, toks[i]);
         }
-        const float *lt = generator_feed(tb, toks, (size_t)chunks[c]), *lk = generator_feed(kv, toks, (size_t)chunks[c]);
+        const float *lt = generator_feed(tb, toks, (size_t)chunks[c]);
+        const float *lk = generator_feed(kv, toks, (size_t)chunks[c]);
         ck_assert_int_eq(generator_window(tb), nwin);
         ck_assert_int_eq(generator_window(kv), nwin);
         ck_assert_mem_eq(lt, full_forward_last(&m, win, nwin), (size_t)V * sizeof(float));

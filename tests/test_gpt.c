@@ -309,7 +309,8 @@ START_TEST(test_backward_set_overwrites_what_the_gradients_held) {
         for (int i = 0; i < m.n_param_tensors; i++) {
             const ParamInfo *p = &m.param_table[i];
             for (size_t j = 0; j < p->numel; j++)
-                ck_assert_msg(m.grads[p->offset + j] == want[p->offset + j], "%s[%zu]: %g after GRAD_SET, %g after clearing (%d batches)",
+                ck_assert_msg(m.grads[p->offset + j] == want[p->offset + j],
+                              "%s[%zu]: %g after GRAD_SET, %g after clearing (%d batches)",
                               p->name, j, (double)m.grads[p->offset + j], (double)want[p->offset + j], accumulate + 1);
         }
     }

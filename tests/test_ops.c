@@ -160,7 +160,8 @@ static void check_layernorm(int N, int C, uint64_t seed) {
         bm[n] = (float)(2.0 * (C + 8) * U * mx);
         br[n] = (float)(2.0 * (C + 8) * U * tr[n]);
         for (int c = 0; c < C; c++)
-            bo[(size_t)n * C + c] = (float)(2.0 * (C + 8) * U * (fabs(tr[n] * w[c]) * mx + fabs(to[(size_t)n * C + c])));
+            bo[(size_t)n * C + c] =
+                (float)(2.0 * (C + 8) * U * (fabs(tr[n] * w[c]) * mx + fabs(to[(size_t)n * C + c])));
     }
     assert_within("layernorm out", fo, to, bo, nx);
     assert_within("layernorm mean", fm, tm, bm, N);
@@ -258,7 +259,8 @@ static void check_linear_forward(const Linear *l) {
     float *wrong = xalloc_floats(no);  // the last input channel left out
     matmul_forward(wrong, l->inp, l->w, N, C, OC);
     for (int n = 0; n < N; n++)
-        for (int o = 0; o < OC; o++) wrong[(size_t)n * OC + o] -= l->inp[(size_t)n * C + C - 1] * l->w[(size_t)o * C + C - 1];
+        for (int o = 0; o < OC; o++)
+            wrong[(size_t)n * OC + o] -= l->inp[(size_t)n * C + C - 1] * l->w[(size_t)o * C + C - 1];
     assert_caught("matmul forward without its last term", wrong, t, b, no);
 
     // The residual add in the epilogue, out aliasing res as the model uses it.
@@ -471,7 +473,8 @@ static void attention_bounds(AttBounds *ab, const float *qkv, const float *dout,
                              int B, int T, int C, int H) {
     int hs = C / H;
     size_t C3 = (size_t)3 * C;
-    double scale = 1.0 / sqrt((double)hs), *A = xmalloc((size_t)T * sizeof(double)), *p = xmalloc((size_t)T * sizeof(double));
+    double scale = 1.0 / sqrt((double)hs);
+    double *A = xmalloc((size_t)T * sizeof(double)), *p = xmalloc((size_t)T * sizeof(double));
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++) {
