@@ -11,5 +11,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_attention(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

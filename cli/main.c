@@ -20,6 +20,7 @@ static const char usage[] =
     "  bench       time training steps (or, with --sample, generation): speed, MFU, memory\n"
     "  gradcheck   check every parameter's gradient against finite differences\n"
     "  tokenizer   train, inspect and use standalone tokenizers\n"
+    "  export      write a checkpoint as GGUF (llama.cpp) or safetensors (Hugging Face)\n"
     "\n"
     "Run 'gpt <command> --help' for a command's options.\n";
 
@@ -44,6 +45,7 @@ static int run(int argc, char **argv) {
         {"bench", cmd_bench},
         {"gradcheck", cmd_gradcheck},
         {"tokenizer", cmd_tokenizer},
+        {"export", cmd_export},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0) {
@@ -51,7 +53,7 @@ static int run(int argc, char **argv) {
                 die("'%s' runs as one process; under mpirun only train and bench share the work among ranks", cmd);
             return commands[i].run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "error: unknown command '%s' (expected one of: train, sample, info, attention, bench, gradcheck, tokenizer; see ./gpt --help)\n", cmd);
+    fprintf(stderr, "error: unknown command '%s' (expected one of: train, sample, info, attention, bench, gradcheck, tokenizer, export; see ./gpt --help)\n", cmd);
     return 2;
 }
 

@@ -79,6 +79,15 @@ const unsigned char *tokenizer_token_bytes(const Tokenizer *tok, int id, size_t 
     return tok->bytes + tok->offsets[id];
 }
 
+int tokenizer_bpe_merge_count(const Tokenizer *tok) { return tok->kind == TOKENIZER_BPE ? tok->n_merges : 0; }
+
+bool tokenizer_bpe_merge(const Tokenizer *tok, int i, int *left, int *right) {
+    if (i < 0 || i >= tokenizer_bpe_merge_count(tok)) return false;
+    *left = tok->merges[2 * i];
+    *right = tok->merges[2 * i + 1];
+    return true;
+}
+
 bool tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n, unsigned char **out, size_t *len, char *err,
                       size_t errlen) {
     size_t total = 0;

@@ -40,6 +40,12 @@ bool tokenizer_encode(const Tokenizer *tok, const unsigned char *text, size_t le
 // The bytes of one token (not NUL-terminated); NULL for an id out of range.
 const unsigned char *tokenizer_token_bytes(const Tokenizer *tok, int id, size_t *len);
 
+// bpe: merge i (0 <= i < tokenizer_bpe_merge_count) joins ids *left and *right, both below
+// 256 + i, into id 256 + i; the order of the merges is the order encoding applies them in.
+// A char tokenizer has no merges (count 0); false for i out of range.
+int tokenizer_bpe_merge_count(const Tokenizer *tok);
+bool tokenizer_bpe_merge(const Tokenizer *tok, int i, int *left, int *right);
+
 // Decodes n ids into a malloc'd buffer (with a NUL after *len bytes). False, with a reason,
 // if an id is out of range.
 bool tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n, unsigned char **out, size_t *len,
