@@ -93,10 +93,17 @@ int cmd_export(int argc, char **argv) {
         status = cli_fail("export: %s", err);
     } else {
         const GPTConfig *cfg = &ck.config;
-        fprintf(stderr, "wrote %s%s: gpt2, %d layers, %d heads, C=%d, context %d, %d tokens (%s tokenizer as %s), %s\n",
-                out, gguf ? "" : "/model.safetensors and config.json", cfg->n_layer, cfg->n_head, cfg->n_embd,
-                cfg->block_size, cfg->vocab_size, tokenizer_kind_name(tokenizer_kind(ck.tok)),
-                gguf ? gguf_tokenizer_model(ck.tok) : "no tokenizer file", export_type_name(type));
+        const char *kind = tokenizer_kind_name(tokenizer_kind(ck.tok));
+        if (gguf)
+            fprintf(stderr, "wrote %s: gpt2, %d layers, %d heads, C=%d, context %d, %d tokens (%s tokenizer as GGUF's %s), %s\n",
+                    out, cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->block_size, cfg->vocab_size, kind,
+                    gguf_tokenizer_model(ck.tok), export_type_name(type));
+        else
+            fprintf(stderr,
+                    "wrote %s/model.safetensors and config.json: GPT2LMHeadModel, %d layers, %d heads, C=%d, context %d, "
+                    "%d tokens (the %s tokenizer is not included), %s\n",
+                    out, cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->block_size, cfg->vocab_size, kind,
+                    export_type_name(type));
     }
     gpt_free(&m);
     checkpoint_free(&ck);

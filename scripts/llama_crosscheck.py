@@ -131,7 +131,8 @@ def llama(node_dir, job):
 
 
 def show(b):
-    return json.dumps(b.decode("utf-8", errors="replace"), ensure_ascii=False)[1:-1]
+    """Bytes as readable text: JSON escapes, and \\xNN for bytes that are not UTF-8."""
+    return json.dumps(b.decode("utf-8", errors="backslashreplace"), ensure_ascii=False)[1:-1].replace("\\\\x", "\\x")
 
 
 def export(ckpt, path, fmt="gguf", dtype="f32"):
@@ -230,7 +231,7 @@ def check(kind, ckpt, unicode_ckpt, scratch, node_dir, helper, bench):
     gguf = os.path.join(scratch, f"{kind}.gguf")
     said = export(ckpt, gguf)
     print(" ", said)
-    if f"({kind} tokenizer" not in said:
+    if f"({kind} tokenizer as" not in said:
         sys.exit(f"error: {ckpt} does not hold a {kind} tokenizer")
     vocab = Vocab(ckpt)
     ok, prompts, jobs, wants = greedy_check(ckpt, gguf, vocab, node_dir, helper)
@@ -268,9 +269,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--char", help="a checkpoint with a char tokenizer (default: train one)")
     ap.add_argument("--bpe", help="a checkpoint with a bpe tokenizer (default: train one)")
-    ap.add_argument("--scratch", default=os.path.join(ROOT, "build", "llama-check"),
+    ap.add_argument("--scratch", default=os.path.join(ROOT, "build", "export-check"),
                     help="working directory: node-llama-cpp, trained checkpoints, exported files "
-                         "(default build/llama-check)")
+                         "(default build/export-check)")
     ap.add_argument("--train-iters", type=int, default=400, help="steps for the checkpoints trained here (400)")
     ap.add_argument("--bench", type=int, default=0, metavar="R", help="also time R greedy generations of each side")
     args = ap.parse_args()
