@@ -28,7 +28,10 @@
 //         that starts no valid character matches only its fallback token, so this encodes
 //         every text exactly as gpt.c does, invalid UTF-8 included. (GGUF's "llama"
 //         SentencePiece tokenizer does not: it turns spaces into U+2581 and splits invalid
-//         UTF-8 by lead byte, not by the strict rule of tokenizer/char.c.)
+//         UTF-8 by lead byte, not by the strict rule of tokenizer/char.c.) Text with a
+//         character outside the vocabulary, which gpt.c refuses, is llama.cpp's problem: its
+//         RWKV tokenizer gives id -1 for it, or never returns when a known character shares
+//         its first byte (see README).
 //   Both: bos is the token gpt sample starts from (export_start_token), eos as
 //   export_end_token (none for char), and neither is ever added to a prompt.
 #ifndef GPT_EXPORT_GGUF_H
