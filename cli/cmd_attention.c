@@ -4,12 +4,12 @@
 #include <assert.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "model/generate.h"
 #include "report/attention_page.h"
@@ -65,47 +65,6 @@ void attention_maps_free(AttentionMaps *am) {
     memset(am, 0, sizeof *am);
 }
 
-// ---- a growing text buffer --------------------------------------------------------------
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_printf(Buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-static void buf_printf(Buf *b, const char *fmt, ...) {
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    assert(n >= 0);
-    if ((size_t)n < sizeof small) {
-        buf_add(b, small, (size_t)n);
-        return;
-    }
-    char *big = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    buf_add(b, big, (size_t)n);
-    free(big);
-}
-
 // ---- making text visible and safe ---------------------------------------------------------
 // Length of the valid UTF-8 sequence starting at s (n bytes available); 0 if none does.
 static size_t utf8_len(const unsigned char *s, size_t n) {
@@ -156,7 +115,7 @@ static void add_visible(Buf *b, const unsigned char *s, size_t n, int max_width)
             else piece = (const char *)s + i, plen = len;
             if (pass == 1) {
                 if (cut && width + w > max_width - 1) {
-                    buf_str(b, "\xE2\x80\xA6");  // …
+                    buf_puts(b, "\xE2\x80\xA6");  // …
                     return;
                 }
                 buf_add(b, piece, plen ? plen : strlen(piece));
@@ -172,10 +131,10 @@ static void add_visible(Buf *b, const unsigned char *s, size_t n, int max_width)
 static void add_escaped(Buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '<': buf_str(b, "&lt;"); break;
-        case '>': buf_str(b, "&gt;"); break;
-        case '&': buf_str(b, "&amp;"); break;
-        case '"': buf_str(b, "&quot;"); break;
+        case '<': buf_puts(b, "&lt;"); break;
+        case '>': buf_puts(b, "&gt;"); break;
+        case '&': buf_puts(b, "&amp;"); break;
+        case '"': buf_puts(b, "&quot;"); break;
         default: buf_add(b, s, 1);
         }
     }
@@ -222,14 +181,14 @@ static void add_heatmap(Buf *b, const AttentionMaps *am, char **labels, int l, i
         buf_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"central\">", margin - 4, mid);
         if (text_labels) buf_printf(b, "<title>position %d</title>%s", i, labels[i]);
         else buf_printf(b, "%d", i);
-        buf_str(b, "</text>");
+        buf_puts(b, "</text>");
         buf_printf(b, "<text transform=\"translate(%.1f %d) rotate(-90)\" dominant-baseline=\"central\">", mid,
                    margin - 4);
         if (text_labels) buf_printf(b, "<title>position %d</title>%s", i, labels[i]);
         else buf_printf(b, "%d", i);
-        buf_str(b, "</text>\n");
+        buf_puts(b, "</text>\n");
     }
-    buf_str(b, "</g>\n");
+    buf_puts(b, "</g>\n");
     // The grid in cell units: one unit per token.
     buf_printf(b, "<g transform=\"translate(%d %d) scale(%d)\">\n", margin, margin, cs);
     buf_printf(b, "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>\n", T, T);
@@ -237,22 +196,22 @@ static void add_heatmap(Buf *b, const AttentionMaps *am, char **labels, int l, i
         // The masked future (j > i) as one grey staircase.
         buf_printf(b, "<path fill=\"#e9e9e9\" d=\"M1 0H%dV%d", T, T - 1);
         for (int k = T - 1; k >= 1; k--) buf_printf(b, "H%dV%d", k, k - 1);
-        buf_str(b, "Z\"/>\n");
+        buf_puts(b, "Z\"/>\n");
     }
-    buf_str(b, "<g fill=\"#08306b\">\n");
+    buf_puts(b, "<g fill=\"#08306b\">\n");
     for (int i = 0; i < T; i++) {
         for (int j = 0; j <= i; j++) {
             float p = att[(size_t)i * T + j];
             if (p < 0.0005f) continue;  // would round to white
             buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"1\" height=\"1\" fill-opacity=\"%.3f\">", j, i, (double)p);
             if (tips) buf_printf(b, "<title>%d \xE2\x86\x92 %d: %.3f</title>", i, j, (double)p);
-            buf_str(b, "</rect>\n");
+            buf_puts(b, "</rect>\n");
         }
     }
-    buf_str(b, "</g>\n");
+    buf_puts(b, "</g>\n");
     buf_printf(b, "<rect width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\" stroke-width=\"%g\"/>\n", T, T,
                1.0 / cs);
-    buf_str(b, "</g>\n</svg>\n");
+    buf_puts(b, "</g>\n</svg>\n");
 }
 
 char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int layer, int head, const char *title,
@@ -266,21 +225,21 @@ char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int lay
         const unsigned char *bytes = tokenizer_token_bytes(tok, am->tokens[i], &n);
         if (bytes && n > 0) add_visible(&lb, bytes, n, LABEL_WIDTH);
         else buf_printf(&lb, "#%d", am->tokens[i]);
-        labels[i] = lb.s;
+        labels[i] = buf_take(&lb, NULL);
     }
 
     Buf b = {0};
-    buf_str(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Attention: ");
+    buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Attention: ");
     add_escaped(&b, title);
     buf_printf(&b, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Attention: ", page_css);
     add_escaped(&b, title);
-    buf_str(&b, "</h1>\n");
+    buf_puts(&b, "</h1>\n");
     buf_printf(&b, "<p>%d layer%s &times; %d head%s over %d token%s", am->L, am->L == 1 ? "" : "s", am->H,
                am->H == 1 ? "" : "s", T, T == 1 ? "" : "s");
     if (am->n_prompt > (size_t)T)
         buf_printf(&b, " (the last %d of the prompt's %zu: attention spans one window of block_size tokens)", T,
                    am->n_prompt);
-    buf_str(&b, ". The tokens shown:</p>\n<p><span class=\"tok\">");
+    buf_puts(&b, ". The tokens shown:</p>\n<p><span class=\"tok\">");
     // As one text: a character split over two tokens is whole again.
     Buf text = {0};
     for (int i = 0; i < T; i++) {
@@ -289,10 +248,10 @@ char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int lay
         if (bytes) buf_add(&text, (const char *)bytes, n);
     }
     if (text.len) add_visible(&b, (const unsigned char *)text.s, text.len, 0);
-    free(text.s);
-    buf_str(&b, "</span></p>\n");
+    buf_free(&text);
+    buf_puts(&b, "</span></p>\n");
 
-    buf_str(&b,
+    buf_puts(&b,
             "<h2>How to read it</h2>\n<ul>\n"
             "<li>Each map is one head. Row <i>i</i> is the query at position <i>i</i> (the token whose "
             "representation is being updated), column <i>j</i> the key it attends to; the shading is the "
@@ -307,7 +266,7 @@ char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int lay
             "<li>Token labels show a space as &#9251;, a newline as &#9166;, a tab as &#8677;, and bytes that "
             "are not printable text as \\xNN; long tokens are cut with &hellip;.</li>\n</ul>\n");
 
-    buf_str(&b, "<h2>Summary</h2>\n<table class=\"stats\">\n<tr><th>layer</th><th>head</th>"
+    buf_puts(&b, "<h2>Summary</h2>\n<table class=\"stats\">\n<tr><th>layer</th><th>head</th>"
                 "<th>mean distance (tokens)</th><th>mean entropy (nats)</th></tr>\n");
     for (int l = 0; l < am->L; l++) {
         if (layer >= 0 && l != layer) continue;
@@ -318,7 +277,7 @@ char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int lay
                        st->mean_entropy);
         }
     }
-    buf_str(&b, "</table>\n");
+    buf_puts(&b, "</table>\n");
 
     for (int l = 0; l < am->L; l++) {
         if (layer >= 0 && l != layer) continue;
@@ -329,16 +288,15 @@ char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int lay
             buf_printf(&b, "<figure>\n<figcaption><b>layer %d, head %d</b> &middot; mean distance %.2f &middot; "
                            "mean entropy %.2f nats</figcaption>\n", l, h, st->mean_distance, st->mean_entropy);
             add_heatmap(&b, am, labels, l, h);
-            buf_str(&b, "</figure>\n");
+            buf_puts(&b, "</figure>\n");
         }
-        buf_str(&b, "</div>\n");
+        buf_puts(&b, "</div>\n");
     }
-    buf_str(&b, "</body>\n</html>\n");
+    buf_puts(&b, "</body>\n</html>\n");
 
     for (int i = 0; i < T; i++) free(labels[i]);
     free(labels);
-    *len = b.len;
-    return b.s;
+    return buf_take(&b, len);
 }
 
 // ---- the command --------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 
 #include <stb_ds.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 
 #define METRICS_FILE "metrics.csv"
@@ -35,49 +36,13 @@ static const char *const metrics_names[METRICS_FIELDS] = {
 #define SVG_MAX_MARKERS 400
 
 // ---------------------------------------------------------------------------------------------
-// A growing string on an stb_ds char array (no NUL until sb_finish).
-
-static void sb_printf(char **sb, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-static void sb_printf(char **sb, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    assert(n >= 0);
-    size_t old = arrlenu(*sb);
-    arrsetlen(*sb, old + (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(*sb + old, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    arrsetlen(*sb, old + (size_t)n);
-}
-
-static void sb_append(char **sb, const void *data, size_t n) {
-    if (n) memcpy(arraddnptr(*sb, n), data, n);
-}
-
-static void sb_puts(char **sb, const char *s) { sb_append(sb, s, strlen(s)); }
-
-// A malloc'd, NUL-terminated copy; frees the array.
-static char *sb_finish(char **sb, size_t *len) {
-    size_t n = arrlenu(*sb);
-    char *out = xmalloc(n + 1);
-    if (n) memcpy(out, *sb, n);
-    out[n] = 0;
-    arrfree(*sb);
-    if (len) *len = n;
-    return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The rows and the samples in memory.
 
 void report_init(Report *r) { memset(r, 0, sizeof *r); }
 
 void report_free(Report *r) {
     arrfree(r->rows);
-    arrfree(r->samples);
+    buf_free(&r->samples);
     memset(r, 0, sizeof *r);
 }
 
@@ -131,40 +96,40 @@ void report_add_eval(Report *r, long step, float train_loss, float val_loss, dou
 // is written as given, except that control characters are escaped (\n, \t, \xNN): a header
 // must stay one line for report_load to find the blocks again.
 void report_add_sample(Report *r, long step, const char *prompt_note, const unsigned char *text, size_t len) {
-    sb_printf(&r->samples, "--- step %ld", step);
+    buf_printf(&r->samples, "--- step %ld", step);
     if (prompt_note) {
-        sb_puts(&r->samples, " (");
+        buf_puts(&r->samples, " (");
         for (const unsigned char *p = (const unsigned char *)prompt_note; *p; p++) {
-            if (*p == '\n') sb_puts(&r->samples, "\\n");
-            else if (*p == '\t') sb_puts(&r->samples, "\\t");
-            else if (*p == '\r') sb_puts(&r->samples, "\\r");
-            else if (*p < 0x20 || *p == 0x7f) sb_printf(&r->samples, "\\x%02x", *p);
-            else arrput(r->samples, (char)*p);
+            if (*p == '\n') buf_puts(&r->samples, "\\n");
+            else if (*p == '\t') buf_puts(&r->samples, "\\t");
+            else if (*p == '\r') buf_puts(&r->samples, "\\r");
+            else if (*p < 0x20 || *p == 0x7f) buf_printf(&r->samples, "\\x%02x", *p);
+            else buf_putc(&r->samples, (char)*p);
         }
-        sb_puts(&r->samples, ")");
+        buf_puts(&r->samples, ")");
     }
-    sb_puts(&r->samples, " ---\n");
-    sb_append(&r->samples, text, len);
+    buf_puts(&r->samples, " ---\n");
+    buf_add(&r->samples, text, len);
     // The text ends its last line, then one blank line separates it from the next block.
-    if (len > 0 && text[len - 1] != '\n') arrput(r->samples, '\n');
-    arrput(r->samples, '\n');
+    if (len > 0 && text[len - 1] != '\n') buf_putc(&r->samples, '\n');
+    buf_putc(&r->samples, '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
 // metrics.csv
 
 // Non-finite values are empty cells.
-static void csv_cell(char **sb, const char *fmt, double v) {
-    arrput(*sb, ',');
-    if (isfinite(v)) sb_printf(sb, fmt, v);
+static void csv_cell(Buf *sb, const char *fmt, double v) {
+    buf_putc(sb, ',');
+    if (isfinite(v)) buf_printf(sb, fmt, v);
 }
 
 static char *metrics_csv(const Report *r, size_t *len) {
-    char *sb = NULL;
-    sb_puts(&sb, METRICS_HEADER "\n");
+    Buf sb = {0};
+    buf_puts(&sb, METRICS_HEADER "\n");
     for (ptrdiff_t i = 0; i < arrlen(r->rows); i++) {
         const MetricsRow *w = &r->rows[i];
-        sb_printf(&sb, "%ld", w->step);
+        buf_printf(&sb, "%ld", w->step);
         csv_cell(&sb, "%.6g", w->batch_loss);
         csv_cell(&sb, "%.6g", w->train_loss);
         csv_cell(&sb, "%.6g", w->val_loss);
@@ -172,9 +137,9 @@ static char *metrics_csv(const Report *r, size_t *len) {
         csv_cell(&sb, "%.6g", w->grad_norm);
         csv_cell(&sb, "%.1f", w->tokens_per_s);
         csv_cell(&sb, "%.3f", w->elapsed_s);
-        arrput(sb, '\n');
+        buf_putc(&sb, '\n');
     }
-    return sb_finish(&sb, len);
+    return buf_take(&sb, len);
 }
 
 // A cell of a data line (n bytes, not NUL-terminated) as a string in buf; false if it cannot
@@ -293,7 +258,7 @@ static bool sample_header(const char *line, size_t n, long *step) {
 }
 
 // Keeps the text before the first header and the blocks whose step is <= max_step.
-static bool load_samples(char **samples, const char *path, long max_step, char *err, size_t errlen) {
+static bool load_samples(Buf *samples, const char *path, long max_step, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) return true;
     size_t len;
@@ -306,7 +271,7 @@ static bool load_samples(char **samples, const char *path, long max_step, char *
         size_t n = nl ? (size_t)(nl - p) : len - pos;
         long step;
         if (sample_header(p, n, &step)) keep = step <= max_step;
-        if (keep) sb_append(samples, p, n + (nl != NULL));
+        if (keep) buf_add(samples, p, n + (nl != NULL));
         pos += n + (nl != NULL);
     }
     free(text);
@@ -346,7 +311,7 @@ bool report_write(const Report *r, const char *dir, const char *title, char *err
     char *svg = report_svg(r, title);
     char *paths[3] = {join_path(dir, METRICS_FILE), join_path(dir, SAMPLES_FILE), join_path(dir, SVG_FILE)};
     bool ok = write_file_atomic(paths[0], csv, csv_len, err, errlen) &&
-              write_file_atomic(paths[1], r->samples, arrlenu(r->samples), err, errlen) &&
+              write_file_atomic(paths[1], r->samples.s, r->samples.len, err, errlen) &&
               write_file_atomic(paths[2], svg, strlen(svg), err, errlen);
     for (int i = 0; i < 3; i++) free(paths[i]);
     free(csv);
@@ -408,18 +373,18 @@ static double map_y(const Axis *a, double v) { return PLOT_Y1 - (v - a->lo) / (a
 // Text content or an attribute value: XML's five special characters as entities, control
 // characters (not allowed in XML 1.0) as spaces, and bytes that are not UTF-8 as U+FFFD, so
 // the document stays well-formed whatever the title holds.
-static void xml_escape(char **sb, const char *s) {
+static void xml_escape(Buf *sb, const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         unsigned c = *p;
         if (c < 0x80) {
-            if (c == '<') sb_puts(sb, "&lt;");
-            else if (c == '>') sb_puts(sb, "&gt;");
-            else if (c == '&') sb_puts(sb, "&amp;");
-            else if (c == '"') sb_puts(sb, "&quot;");
-            else if (c == '\'') sb_puts(sb, "&apos;");
-            else if (c < 0x20 || c == 0x7f) arrput(*sb, ' ');
-            else arrput(*sb, (char)c);
+            if (c == '<') buf_puts(sb, "&lt;");
+            else if (c == '>') buf_puts(sb, "&gt;");
+            else if (c == '&') buf_puts(sb, "&amp;");
+            else if (c == '"') buf_puts(sb, "&quot;");
+            else if (c == '\'') buf_puts(sb, "&apos;");
+            else if (c < 0x20 || c == 0x7f) buf_putc(sb, ' ');
+            else buf_putc(sb, (char)c);
             p++;
             continue;
         }
@@ -435,33 +400,33 @@ static void xml_escape(char **sb, const char *s) {
         // U+FFFE and U+FFFF are not XML characters either.
         bool nonchar = n == 3 && c == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf);
         if (n && k == n && !nonchar) {
-            sb_append(sb, p, n);
+            buf_add(sb, p, n);
             p += n;
         } else {
-            sb_puts(sb, "\xef\xbf\xbd");
+            buf_puts(sb, "\xef\xbf\xbd");
             p += k ? k : 1;
         }
     }
 }
 
-static void svg_polyline(char **sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
+static void svg_polyline(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
                          double width, double opacity) {
     if (n < 2) return;
-    sb_printf(sb, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
+    buf_printf(sb, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
                   "stroke-linejoin=\"round\" points=\"", color, width, opacity);
     for (size_t i = 0; i < n; i++)
-        sb_printf(sb, "%s%.1f,%.1f", i ? " " : "", map_x(ax, pts[i].x), map_y(ay, pts[i].y));
-    sb_puts(sb, "\"/>\n");
+        buf_printf(sb, "%s%.1f,%.1f", i ? " " : "", map_x(ax, pts[i].x), map_y(ay, pts[i].y));
+    buf_puts(sb, "\"/>\n");
 }
 
-static void svg_markers(char **sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
+static void svg_markers(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
                         double radius) {
     if (n > SVG_MAX_MARKERS) return;
-    sb_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
+    buf_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
     for (size_t i = 0; i < n; i++)
-        sb_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
+        buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
                   radius);
-    sb_puts(sb, "</g>\n");
+    buf_puts(sb, "</g>\n");
 }
 
 // Averages runs of consecutive points so that at most max_points remain.
@@ -519,22 +484,22 @@ char *report_svg(const Report *r, const char *title) {
     }
     Axis ay = axis_around(lo, hi, 6, 0);
 
-    char *sb = NULL;
-    sb_printf(&sb,
+    Buf sb = {0};
+    buf_printf(&sb,
               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
               "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
               SVG_W, SVG_H, SVG_W, SVG_H);
-    sb_puts(&sb, "<title>");
+    buf_puts(&sb, "<title>");
     xml_escape(&sb, title);
-    sb_puts(&sb, "</title>\n");
-    sb_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
+    buf_puts(&sb, "</title>\n");
+    buf_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
 
     // Title, and under it the latest evaluation (or the latest batch loss before any).
-    sb_printf(&sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
+    buf_printf(&sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
                    "fill=\"%s\">", SVG_W / 2, COLOR_TEXT);
     xml_escape(&sb, title);
-    sb_puts(&sb, "</text>\n");
+    buf_puts(&sb, "</text>\n");
     char note[160] = "";
     for (ptrdiff_t i = arrlen(r->rows) - 1; i >= 0 && !note[0]; i--) {
         const MetricsRow *w = &r->rows[i];
@@ -547,38 +512,38 @@ char *report_svg(const Report *r, const char *title) {
         snprintf(note, sizeof note, "batch loss %.4f at step %ld (no evaluation yet)", batch[n_batch - 1].y,
                  (long)batch[n_batch - 1].x);
     if (note[0])
-        sb_printf(&sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
+        buf_printf(&sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
                   SVG_W / 2, COLOR_TEXT, note);
 
     // Grid and tick labels.
-    sb_printf(&sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
+    buf_printf(&sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
     long nx = lround((ax.hi - ax.lo) / ax.tick), ny = lround((ay.hi - ay.lo) / ay.tick);
     for (long i = 0; i <= nx; i++) {
         double x = map_x(&ax, ax.lo + (double)i * ax.tick);
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
+        buf_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
     }
     for (long i = 0; i <= ny; i++) {
         double y = map_y(&ay, ay.lo + (double)i * ay.tick);
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
+        buf_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
     }
-    sb_puts(&sb, "</g>\n");
-    sb_printf(&sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
+    buf_puts(&sb, "</g>\n");
+    buf_printf(&sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
     for (long i = 0; i <= nx; i++) {
         double v = ax.lo + (double)i * ax.tick;
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(&ax, v),
+        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(&ax, v),
                   PLOT_Y1 + 16, v);
     }
     int dec = tick_decimals(ay.tick);
     for (long i = 0; i <= ny; i++) {
         double v = ay.lo + (double)i * ay.tick;
         if (fabs(v) < 1e-6 * ay.tick) v = 0;  // no "-0.0"
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
+        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
                   map_y(&ay, v) + 4, dec, v);
     }
-    sb_puts(&sb, "</g>\n");
-    sb_printf(&sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
+    buf_puts(&sb, "</g>\n");
+    buf_printf(&sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
               0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
-    sb_printf(&sb,
+    buf_printf(&sb,
               "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
               "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
               0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
@@ -591,9 +556,9 @@ char *report_svg(const Report *r, const char *title) {
     svg_polyline(&sb, val, n_val, &ax, &ay, COLOR_VAL, 2, 1);
     svg_markers(&sb, val, n_val, &ax, &ay, COLOR_VAL, 3);
     if (empty)
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
+        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
                        "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
-    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
+    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
               PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
 
     // Legend, top right inside the plot (losses fall, so that corner is usually free).
@@ -607,21 +572,21 @@ char *report_svg(const Report *r, const char *title) {
         {"val loss (eval)", COLOR_VAL, 2, true},
     };
     double lx = PLOT_X1 - 158, ly = PLOT_Y0 + 8;
-    sb_printf(&sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
-    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
+    buf_printf(&sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
+    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
                    "stroke=\"#cccccc\"/>\n", lx, ly);
     for (int i = 0; i < 3; i++) {
         double y = ly + 15 + 18 * i;
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
+        buf_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
                   lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
         if (legend[i].marker)
-            sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
+            buf_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
+        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
     }
-    sb_puts(&sb, "</g>\n</svg>\n");
+    buf_puts(&sb, "</g>\n</svg>\n");
 
     arrfree(batch);
     arrfree(train);
     arrfree(val);
-    return sb_finish(&sb, NULL);
+    return buf_take(&sb, NULL);
 }
