@@ -5,12 +5,13 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/common.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
-#include "checkpoint/checkpoint.h"
-#include "cli/cli.h"
+#include "train/train_state.h"
 
 static const char usage[] =
     "usage: gpt info CKPT\n"
@@ -33,13 +34,11 @@ static void format_duration(double s, char *out, size_t cap) {
     else snprintf(out, cap, "%ldh %02ldm %02lds", t / 3600, t / 60 % 60, t % 60);
 }
 
-static void print_training(const Checkpoint *ck) {
-    const TrainConfig *tc = &ck->train;
-    const TrainState *ts = &ck->state;
+static void print_training(const Checkpoint *ck, const TrainConfig *tc, const TrainState *ts) {
     char elapsed[64];
     format_duration(ts->elapsed_s, elapsed, sizeof elapsed);
     printf("training state:  yes\n");
-    printf("  step           %ld of %ld (optimizer step %ld)\n", ts->step, tc->iters, ck->opt_step);
+    printf("  step           %ld of %ld (optimizer step %ld)\n", ts->step, tc->iters, ck->training.opt_step);
     if (ts->best_step >= 0 && isfinite(ts->best_val_loss))
         printf("  best val loss  %.4f at step %ld\n", (double)ts->best_val_loss, ts->best_step);
     else
@@ -78,6 +77,13 @@ int cmd_info(int argc, char **argv) {
     Checkpoint ck;
     char err[1024];
     if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
+    // The training state is decoded (and checked) before anything is printed.
+    TrainConfig tc;
+    TrainState ts;
+    if (ck.has_training && !train_state_decode(&ck, path, &tc, &ts, err, sizeof err)) {
+        checkpoint_free(&ck);
+        return cli_fail("%s", err);
+    }
     struct stat st;
     long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
 
@@ -91,7 +97,7 @@ int cmd_info(int argc, char **argv) {
            cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->n_embd / cfg->n_head, cfg->block_size, cfg->vocab_size);
     printf("tokenizer:       %s, %d tokens\n", tokenizer_kind_name(tokenizer_kind(ck.tok)),
            tokenizer_vocab_size(ck.tok));
-    if (ck.has_train_state) print_training(&ck);
+    if (ck.has_training) print_training(&ck, &tc, &ts);
     else printf("training state:  no (weights only: can sample, cannot resume)\n");
     printf("\n");
 

@@ -119,11 +119,7 @@ static void reset_getopt(void) {
 // checkpoint's magic).
 static Tokenizer *load_tokenizer_arg(const char *path) {
     char err[512];
-    FILE *f = fopen(path, "rb");
-    char magic[8] = {0};
-    bool is_checkpoint = f && fread(magic, 1, sizeof magic, f) == sizeof magic && memcmp(magic, "GPTCKPT", 8) == 0;
-    if (f) fclose(f);
-    if (is_checkpoint) {
+    if (checkpoint_has_magic(path)) {
         Checkpoint ck;
         if (!checkpoint_load(path, &ck, err, sizeof err)) {
             cli_fail("%s", err);

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/common.h"
-#include "checkpoint/checkpoint.h"
-#include "cli/cli.h"
 #include "train/train.h"
+#include "train/train_state.h"
 
 static const char usage[] =
     "usage: gpt train [--data FILE] [--out DIR] [options]\n"
@@ -191,10 +191,9 @@ int cmd_train(int argc, char **argv) {
     if (resume) {
         char path[1100], err[512];
         snprintf(path, sizeof path, "%s/ckpt.bin", tc.out_dir);
-        Checkpoint *ck = xcalloc(1, sizeof *ck);
-        if (!checkpoint_load(path, ck, err, sizeof err)) die("cannot resume: %s", err);
-        if (!ck->has_train_state) die("cannot resume: '%s' holds weights only, no training state", path);
-        TrainConfig saved = ck->train;
+        TrainResume *res = xcalloc(1, sizeof *res);
+        if (!train_resume_load(res, path, err, sizeof err)) die("cannot resume: %s", err);
+        TrainConfig saved = res->config;
         snprintf(saved.out_dir, sizeof saved.out_dir, "%s", tc.out_dir);
         TrainOptions ignored = {0};
         for (int i = 0; i < n_given; i++) {
@@ -212,7 +211,7 @@ int cmd_train(int argc, char **argv) {
         }
         if (saved.min_lr > saved.lr) die("--min-lr %g is above --lr %g", saved.min_lr, saved.lr);
         tc = saved;
-        to.resume = ck;
+        to.resume = res;
     } else {
         char err[256];
         GPTConfig probe = tc.model;

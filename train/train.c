@@ -33,10 +33,10 @@
 #include "common/common.h"
 #include "data/loader.h"
 #include "model/generate.h"
-#include "train/adamw.h"
-#include "checkpoint/checkpoint.h"
-#include "train/dist.h"
 #include "report/report.h"
+#include "train/adamw.h"
+#include "train/dist.h"
+#include "train/train_state.h"
 
 void train_config_defaults(TrainConfig *tc) {
     memset(tc, 0, sizeof *tc);
@@ -265,7 +265,7 @@ static void save_run(Run *r, const char *path) {
         die("step %ld: the weights hold a non-finite value (in %s); not saving over '%s' (the last good "
             "checkpoint stays)",
             r->ts.step, bad, path);
-    if (!checkpoint_save(path, &r->model, r->tok, &r->opt, r->tc, &r->ts, err, sizeof err)) die("%s", err);
+    if (!train_checkpoint_save(path, &r->model, r->tok, &r->opt, r->tc, &r->ts, err, sizeof err)) die("%s", err);
 }
 
 static void write_report(Run *r) {
@@ -400,8 +400,9 @@ static void setup_fresh(Run *r) {
     report_init(&r->report);
 }
 
-static void setup_resume(Run *r, Checkpoint *ck) {
+static void setup_resume(Run *r, TrainResume *res) {
     TrainConfig *tc = r->tc;
+    Checkpoint *ck = &res->ckpt;
     char err[512];
     tc->model = ck->config;  // the model is what the weights are, whatever the settings say
     r->tok = ck->tok;
@@ -409,19 +410,19 @@ static void setup_resume(Run *r, Checkpoint *ck) {
     size_t len;
     unsigned char *text = read_file(tc->data_path, &len, err, sizeof err);
     if (!text) die("%s", err);
-    if (len != ck->state.data_bytes || crc32c(0, text, len) != ck->state.data_crc)
+    if (len != res->state.data_bytes || crc32c(0, text, len) != res->state.data_crc)
         die("'%s' has changed since the checkpoint was written (%zu bytes now, %llu then); resuming needs the same "
             "text",
-            tc->data_path, len, (unsigned long long)ck->state.data_bytes);
+            tc->data_path, len, (unsigned long long)res->state.data_bytes);
     if (!dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, err, sizeof err))
         die("%s", err);
     free(text);
     checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
     adamw_init(&r->opt, r->model.num_params);
-    memcpy(r->opt.m, ck->opt_m, r->model.num_params * sizeof(float));
-    memcpy(r->opt.v, ck->opt_v, r->model.num_params * sizeof(float));
-    r->opt.step = ck->opt_step;
-    r->ts = ck->state;
+    memcpy(r->opt.m, ck->training.opt_m, r->model.num_params * sizeof(float));
+    memcpy(r->opt.v, ck->training.opt_v, r->model.num_params * sizeof(float));
+    r->opt.step = ck->training.opt_step;
+    r->ts = res->state;
     report_init(&r->report);
     // The other ranks need only ckpt.bin: the report is rank 0's to write.
     if (r->rank == 0 && !report_load(&r->report, tc->out_dir, r->ts.step, err, sizeof err)) die("%s", err);
@@ -464,7 +465,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
     bool resumed = opts->resume != NULL;
     if (resumed) {
         setup_resume(&r, opts->resume);
-        checkpoint_free(opts->resume);
+        train_resume_free(opts->resume);
         free(opts->resume);
     } else {
         setup_fresh(&r);

@@ -35,24 +35,12 @@ typedef struct {
 
 void train_config_defaults(TrainConfig *tc);
 
-// What resuming needs beyond the weights and the optimizer: where the run is.
-typedef struct {
-    long step;               // updates done
-    uint64_t rng[4];         // the state rng_seed(seed) gives: batches derive from (seed, step,
-                             // micro-batch), so the step is the data position
-    float best_val_loss;     // best validation loss so far (INFINITY before any eval)
-    long best_step;          // the step it was reached at (-1 before any eval)
-    double elapsed_s;        // training time so far, across resumes
-    uint32_t data_crc;       // CRC-32C of the training text, to catch a changed file
-    uint64_t data_bytes;
-} TrainState;
-
-struct Checkpoint;
+struct TrainResume;  // train_state.h
 
 // How a run starts.
 typedef struct {
-    struct Checkpoint *resume;  // continue this checkpoint's run: a malloc'd Checkpoint that
-                                // train_run takes over and frees
+    struct TrainResume *resume;  // continue this run: a malloc'd TrainResume that train_run
+                                 // takes over and frees
     bool force;              // start over even if out_dir holds a run
     bool trace_shapes;
     bool quiet;              // no progress lines (tests)
