@@ -62,3 +62,30 @@ const char *cli_checkpoint_arg(const char *cmd, int argc, char **argv, int first
     cli_no_extra_args(cmd, argc, argv, first, 1);
     return argv[first];
 }
+
+static const struct {
+    int id;
+    const char *flag;
+    long lo, hi;
+} model_flags[] = {
+#define ROW(id, flag, lo, hi) {CLI_OPT_##id, "--" flag, lo, hi},
+    CLI_MODEL_FLAGS(ROW) CLI_VOCAB_FLAG(ROW)
+#undef ROW
+};
+
+bool cli_model_flag(int id, const char *value, GPTConfig *cfg, int *batch_size) {
+    for (size_t i = 0; i < sizeof model_flags / sizeof model_flags[0]; i++) {
+        if (model_flags[i].id != id) continue;
+        int v = (int)cli_long(model_flags[i].flag, value, model_flags[i].lo, model_flags[i].hi);
+        switch (id) {
+        case CLI_OPT_N_LAYER: cfg->n_layer = v; break;
+        case CLI_OPT_N_HEAD: cfg->n_head = v; break;
+        case CLI_OPT_N_EMBD: cfg->n_embd = v; break;
+        case CLI_OPT_BLOCK_SIZE: cfg->block_size = v; break;
+        case CLI_OPT_BATCH_SIZE: *batch_size = v; break;
+        case CLI_OPT_VOCAB_SIZE: cfg->vocab_size = v; break;
+        }
+        return true;
+    }
+    return false;
+}

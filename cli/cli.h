@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "model/gpt.h"
 
 // Prints "error: <message>" as one line on stderr (after flushing stdout) and returns 1,
 // the exit status of a command that failed on its input.
@@ -27,5 +28,28 @@ const char *cli_checkpoint_arg(const char *cmd, int argc, char **argv, int first
 
 // Positional arguments beyond what a command takes.
 void cli_no_extra_args(const char *cmd, int argc, char **argv, int first, int max);
+
+// ---- the flags that size a model ----------------------------------------------------------
+// One table for every command that builds a model (train, bench, gradcheck): a command puts
+// CLI_MODEL_OPTIONS in its getopt_long table (and CLI_VOCAB_OPTION where --vocab-size is the
+// model's V; train's --vocab-size sizes its BPE tokenizer instead) and hands what getopt_long
+// returns to cli_model_flag. X(id, flag, lo, hi): the option, its name, its range.
+#define CLI_MODEL_FLAGS(X)                       \
+    X(N_LAYER, "n-layer", 1, 1024)               \
+    X(N_HEAD, "n-head", 1, 1 << 15)              \
+    X(N_EMBD, "n-embd", 1, 1 << 15)              \
+    X(BLOCK_SIZE, "block-size", 1, 1 << 16)      \
+    X(BATCH_SIZE, "batch-size", 1, 1 << 16)
+#define CLI_VOCAB_FLAG(X) X(VOCAB_SIZE, "vocab-size", 1, 1 << 20)
+
+#define CLI_OPT_ID(id, flag, lo, hi) CLI_OPT_##id,
+enum { CLI_OPT_MODEL_FIRST = 0x400, CLI_MODEL_FLAGS(CLI_OPT_ID) CLI_VOCAB_FLAG(CLI_OPT_ID) };
+#define CLI_OPTION_ROW(id, flag, lo, hi) {flag, required_argument, 0, CLI_OPT_##id},
+#define CLI_MODEL_OPTIONS CLI_MODEL_FLAGS(CLI_OPTION_ROW)
+#define CLI_VOCAB_OPTION CLI_VOCAB_FLAG(CLI_OPTION_ROW)
+
+// Sets what a model flag sets (a field of cfg, or *batch_size), its value checked against
+// the table. False when id is not a model flag.
+bool cli_model_flag(int id, const char *value, GPTConfig *cfg, int *batch_size);
 
 #endif

@@ -34,8 +34,7 @@ static const char usage[] =
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
 
-enum { OPT_LAYER = 256, OPT_HEAD, OPT_EMBD, OPT_BLOCK, OPT_BATCH, OPT_VOCAB, OPT_STEPS, OPT_WARMUP, OPT_THREADS,
-       OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS };
+enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -125,9 +124,7 @@ int cmd_bench(int argc, char **argv) {
     long tokens = 2000;
     bool profile = false, sample = false;
     static const struct option opts[] = {
-        {"n-layer", required_argument, 0, OPT_LAYER},     {"n-head", required_argument, 0, OPT_HEAD},
-        {"n-embd", required_argument, 0, OPT_EMBD},       {"block-size", required_argument, 0, OPT_BLOCK},
-        {"batch-size", required_argument, 0, OPT_BATCH},  {"vocab-size", required_argument, 0, OPT_VOCAB},
+        CLI_MODEL_OPTIONS CLI_VOCAB_OPTION
         {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
         {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
         {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
@@ -138,12 +135,6 @@ int cmd_bench(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_LAYER: cfg.n_layer = (int)cli_long("--n-layer", optarg, 1, 1024); break;
-        case OPT_HEAD: cfg.n_head = (int)cli_long("--n-head", optarg, 1, 1 << 15); break;
-        case OPT_EMBD: cfg.n_embd = (int)cli_long("--n-embd", optarg, 1, 1 << 15); break;
-        case OPT_BLOCK: cfg.block_size = (int)cli_long("--block-size", optarg, 1, 1 << 16); break;
-        case OPT_BATCH: B = (int)cli_long("--batch-size", optarg, 1, 1 << 16); break;
-        case OPT_VOCAB: cfg.vocab_size = (int)cli_long("--vocab-size", optarg, 1, 1 << 20); break;
         case OPT_STEPS: steps = (int)cli_long("--steps", optarg, 1, 100000); break;
         case OPT_WARMUP: warmup = (int)cli_long("--warmup", optarg, 0, 100000); break;
         case OPT_THREADS: threads = (int)cli_long("--threads", optarg, 1, 4096); break;
@@ -151,7 +142,8 @@ int cmd_bench(int argc, char **argv) {
         case OPT_SAMPLE: sample = true; break;
         case OPT_TOKENS: tokens = cli_long("--tokens", optarg, 1, 100000000); break;
         case 'h': fputs(usage, stdout); return 0;
-        default: cli_bad_option("bench", c, argv, opts);
+        default:
+            if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("bench", c, argv, opts);
         }
     }
     cli_no_extra_args("bench", argc, argv, optind, 0);

@@ -45,8 +45,7 @@ static const char usage[] =
     "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n";
 
 enum {
-    OPT_DATA = 256, OPT_OUT, OPT_TOKENIZER, OPT_VOCAB, OPT_RESUME, OPT_FORCE, OPT_LAYER, OPT_HEAD, OPT_EMBD, OPT_BLOCK,
-    OPT_BATCH, OPT_ITERS, OPT_ACCUM, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_DECAY_ITERS, OPT_WD, OPT_BETA1, OPT_BETA2,
+    OPT_DATA = 256, OPT_OUT, OPT_TOKENIZER, OPT_VOCAB, OPT_RESUME, OPT_FORCE, OPT_ITERS, OPT_ACCUM, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_DECAY_ITERS, OPT_WD, OPT_BETA1, OPT_BETA2,
     OPT_CLIP, OPT_EVAL_INTERVAL, OPT_EVAL_ITERS, OPT_SAMPLE_INTERVAL, OPT_SAMPLE_TOKENS, OPT_LOG_INTERVAL, OPT_QUIET,
     OPT_TRACE, OPT_SEED, OPT_THREADS, OPT_STOP_AFTER,
 };
@@ -58,11 +57,7 @@ static const struct option opts[] = {
     {"vocab-size", required_argument, 0, OPT_VOCAB},
     {"resume", no_argument, 0, OPT_RESUME},
     {"force", no_argument, 0, OPT_FORCE},
-    {"n-layer", required_argument, 0, OPT_LAYER},
-    {"n-head", required_argument, 0, OPT_HEAD},
-    {"n-embd", required_argument, 0, OPT_EMBD},
-    {"block-size", required_argument, 0, OPT_BLOCK},
-    {"batch-size", required_argument, 0, OPT_BATCH},
+    CLI_MODEL_OPTIONS
     {"iters", required_argument, 0, OPT_ITERS},
     {"grad-accum", required_argument, 0, OPT_ACCUM},
     {"lr", required_argument, 0, OPT_LR},
@@ -115,11 +110,6 @@ static void apply_flag(TrainConfig *tc, TrainOptions *to, int id, const char *v)
         else die("%s expects char or bpe, got '%s'", flag, v);
         break;
     case OPT_VOCAB: tc->bpe_vocab_size = (int)cli_long(flag, v, 256, 1 << 20); break;
-    case OPT_LAYER: tc->model.n_layer = (int)cli_long(flag, v, 1, 1024); break;
-    case OPT_HEAD: tc->model.n_head = (int)cli_long(flag, v, 1, 1 << 15); break;
-    case OPT_EMBD: tc->model.n_embd = (int)cli_long(flag, v, 1, 1 << 15); break;
-    case OPT_BLOCK: tc->model.block_size = (int)cli_long(flag, v, 1, 1 << 16); break;
-    case OPT_BATCH: tc->batch_size = (int)cli_long(flag, v, 1, 1 << 16); break;
     case OPT_ITERS: tc->iters = cli_long(flag, v, 0, BIG); break;
     case OPT_ACCUM: tc->grad_accum = (int)cli_long(flag, v, 1, 1 << 16); break;
     case OPT_LR: tc->lr = (float)cli_double(flag, v, 1e-12, 10); break;
@@ -138,14 +128,15 @@ static void apply_flag(TrainConfig *tc, TrainOptions *to, int id, const char *v)
     case OPT_SEED: tc->seed = cli_u64(flag, v); break;
     case OPT_THREADS: tc->threads = (int)cli_long(flag, v, 1, 4096); break;
     case OPT_STOP_AFTER: to->stop_after = cli_long(flag, v, 1, BIG); break;
-    default: die("internal: unhandled option %d", id);
+    default:
+        if (!cli_model_flag(id, v, &tc->model, &tc->batch_size)) die("internal: unhandled option %d", id);
     }
 }
 
 // Flags that shape the model or its tokenizer cannot change when a run resumes.
 static bool shapes_model(int id) {
-    return id == OPT_LAYER || id == OPT_HEAD || id == OPT_EMBD || id == OPT_BLOCK || id == OPT_TOKENIZER ||
-           id == OPT_VOCAB || id == OPT_BATCH;
+    return id == CLI_OPT_N_LAYER || id == CLI_OPT_N_HEAD || id == CLI_OPT_N_EMBD || id == CLI_OPT_BLOCK_SIZE ||
+           id == OPT_TOKENIZER || id == OPT_VOCAB || id == CLI_OPT_BATCH_SIZE;
 }
 
 int cmd_train(int argc, char **argv) {
