@@ -13,6 +13,7 @@
 #include "model/gpt.h"
 #include "kernels/profile.h"
 #include "train/adamw.h"
+#include "train/config.h"
 #include "cli/cli.h"
 #include "train/dist.h"
 
@@ -119,8 +120,12 @@ static int bench_sample(const GPTConfig *cfg, long tokens, int threads) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    GPTConfig cfg = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
-    int B = 12, steps = 20, warmup = 3, threads = 0;
+    // The training defaults, with tinyshakespeare's 65 characters.
+    TrainConfig defaults;
+    train_config_defaults(&defaults);
+    GPTConfig cfg = defaults.model;
+    cfg.vocab_size = 65;
+    int B = defaults.batch_size, steps = 20, warmup = 3, threads = 0;
     long tokens = 2000;
     bool profile = false, sample = false;
     static const struct option opts[] = {
@@ -158,7 +163,8 @@ int cmd_bench(int argc, char **argv) {
     gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
     AdamW opt;
     adamw_init(&opt, m.num_params);
-    AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
+                      .weight_decay = defaults.weight_decay};
     size_t n = (size_t)B * T;
     int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
     int rank = dist_rank(), ranks = dist_size();

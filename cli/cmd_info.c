@@ -11,6 +11,7 @@
 #include "common/common.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
+#include "train/config.h"
 #include "train/train_state.h"
 
 static const char usage[] =
@@ -34,28 +35,21 @@ static void format_duration(double s, char *out, size_t cap) {
     else snprintf(out, cap, "%ldh %02ldm %02lds", t / 3600, t / 60 % 60, t % 60);
 }
 
+// Where the run stands, then its settings (train/config.h's table, row by row).
 static void print_training(const Checkpoint *ck, const TrainConfig *tc, const TrainState *ts) {
     char elapsed[64];
     format_duration(ts->elapsed_s, elapsed, sizeof elapsed);
     printf("training state:  yes\n");
-    printf("  step           %ld of %ld (optimizer step %ld)\n", ts->step, tc->iters, ck->training.opt_step);
+    printf("  %-15s %ld of %ld (optimizer step %ld)\n", "step", ts->step, tc->iters, ck->training.opt_step);
     if (ts->best_step >= 0 && isfinite(ts->best_val_loss))
-        printf("  best val loss  %.4f at step %ld\n", (double)ts->best_val_loss, ts->best_step);
+        printf("  %-15s %.4f at step %ld\n", "best val loss", (double)ts->best_val_loss, ts->best_step);
     else
-        printf("  best val loss  none yet (no evaluation)\n");
-    if (ts->elapsed_s >= 60) printf("  elapsed        %s (%.0f s)\n", elapsed, ts->elapsed_s);
-    else printf("  elapsed        %s\n", elapsed);
-    printf("  data           %s (%llu bytes, crc32c %08x)\n", tc->data_path, (unsigned long long)ts->data_bytes,
-           ts->data_crc);
-    printf("  out dir        %s\n", tc->out_dir);
-    printf("  batch size     %d x %d tokens, grad accum %d\n", tc->batch_size, ck->config.block_size, tc->grad_accum);
-    printf("  lr             %g -> min lr %g, warmup %ld, decay until %ld\n", (double)tc->lr, (double)tc->min_lr,
-           tc->warmup_iters, tc->lr_decay_iters ? tc->lr_decay_iters : tc->iters);
-    printf("  adamw          beta1 %g, beta2 %g, weight decay %g\n", (double)tc->beta1, (double)tc->beta2,
-           (double)tc->weight_decay);
-    if (tc->grad_clip > 0) printf("  grad clip      %g\n", (double)tc->grad_clip);
-    else printf("  grad clip      off\n");
-    printf("  seed           %llu\n", (unsigned long long)tc->seed);
+        printf("  %-15s none yet (no evaluation)\n", "best val loss");
+    if (ts->elapsed_s >= 60) printf("  %-15s %s (%.0f s)\n", "elapsed", elapsed, ts->elapsed_s);
+    else printf("  %-15s %s\n", "elapsed", elapsed);
+    printf("  %-15s %llu bytes, crc32c %08x\n", "data read", (unsigned long long)ts->data_bytes, ts->data_crc);
+    printf("settings:\n");
+    train_config_print(stdout, tc, "  ");
 }
 
 int cmd_info(int argc, char **argv) {

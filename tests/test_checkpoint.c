@@ -16,6 +16,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/commands.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "model/gpt.h"
 #include "tests/test_util.h"
@@ -486,6 +487,40 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
     ck_assert_uint_eq(len, 72);
     find_section(b, n, "ADAM", &len);
     ck_assert_uint_eq(len, 16 + 8 * f.m.num_params);
+    free(b);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_settings_record_keeps_its_byte_layout) {
+    // The TCFG record spelled out field by field, as version 1 lays it out: the rows of
+    // train/config.h must keep this order and these encodings, or older checkpoints would be
+    // read wrong.
+    Fixture f;
+    tiny_fixture(&f);
+    size_t n;
+    unsigned char *b = saved_bytes(&f, true, &n);
+    uint64_t len;
+    size_t at = find_section(b, n, "TCFG", &len) + 12;
+    unsigned char want[256];
+    size_t k = 0;
+#define U32(v) (put32(want + k, (uint32_t)(v)), k += 4)
+#define U64(v) (put64(want + k, (uint64_t)(v)), k += 8)
+#define F32(v) U32(f32_bits(v))
+#define STR(s) (U32(strlen(s)), memcpy(want + k, s, strlen(s)), k += strlen(s))
+    STR("data/some text with spaces.txt");
+    STR("runs/tiny");
+    U32(5), U32(4), U32(1), U32(2), U32(4);                         // model: V, T, L, H, C
+    U32(3), U64(500), F32(3e-4f), F32(3e-5f), U64(11), U64(450);     // batch_size .. lr_decay_iters
+    F32(0.05f), F32(0.85f), F32(0.95f), F32(0.5f), U32(2);           // weight_decay .. grad_accum
+    U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
+    U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
+#undef U32
+#undef U64
+#undef F32
+#undef STR
+    ck_assert_uint_eq(len, k);
+    ck_assert_mem_eq(b + at, want, k);
     free(b);
     fixture_free(&f);
 }
@@ -1029,12 +1064,21 @@ START_TEST(test_info_describes_a_checkpoint) {
     assert_has(r.out, "2.5000 at step 10");
     assert_has(r.out, "1h 02m 03s");
     assert_has(r.out, "data/some text with spaces.txt");
-    assert_has(r.out, "grad accum 2");
-    assert_has(r.out, "0.0003");
-    assert_has(r.out, "warmup 11");
-    assert_has(r.out, "weight decay 0.05");
-    assert_has(r.out, "grad clip      0.5");
-    assert_has(r.out, "18364758544493064720");  // the seed
+    assert_has(r.out, "5000000000 bytes, crc32c deadbeef");
+    // Every setting, by its name in TrainConfig.
+    assert_has(r.out, "\nsettings:\n");
+    assert_has(r.out, "  out_dir         runs/tiny\n");
+    assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5\n");
+    assert_has(r.out, "  batch_size      3\n");
+    assert_has(r.out, "  lr              0.0003\n");
+    assert_has(r.out, "  lr_decay_iters  450\n");
+    assert_has(r.out, "  weight_decay    0.05\n");
+    assert_has(r.out, "  grad_clip       0.5\n");
+    assert_has(r.out, "  grad_accum      2\n");
+    assert_has(r.out, "  sample_interval 0\n");
+    assert_has(r.out, "  seed            18364758544493064720\n");
+    assert_has(r.out, "  tokenizer       bpe\n");
+    assert_has(r.out, "  bpe_vocab_size  777\n");
     assert_has(r.out, "h.0.w_q");
     assert_has(r.out, "h.0.w_o");
     assert_has(r.out, "4x4");
@@ -1087,6 +1131,7 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_round_trip_larger_than_the_write_buffer);
     tcase_add_test(tc, test_training_records_travel_as_bytes);
     tcase_add_test(tc, test_saved_file_starts_with_magic_and_version);
+    tcase_add_test(tc, test_settings_record_keeps_its_byte_layout);
     tcase_add_test(tc, test_saving_over_a_checkpoint_replaces_it);
     suite_add_tcase(s, tc);
 

@@ -38,33 +38,6 @@
 #include "train/dist.h"
 #include "train/train_state.h"
 
-void train_config_defaults(TrainConfig *tc) {
-    memset(tc, 0, sizeof *tc);
-    snprintf(tc->data_path, sizeof tc->data_path, "%s", "data/tinyshakespeare.txt");
-    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", "out");
-    tc->model = (GPTConfig){.vocab_size = 0, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
-    tc->batch_size = 12;
-    tc->iters = 2000;
-    tc->lr = 1e-3f;
-    tc->min_lr = 1e-4f;
-    tc->warmup_iters = 100;
-    tc->lr_decay_iters = 0;  // 0: the same as iters
-    tc->weight_decay = 0.1f;
-    tc->beta1 = 0.9f;
-    tc->beta2 = 0.99f;
-    tc->grad_clip = 1.0f;
-    tc->grad_accum = 1;
-    tc->eval_interval = 250;
-    tc->eval_iters = 20;
-    tc->sample_interval = 500;
-    tc->sample_tokens = 200;
-    tc->log_interval = 50;
-    tc->seed = 1337;
-    tc->threads = 0;
-    tc->tokenizer = TOKENIZER_CHAR;
-    tc->bpe_vocab_size = 512;
-}
-
 // ---- signals --------------------------------------------------------------------------
 static volatile sig_atomic_t stop_signal = 0;
 

@@ -5,35 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model/gpt.h"
-#include "tokenizer/tokenizer.h"
-
-// Every setting of a run; saved in checkpoints so that --resume continues the same run.
-// Defaults (train_config_defaults) are nanoGPT's shakespeare-char CPU run.
-typedef struct {
-    char data_path[1024];
-    char out_dir[1024];
-    GPTConfig model;         // vocab_size is filled in from the tokenizer
-    int batch_size;          // B
-    long iters;              // optimizer updates in all
-    float lr, min_lr;        // peak and final learning rate
-    long warmup_iters;
-    long lr_decay_iters;     // cosine decay ends here (0: at iters)
-    float weight_decay, beta1, beta2;
-    float grad_clip;         // clip the global gradient norm to this; 0: off
-    int grad_accum;          // micro-batches per update
-    long eval_interval;      // evaluate every this many updates (0: only at the end)
-    long eval_iters;         // batches per split in an evaluation
-    long sample_interval;    // print a sample every this many updates (0: never)
-    int sample_tokens;       // length of those samples
-    long log_interval;       // progress line every this many updates when not on a terminal
-    uint64_t seed;
-    int threads;             // 0: OpenMP's default
-    TokenizerKind tokenizer;
-    int bpe_vocab_size;      // --vocab-size for bpe
-} TrainConfig;
-
-void train_config_defaults(TrainConfig *tc);
+#include "train/config.h"
 
 struct TrainResume;  // train_state.h
 

@@ -1,5 +1,5 @@
-// train_state.h -- a training run inside a checkpoint: its settings (the TCFG record), where
-// it stands (the TSTA record, below) and the optimizer's moments. checkpoint/ carries these as
+// train_state.h -- a training run inside a checkpoint: its settings (the TCFG record, from
+// config.h's table), where it stands (the TSTA record, below) and the optimizer's moments. checkpoint/ carries these as
 // the optional part of the file; what they mean is decided here.
 #ifndef GPT_TRAIN_STATE_H
 #define GPT_TRAIN_STATE_H
@@ -10,7 +10,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "train/adamw.h"
-#include "train/train.h"
+#include "train/config.h"
 
 // What resuming needs beyond the weights, the settings and the optimizer: where the run is.
 typedef struct {
