@@ -343,46 +343,23 @@ int cmd_attention(int argc, char **argv) {
         }
     }
     const char *path = cli_checkpoint_arg("attention", argc, argv, optind);
-    if (prompt && prompt_file) return cli_fail("attention: --prompt and --prompt-file cannot be used together");
-    if (!prompt && !prompt_file) return cli_fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
-    if (!out) return cli_fail("attention: --out FILE is required (where to write the page)");
+    if (prompt && prompt_file) cli_fail("attention: --prompt and --prompt-file cannot be used together");
+    if (!prompt && !prompt_file) cli_fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
+    if (!out) cli_fail("attention: --out FILE is required (where to write the page)");
     long layer = layer_arg ? cli_long("--layer", layer_arg, 0, 1 << 20) : -1;
     long head = head_arg ? cli_long("--head", head_arg, 0, 1 << 20) : -1;
 
     char err[1024];
     Checkpoint ck;
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
     const GPTConfig *cfg = &ck.config;
-    int status = 1;
-    unsigned char *text = NULL;
-    int *ids = NULL;
-    size_t len = 0, n = 0;
-    if (layer >= cfg->n_layer) {
+    if (layer >= cfg->n_layer)
         cli_fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer, cfg->n_layer - 1);
-        goto done;
-    }
-    if (head >= cfg->n_head) {
+    if (head >= cfg->n_head)
         cli_fail("--head %ld is out of range (the model has %d heads: 0 to %d)", head, cfg->n_head, cfg->n_head - 1);
-        goto done;
-    }
-    if (prompt_file) {
-        text = read_file(prompt_file, &len, err, sizeof err);
-        if (!text) {
-            cli_fail("%s", err);
-            goto done;
-        }
-    } else {
-        len = strlen(prompt);
-        text = (unsigned char *)xstrdup(prompt);
-    }
-    if (!tokenizer_encode(ck.tok, text, len, &ids, &n, err, sizeof err)) {
-        cli_fail("prompt: %s", err);
-        goto done;
-    }
-    if (n == 0) {
-        cli_fail("prompt: the prompt is empty (it needs at least one token)");
-        goto done;
-    }
+    unsigned char *text;
+    size_t len, n;
+    int *ids = cli_read_prompt(ck.tok, prompt, prompt_file, &text, &len, &n, "it needs at least one token");
     if (n > (size_t)cfg->block_size)
         warn("the prompt has %zu tokens; showing the last %d (block_size)", n, cfg->block_size);
 
@@ -392,29 +369,22 @@ int cmd_attention(int argc, char **argv) {
     attention_maps_compute(&am, &m, ids, n);
     size_t html_len;
     char *html = attention_page_html(&am, ck.tok, (int)layer, (int)head, path, &html_len);
-    bool ok = write_file_atomic(out, html, html_len, err, sizeof err);
-    free(html);
-    if (!ok) {
-        cli_fail("%s", err);
-    } else {
-        printf("layer head  mean distance  mean entropy (nats)\n");
-        for (int l = 0; l < am.L; l++) {
-            if (layer >= 0 && l != layer) continue;
-            for (int h = 0; h < am.H; h++) {
-                if (head >= 0 && h != head) continue;
-                const AttentionStats *st = &am.stats[(size_t)l * am.H + h];
-                printf("%5d %4d  %13.2f  %19.2f\n", l, h, st->mean_distance, st->mean_entropy);
-            }
+    if (!write_file_atomic(out, html, html_len, err, sizeof err)) cli_fail("%s", err);
+    printf("layer head  mean distance  mean entropy (nats)\n");
+    for (int l = 0; l < am.L; l++) {
+        if (layer >= 0 && l != layer) continue;
+        for (int h = 0; h < am.H; h++) {
+            if (head >= 0 && h != head) continue;
+            const AttentionStats *st = &am.stats[(size_t)l * am.H + h];
+            printf("%5d %4d  %13.2f  %19.2f\n", l, h, st->mean_distance, st->mean_entropy);
         }
-        fprintf(stderr, "wrote %s: attention over %d token%s (%zu bytes)\n", out, am.T, am.T == 1 ? "" : "s",
-                html_len);
-        status = 0;
     }
+    fprintf(stderr, "wrote %s: attention over %d token%s (%zu bytes)\n", out, am.T, am.T == 1 ? "" : "s", html_len);
+    free(html);
     attention_maps_free(&am);
     gpt_free(&m);
-done:
     free(text);
     free(ids);
     checkpoint_free(&ck);
-    return status;
+    return 0;
 }

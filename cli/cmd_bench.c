@@ -153,8 +153,8 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_no_extra_args("bench", argc, argv, optind, 0);
     char err[256];
-    if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
-    if (sample && dist_size() > 1) die("bench --sample times one process; run it without mpirun");
+    if (!gpt_config_check(&cfg, err, sizeof err)) cli_fail("%s", err);
+    if (sample && dist_size() > 1) cli_fail("bench --sample times one process; run it without mpirun");
     if (sample) return bench_sample(&cfg, tokens, threads);
     if (threads > 0) threads_set(threads);
 

@@ -55,7 +55,7 @@ int cmd_gradcheck(int argc, char **argv) {
     }
     cli_no_extra_args("gradcheck", argc, argv, optind, 0);
     char err[256];
-    if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
+    if (!gpt_config_check(&cfg, err, sizeof err)) cli_fail("%s", err);
 
     GPT m;
     gpt_init(&m, &cfg, B, seed, GPT_INIT_WEIGHTS | GPT_TRAINING);

@@ -70,14 +70,11 @@ int cmd_info(int argc, char **argv) {
 
     Checkpoint ck;
     char err[1024];
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
     // The training state is decoded (and checked) before anything is printed.
     TrainConfig tc;
     TrainState ts;
-    if (ck.has_training && !train_state_decode(&ck, path, &tc, &ts, err, sizeof err)) {
-        checkpoint_free(&ck);
-        return cli_fail("%s", err);
-    }
+    if (ck.has_training && !train_state_decode(&ck, path, &tc, &ts, err, sizeof err)) cli_fail("%s", err);
     struct stat st;
     long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
 

@@ -86,9 +86,9 @@ static void set_field(TrainConfig *tc, const TrainField *f, const char *v) {
     void *p = (char *)tc + f->offset;
     switch (f->kind) {
     case TF_STR:
-        if (!*v) die("%s expects a path, got an empty string", flag);
+        if (!*v) cli_fail("%s expects a path, got an empty string", flag);
         // Room for the names of the files written under it (ckpt.bin.tmp.<pid>, ...).
-        if (strlen(v) >= f->size - 16) die("%s: the path is too long", flag);
+        if (strlen(v) >= f->size - 16) cli_fail("%s: the path is too long", flag);
         snprintf(p, f->size, "%s", v);
         break;
     case TF_I32: *(int *)p = (int)cli_long(flag, v, (long)f->lo, (long)f->hi); break;
@@ -98,7 +98,7 @@ static void set_field(TrainConfig *tc, const TrainField *f, const char *v) {
     case TF_TOKENIZER:
         if (strcmp(v, "char") == 0) *(TokenizerKind *)p = TOKENIZER_CHAR;
         else if (strcmp(v, "bpe") == 0) *(TokenizerKind *)p = TOKENIZER_BPE;
-        else die("%s expects char or bpe, got '%s'", flag, v);
+        else cli_fail("%s expects char or bpe, got '%s'", flag, v);
         break;
     case TF_MODEL: assert(!"the model has no flag of its own: cli_model_flag sets its fields");
     }
@@ -114,19 +114,46 @@ static bool is_field(int id, size_t offset) {
     return id >= OPT_FIELD && id < OPT_FIELD + train_n_fields && train_fields[id - OPT_FIELD].offset == offset;
 }
 
+// The flags given, in order: applied only once all are parsed (--resume decides onto what).
+typedef struct {
+    int id;
+    const char *value;
+} Given;
+
+// The settings of the run in tc.out_dir, with the flags given now applied on top; flags that
+// would change what the saved weights were made with are refused.
+static TrainResume *resume_with_flags(TrainConfig *tc, TrainOptions *to, const Given *given, int n_given) {
+    char path[1100], err[1024];
+    snprintf(path, sizeof path, "%s/ckpt.bin", tc->out_dir);
+    TrainResume *res = xcalloc(1, sizeof *res);
+    if (!train_resume_load(res, path, err, sizeof err)) cli_fail("cannot resume: %s", err);
+    TrainConfig saved = res->config;
+    snprintf(saved.out_dir, sizeof saved.out_dir, "%s", tc->out_dir);
+    TrainOptions ignored = {0};
+    for (int i = 0; i < n_given; i++) {
+        TrainConfig probe = saved;
+        apply_flag(&probe, &ignored, given[i].id, given[i].value);
+        if (!train_config_same_keeps(&probe, &saved))
+            cli_fail("--%s %s differs from the run being resumed; a resumed run keeps its model, tokenizer and batch "
+                     "size",
+                     flag_name(given[i].id), given[i].value);
+        apply_flag(&saved, to, given[i].id, given[i].value);
+    }
+    if (saved.min_lr > saved.lr) cli_fail("--min-lr %g is above --lr %g", saved.min_lr, saved.lr);
+    *tc = saved;
+    return res;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainConfig tc;
     train_config_defaults(&tc);
     TrainOptions to = {0};
     bool resume = false;
-    struct {
-        int id;
-        const char *value;
-    } given[64];
+    Given given[64];
     int n_given = 0;
 
     build_options();
-    optind = 0;
+    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -139,48 +166,31 @@ int cmd_train(int argc, char **argv) {
         case ':':
         case '?': cli_bad_option("train", c, argv, opts);
         default:
-            if (n_given == (int)(sizeof given / sizeof given[0])) die("train: too many options");
-            given[n_given].id = c;
-            given[n_given].value = optarg;
-            n_given++;
+            if (n_given == (int)(sizeof given / sizeof given[0])) cli_misuse("train: too many options");
+            given[n_given++] = (Given){c, optarg};
         }
     }
     cli_no_extra_args("train", argc, argv, optind, 0);
-    if (resume && to.force) die("--resume and --force contradict each other (continue the run, or start over?)");
+    if (resume && to.force) cli_fail("--resume and --force contradict each other (continue the run, or start over?)");
 
     // Every flag is checked now, before any file is touched.
     for (int i = 0; i < n_given; i++) apply_flag(&tc, &to, given[i].id, given[i].value);
     if (tc.tokenizer == TOKENIZER_CHAR)
         for (int i = 0; i < n_given; i++)
-            if (is_field(given[i].id, offsetof(TrainConfig, bpe_vocab_size))) die("--vocab-size applies to --tokenizer bpe (a char vocabulary is the text's characters)");
-    if (tc.min_lr > tc.lr) die("--min-lr %g is above --lr %g (the schedule decays from lr to min-lr)", tc.min_lr, tc.lr);
+            if (is_field(given[i].id, offsetof(TrainConfig, bpe_vocab_size)))
+                cli_fail("--vocab-size applies to --tokenizer bpe (a char vocabulary is the text's characters)");
+    if (tc.min_lr > tc.lr) cli_fail("--min-lr %g is above --lr %g (the schedule decays from lr to min-lr)", tc.min_lr, tc.lr);
 
+    char err[1024];
     if (resume) {
-        char path[1100], err[512];
-        snprintf(path, sizeof path, "%s/ckpt.bin", tc.out_dir);
-        TrainResume *res = xcalloc(1, sizeof *res);
-        if (!train_resume_load(res, path, err, sizeof err)) die("cannot resume: %s", err);
-        TrainConfig saved = res->config;
-        snprintf(saved.out_dir, sizeof saved.out_dir, "%s", tc.out_dir);
-        TrainOptions ignored = {0};
-        for (int i = 0; i < n_given; i++) {
-            TrainConfig probe = saved;
-            apply_flag(&probe, &ignored, given[i].id, given[i].value);
-            if (!train_config_same_keeps(&probe, &saved))
-                die("--%s %s differs from the run being resumed; a resumed run keeps its model, tokenizer and batch "
-                    "size",
-                    flag_name(given[i].id), given[i].value);
-            apply_flag(&saved, &to, given[i].id, given[i].value);
-        }
-        if (saved.min_lr > saved.lr) die("--min-lr %g is above --lr %g", saved.min_lr, saved.lr);
-        tc = saved;
-        to.resume = res;
+        to.resume = resume_with_flags(&tc, &to, given, n_given);
     } else {
-        char err[256];
         GPTConfig probe = tc.model;
         probe.vocab_size = 1;  // known only once the tokenizer has read the text
-        if (!gpt_config_check(&probe, err, sizeof err)) die("%s", err);
+        if (!gpt_config_check(&probe, err, sizeof err)) cli_fail("%s", err);
     }
     train_install_signal_handlers();
-    return train_run(&tc, &to);
+    int status = train_run(&tc, &to, err, sizeof err);
+    if (status == TRAIN_FAILED) cli_fail("%s", err);
+    return status;
 }

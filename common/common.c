@@ -18,16 +18,19 @@
 
 void (*die_hook)(int status) = NULL;
 
-void die(const char *fmt, ...) {
-    va_list ap;
+void die_with_status(int status, const char *fmt, va_list ap) {
     fflush(stdout);
     fputs("error: ", stderr);
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
-    if (die_hook) die_hook(1);
-    exit(1);
+    if (die_hook) die_hook(status);
+    exit(status);
+}
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    die_with_status(1, fmt, ap);
 }
 
 void warn(const char *fmt, ...) {

@@ -282,20 +282,20 @@ START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
 
     TrainConfig tc;
     TrainOptions quiet = {.quiet = true};
+    char path[1300], err[512] = "";
     tiny_run_config(&tc, data, out_a);
-    ck_assert_int_eq(train_run(&tc, &quiet), 0);
+    ck_assert_msg(train_run(&tc, &quiet, err, sizeof err) == 0, "%s", err);
 
     tiny_run_config(&tc, data, out_b);
     TrainOptions stop = {.quiet = true, .stop_after = 13};  // mid-way between evaluations
-    ck_assert_int_eq(train_run(&tc, &stop), 0);
-    char path[1300], err[512];
+    ck_assert_msg(train_run(&tc, &stop, err, sizeof err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/ckpt.bin", out_b);
     TrainResume *res = xcalloc(1, sizeof *res);
     ck_assert_msg(train_resume_load(res, path, err, sizeof err), "%s", err);
     ck_assert_int_eq(res->state.step, 13);
     TrainConfig resumed = res->config;
     TrainOptions resume = {.quiet = true, .resume = res};
-    ck_assert_int_eq(train_run(&resumed, &resume), 0);
+    ck_assert_msg(train_run(&resumed, &resume, err, sizeof err) == 0, "%s", err);
 
     TrainResume a, b;
     snprintf(path, sizeof path, "%s/ckpt.bin", out_a);
@@ -346,14 +346,15 @@ START_TEST(test_run_learns_and_writes_its_files) {
     tc.iters = 80;
     tc.grad_accum = 1;
     TrainOptions o = {.quiet = true};
-    ck_assert_int_eq(train_run(&tc, &o), 0);
+    char err[512] = "";
+    ck_assert_msg(train_run(&tc, &o, err, sizeof err) == 0, "%s", err);
     const char *files[] = {"ckpt.bin", "best.bin", "metrics.csv", "loss.svg", "samples.txt"};
     for (int i = 0; i < 5; i++) {
         char p[1300];
         snprintf(p, sizeof p, "%s/%s", out, files[i]);
         ck_assert_msg(access(p, R_OK) == 0, "missing %s", p);
     }
-    char p[1300], err[512];
+    char p[1300];
     snprintf(p, sizeof p, "%s/best.bin", out);
     TrainResume ck;
     ck_assert_msg(train_resume_load(&ck, p, err, sizeof err), "%s", err);
@@ -361,7 +362,17 @@ START_TEST(test_run_learns_and_writes_its_files) {
     ck_assert_msg(ck.state.best_val_loss < 0.6f * logf((float)ck.ckpt.config.vocab_size), "best val loss %f",
                   ck.state.best_val_loss);
     train_resume_free(&ck);
-    // A fresh run into the same directory is refused rather than overwriting it.
+    // A fresh run into the same directory is refused rather than overwriting it: the run
+    // returns (nothing touched) with the reason.
+    TrainConfig again;
+    tiny_run_config(&again, data, out);
+    ck_assert_int_eq(train_run(&again, &o, err, sizeof err), TRAIN_FAILED);
+    ck_assert_msg(strstr(err, "already holds a training run") != NULL, "%s", err);
+    // So is a text that is not there.
+    tiny_run_config(&again, "/nonexistent/text.txt", out);
+    o.force = true;
+    ck_assert_int_eq(train_run(&again, &o, err, sizeof err), TRAIN_FAILED);
+    ck_assert_msg(strstr(err, "cannot open '/nonexistent/text.txt'") != NULL, "%s", err);
     free(text);
     rm_rf(dir);
     free(dir);

@@ -19,10 +19,13 @@ typedef struct {
     long stop_after;         // > 0: stop (checkpointed, like an interrupt) after this step
 } TrainOptions;
 
-// Runs (or resumes) training. Returns the process exit status: 0 when done, 130 / 143
-// after SIGINT / SIGTERM (checkpoint written), 1 on a non-finite loss or gradient.
-// Fatal input errors die with one line.
-int train_run(TrainConfig *tc, const TrainOptions *opts);
+// Runs (or resumes) training. Returns the process's exit status: 0 when done (or stopped
+// as stop_after asks), 130 / 143 after SIGINT / SIGTERM (a checkpoint written), or
+// TRAIN_FAILED with a one-line reason in err: a bad input (a missing, empty or changed
+// text, a run already in out_dir, ...), a file that cannot be written, a non-finite loss or
+// gradient (stopped before the update; the last checkpoint intact).
+#define TRAIN_FAILED 1
+int train_run(TrainConfig *tc, const TrainOptions *opts, char *err, size_t errlen);
 
 // Installs SIGINT/SIGTERM handlers that ask the loop to stop after the current step.
 void train_install_signal_handlers(void);
