@@ -99,6 +99,11 @@ double rng_double(Rng *r);
 // Standard normal (Box-Muller in double).
 double rng_normal(Rng *r);
 
+// Strict UTF-8: the length (1..4) of the valid sequence at s[0..n), with its code point in
+// *cp, or 0 when s[0] does not begin one (overlong, surrogate, > U+10FFFF, truncated, or a
+// stray continuation byte).
+int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 // Monotonic wall time in seconds.
 double now_seconds(void);
 

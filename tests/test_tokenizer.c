@@ -244,7 +244,7 @@ START_TEST(test_char_utf8_decoder_is_strict_at_every_boundary) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint32_t cp = 0xDEAD;
-        int len = tokenizer_utf8_decode(u8(cases[i].s), strlen(cases[i].s), &cp);
+        int len = utf8_decode(u8(cases[i].s), strlen(cases[i].s), &cp);
         ck_assert_msg(len == cases[i].len, "case %zu: length %d, expected %d", i, len, cases[i].len);
         if (len) ck_assert_uint_eq(cp, cases[i].cp);
     }
