@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "report/markup.h"
 
 #define METRICS_FILE "metrics.csv"
 #define SVG_FILE "loss.svg"
@@ -370,45 +371,6 @@ static int tick_decimals(double tick) { return tick >= 1 ? 0 : (int)ceil(-log10(
 static double map_x(const Axis *a, double v) { return PLOT_X0 + (v - a->lo) / (a->hi - a->lo) * (PLOT_X1 - PLOT_X0); }
 static double map_y(const Axis *a, double v) { return PLOT_Y1 - (v - a->lo) / (a->hi - a->lo) * (PLOT_Y1 - PLOT_Y0); }
 
-// Text content or an attribute value: XML's five special characters as entities, control
-// characters (not allowed in XML 1.0) as spaces, and bytes that are not UTF-8 as U+FFFD, so
-// the document stays well-formed whatever the title holds.
-static void xml_escape(Buf *sb, const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            if (c == '<') buf_puts(sb, "&lt;");
-            else if (c == '>') buf_puts(sb, "&gt;");
-            else if (c == '&') buf_puts(sb, "&amp;");
-            else if (c == '"') buf_puts(sb, "&quot;");
-            else if (c == '\'') buf_puts(sb, "&apos;");
-            else if (c < 0x20 || c == 0x7f) buf_putc(sb, ' ');
-            else buf_putc(sb, (char)c);
-            p++;
-            continue;
-        }
-        // A well-formed UTF-8 sequence (no overlongs, surrogates, or code points past U+10FFFF).
-        size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-        size_t k = 1;
-        for (; k < n; k++) {
-            unsigned b = p[k];
-            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) break;
-        }
-        // U+FFFE and U+FFFF are not XML characters either.
-        bool nonchar = n == 3 && c == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf);
-        if (n && k == n && !nonchar) {
-            buf_add(sb, p, n);
-            p += n;
-        } else {
-            buf_puts(sb, "\xef\xbf\xbd");
-            p += k ? k : 1;
-        }
-    }
-}
-
 static void svg_polyline(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
                          double width, double opacity) {
     if (n < 2) return;
@@ -491,14 +453,14 @@ char *report_svg(const Report *r, const char *title) {
               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
               SVG_W, SVG_H, SVG_W, SVG_H);
     buf_puts(&sb, "<title>");
-    xml_escape(&sb, title);
+    markup_escape(&sb, title);
     buf_puts(&sb, "</title>\n");
     buf_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
 
     // Title, and under it the latest evaluation (or the latest batch loss before any).
     buf_printf(&sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
                    "fill=\"%s\">", SVG_W / 2, COLOR_TEXT);
-    xml_escape(&sb, title);
+    markup_escape(&sb, title);
     buf_puts(&sb, "</text>\n");
     char note[160] = "";
     for (ptrdiff_t i = arrlen(r->rows) - 1; i >= 0 && !note[0]; i--) {
