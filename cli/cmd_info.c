@@ -24,17 +24,6 @@ static const char usage[] =
     "\n"
     "  -h, --help   this help\n";
 
-// "1h 02m 03s", "4m 05s", "6.2s".
-static void format_duration(double s, char *out, size_t cap) {
-    if (s < 60) {
-        snprintf(out, cap, "%.1fs", s);
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t < 3600) snprintf(out, cap, "%ldm %02lds", t / 60, t % 60);
-    else snprintf(out, cap, "%ldh %02ldm %02lds", t / 3600, t / 60 % 60, t % 60);
-}
-
 // Where the run stands, then its settings (train/config.h's table, row by row).
 static void print_training(const Checkpoint *ck, const TrainConfig *tc, const TrainState *ts) {
     char elapsed[64];
@@ -45,8 +34,7 @@ static void print_training(const Checkpoint *ck, const TrainConfig *tc, const Tr
         printf("  %-15s %.4f at step %ld\n", "best val loss", (double)ts->best_val_loss, ts->best_step);
     else
         printf("  %-15s none yet (no evaluation)\n", "best val loss");
-    if (ts->elapsed_s >= 60) printf("  %-15s %s (%.0f s)\n", "elapsed", elapsed, ts->elapsed_s);
-    else printf("  %-15s %s\n", "elapsed", elapsed);
+    printf("  %-15s %s (%.1f s)\n", "elapsed", elapsed, ts->elapsed_s);
     printf("  %-15s %llu bytes, crc32c %08x\n", "data read", (unsigned long long)ts->data_bytes, ts->data_crc);
     printf("settings:\n");
     train_config_print(stdout, tc, "  ");

@@ -371,6 +371,13 @@ int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     return len;
 }
 
+void format_duration(double seconds, char *out, size_t cap) {
+    if (!isfinite(seconds) || seconds < 0) seconds = 0;
+    long t = (long)(seconds + 0.5);
+    if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -106,6 +106,8 @@ int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
 // Monotonic wall time in seconds.
 double now_seconds(void);
+// A duration as a clock shows it: "4:05" (minutes and seconds), "1:02:03" from an hour on.
+void format_duration(double seconds, char *out, size_t cap);
 
 // CRC-32C (Castagnoli), incremental: crc = crc32c(crc, data, n), starting from 0.
 uint32_t crc32c(uint32_t crc, const void *data, size_t n);

@@ -1062,7 +1062,7 @@ START_TEST(test_info_describes_a_checkpoint) {
     assert_has(r.out, "training state:  yes");
     assert_has(r.out, "17 of 500");
     assert_has(r.out, "2.5000 at step 10");
-    assert_has(r.out, "1h 02m 03s");
+    assert_has(r.out, "1:02:03 (3723.");
     assert_has(r.out, "data/some text with spaces.txt");
     assert_has(r.out, "5000000000 bytes, crc32c deadbeef");
     // Every setting, by its name in TrainConfig.

@@ -76,13 +76,6 @@ static void progress_clear(Progress *p) {
     }
 }
 
-static void format_duration(double s, char *buf, size_t n) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static void progress_step(Progress *p, const TrainConfig *tc, long step, float loss, float lr, float norm,
                           double step_s, double tokens_per_s) {
     if (p->quiet) return;
