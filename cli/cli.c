@@ -37,6 +37,15 @@ uint64_t cli_u64(const char *flag, const char *value) {
     return v;
 }
 
+void cli_options_start(void) {
+    optind = 0;  // glibc: 0 re-initializes the scanner
+    opterr = 0;
+}
+
+int cli_next_option(int argc, char **argv, const struct option *opts) {
+    return getopt_long(argc, argv, ":h", opts, NULL);
+}
+
 void cli_bad_option(const char *cmd, int c, char **argv, const struct option *opts) {
     (void)opts;
     // getopt_long (with opterr = 0 and a leading ':' in the short options) returns ':' for

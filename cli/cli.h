@@ -31,6 +31,12 @@ long cli_long(const char *flag, const char *value, long lo, long hi);
 double cli_double(const char *flag, const char *value, double lo, double hi);
 uint64_t cli_u64(const char *flag, const char *value);
 
+// Scans a command's options: cli_options_start() once, then cli_next_option() until -1. It
+// is getopt_long with no short options but -h, kept quiet (cli_bad_option reports instead),
+// restarted for each command so that commands can run more than once in one process.
+void cli_options_start(void);
+int cli_next_option(int argc, char **argv, const struct option *opts);
+
 // Reports an unknown option or a missing value the way getopt_long saw it (cli_misuse).
 // argv[optind - 1] is the offending word.
 _Noreturn void cli_bad_option(const char *cmd, int c, char **argv, const struct option *opts);

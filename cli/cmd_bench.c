@@ -135,10 +135,8 @@ int cmd_bench(int argc, char **argv) {
         {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
         {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0},
     };
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case OPT_STEPS: steps = (int)cli_long("--steps", optarg, 1, 100000); break;
         case OPT_WARMUP: warmup = (int)cli_long("--warmup", optarg, 0, 100000); break;

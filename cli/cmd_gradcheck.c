@@ -40,10 +40,8 @@ int cmd_gradcheck(int argc, char **argv) {
         {"trace-shapes", no_argument, 0, OPT_TRACE},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case OPT_SEED: seed = cli_u64("--seed", optarg); break;
         case OPT_SCALE: scale = cli_double("--scale", optarg, 1e-6, 10); break;

@@ -105,12 +105,6 @@ static void escape_bytes(const unsigned char *s, size_t n, char *out, size_t cap
     out[k] = 0;
 }
 
-// getopt_long stays quiet (opterr = 0): cli_bad_option reports in our one-line format.
-static void reset_getopt(void) {
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
-}
-
 // A standalone tokenizer file, or the tokenizer inside a checkpoint (told apart by the
 // checkpoint's magic). Every action that reads a tokenizer goes through here.
 static Tokenizer *load_tokenizer_arg(const char *path) {
@@ -166,9 +160,8 @@ static int run_train(int argc, char **argv) {
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *data_path = NULL, *out_path = NULL, *kind_arg = "char", *vocab_arg = NULL;
-    reset_getopt();
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 'd': data_path = optarg; break;
         case 'o': out_path = optarg; break;
@@ -225,9 +218,8 @@ static bool parse_io_options(const char *action, const char *usage, int argc, ch
     snprintf(cmd_name, sizeof cmd_name, "tokenizer %s", action);
     *tok_path = NULL;
     *input = NULL;
-    reset_getopt();
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 't': *tok_path = optarg; break;
         case 'i': *input = optarg; break;
@@ -324,9 +316,8 @@ static int run_vocab(int argc, char **argv) {
     static const struct option opts[] = {
         {"tokenizer-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *tok_path = NULL;
-    reset_getopt();
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 't': tok_path = optarg; break;
         case 'h': fputs(usage_vocab, stdout); return finish_stdout();

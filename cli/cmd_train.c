@@ -153,10 +153,8 @@ int cmd_train(int argc, char **argv) {
     int n_given = 0;
 
     build_options();
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 'h': fputs(usage, stdout); return 0;
         case OPT_RESUME: resume = true; break;
