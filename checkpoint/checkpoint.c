@@ -230,7 +230,8 @@ bool checkpoint_invalid(char *err, size_t errlen, const char *name, CheckpointSe
 
 bool checkpoint_record_done(const ByteReader *r, const char *name, CheckpointSection sec, char *err, size_t errlen) {
     if (!r->ok) return checkpoint_invalid(err, errlen, name, sec, "section is too short");
-    if (r->left) return checkpoint_invalid(err, errlen, name, sec, "section has %zu unexpected bytes at its end", r->left);
+    if (r->left)
+        return checkpoint_invalid(err, errlen, name, sec, "section has %zu unexpected bytes at its end", r->left);
     return true;
 }
 
@@ -288,7 +289,8 @@ static bool find_sections(const LoadCtx *c, const unsigned char *data, size_t le
             t[4] = 0;
             return fail(c, "is not a valid checkpoint: unknown section tag 0x%08X (\"%s\") at offset %zu", tag, t, at);
         }
-        if (have[k]) return fail(c, "is not a valid checkpoint: a second %s section at offset %zu", SECTIONS[k].name, at);
+        if (have[k])
+            return fail(c, "is not a valid checkpoint: a second %s section at offset %zu", SECTIONS[k].name, at);
         if (slen > end - pos)
             return fail(c, "is not a valid checkpoint: its %s section claims %llu bytes, only %zu remain",
                         SECTIONS[k].name, (unsigned long long)slen, end - pos);

@@ -21,7 +21,8 @@ void cli_misuse(const char *fmt, ...) {
 
 long cli_long(const char *flag, const char *value, long lo, long hi) {
     long v;
-    if (!parse_long(value, lo, hi, &v)) cli_fail("%s expects a whole number from %ld to %ld, got '%s'", flag, lo, hi, value);
+    if (!parse_long(value, lo, hi, &v))
+        cli_fail("%s expects a whole number from %ld to %ld, got '%s'", flag, lo, hi, value);
     return v;
 }
 
@@ -33,7 +34,8 @@ double cli_double(const char *flag, const char *value, double lo, double hi) {
 
 uint64_t cli_u64(const char *flag, const char *value) {
     uint64_t v;
-    if (!parse_u64(value, &v)) cli_fail("%s expects a whole number from 0 to 18446744073709551615, got '%s'", flag, value);
+    if (!parse_u64(value, &v))
+        cli_fail("%s expects a whole number from 0 to 18446744073709551615, got '%s'", flag, value);
     return v;
 }
 

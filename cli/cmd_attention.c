@@ -63,7 +63,8 @@ int cmd_attention(int argc, char **argv) {
     if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
     const GPTConfig *cfg = &ck.config;
     if (layer >= cfg->n_layer)
-        cli_fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer, cfg->n_layer - 1);
+        cli_fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer,
+                 cfg->n_layer - 1);
     if (head >= cfg->n_head)
         cli_fail("--head %ld is out of range (the model has %d heads: 0 to %d)", head, cfg->n_head, cfg->n_head - 1);
     unsigned char *text;

@@ -119,6 +119,99 @@ static int bench_sample(const GPTConfig *cfg, long tokens, int threads) {
     return 0;
 }
 
+// Times steps + warmup training steps (forward, backward, all-reduce, clip, AdamW, as train
+// does) on random tokens; returns the steps' times after the warm-up, each the slowest rank's
+// (the all-reduce waits for it), sorted. With profile, the ops are timed from the first
+// counted step on.
+static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, const AdamWConfig *ac) {
+    int T = m->config.block_size, V = m->config.vocab_size;
+    AdamW opt;
+    adamw_init(&opt, m->num_params);
+    size_t n = (size_t)B * T;
+    int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
+    int ranks = dist_size();
+    Rng rng;
+    rng_seed(&rng, 1 + (uint64_t)dist_rank());  // each rank its own batches
+    double *times = xmalloc((size_t)steps * sizeof(double));
+    for (int s = -warmup; s < steps; s++) {
+        for (size_t i = 0; i < n; i++) x[i] = (int)rng_below(&rng, (uint64_t)V);
+        for (size_t i = 0; i < n; i++) y[i] = (int)rng_below(&rng, (uint64_t)V);
+        if (s == 0 && profile) {
+            prof_enabled = true;
+            memset(prof_seconds, 0, sizeof prof_seconds);
+        }
+        double t0 = now_seconds();
+        gpt_forward(m, x, y, B, T);
+        gpt_backward_set(m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
+        dist_allreduce_sum_floats(m->grads, m->num_params);
+        float norm = 0;
+        PROF(PROF_CLIP, norm = grad_norm(&opt, m->grads, m->num_params));
+        PROF(PROF_ADAMW, adamw_update_scaled(&opt, m, 1e-4f, clip_factor(norm, 1.0f), ac));  // as training
+        double dt = now_seconds() - t0;
+        if (s >= 0) times[s] = dt;
+    }
+    prof_enabled = false;
+    for (int s = 0; s < steps; s++) dist_allreduce_max_double(&times[s]);
+    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    free(x), free(y);
+    adamw_free(&opt);
+    return times;
+}
+
+// The report of rank 0: speed, FLOPs, MFU against the measured peak, memory, the profile.
+static void print_report(const GPT *m, int B, int steps, int warmup, const double *sorted, double peak,
+                         bool profile) {
+    const GPTConfig *cfg = &m->config;
+    int T = cfg->block_size, ranks = dist_size();
+    size_t n = (size_t)B * T;
+    double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
+    const ParamInfo *wpe = gpt_param(m, "wpe");
+    double n_flop_params = (double)(m->num_params - wpe->numel);
+    double flops_token = 6.0 * n_flop_params + 12.0 * cfg->n_layer * cfg->n_embd * T;
+    double tok_s = (double)n * ranks / med;
+    double achieved = flops_token * tok_s / 1e9;
+    const char *threads_s = threads_get() == 1 ? "" : "s";
+    if (ranks == 1)
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg->n_layer, cfg->n_head,
+               cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s);
+    else
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg->n_layer,
+               cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s);
+    printf("step (forward, backward, %sclip, AdamW) over %d steps after %d warm-up:\n",
+           ranks > 1 ? "all-reduce, " : "", steps, warmup);
+    printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
+           sorted[steps - 1] * 1e3);
+    if (ranks == 1)
+        printf("  tokens/s       %.0f  (%zu tokens per step, at the median)\n", tok_s, n);
+    else
+        printf("  tokens/s       %.0f  all %d ranks together (%d x %zu tokens per step, at the median); %.0f per "
+               "rank\n",
+               tok_s, ranks, ranks, n, tok_s / ranks);
+    printf("  FLOPs/token    %.3f M  (6N + 12*L*C*T, N = %.0f parameters without wpe)\n", flops_token / 1e6,
+           n_flop_params);
+    printf("  achieved       %.1f GFLOP/s\n", achieved);
+    char who[64] = "";
+    if (ranks > 1) snprintf(who, sizeof who, "%d ranks x ", ranks);
+    printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %s%d thread%s, measured now)\n", peak, who, threads_get(),
+           threads_s);
+    printf("  MFU            %.1f%%\n", 100.0 * achieved / peak);
+    size_t act = m->num_acts + m->num_act_grads;
+    printf("memory%s:\n", ranks > 1 ? " (per rank; rank 0's RSS)" : "");
+    printf("  parameters     %8.2f MiB\n", mib(m->num_params));
+    printf("  gradients      %8.2f MiB\n", mib(m->num_params));
+    printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m->num_params));
+    printf("  activations    %8.2f MiB  (%.2f saved for backward + %.2f gradient scratch; no B*H*T*T term)\n",
+           mib(act), mib(m->num_acts), mib(m->num_act_grads));
+    printf("  peak RSS       %8.2f MiB\n", peak_rss_kib() / 1024.0);
+    if (!profile) return;
+    double total = 0;
+    for (int i = 0; i < PROF_COUNT; i++) total += prof_seconds[i];
+    printf("profile (ms per step, share of the timed ops; %.2f ms/step timed):\n", total / steps * 1e3);
+    for (int i = 0; i < PROF_COUNT; i++)
+        printf("  %-26s %8.3f  %5.1f%%\n", prof_names[i], prof_seconds[i] / steps * 1e3,
+               total > 0 ? 100.0 * prof_seconds[i] / total : 0.0);
+}
+
 int cmd_bench(int argc, char **argv) {
     // The training defaults, with tinyshakespeare's 65 characters.
     TrainConfig defaults;
@@ -156,96 +249,15 @@ int cmd_bench(int argc, char **argv) {
     if (sample) return bench_sample(&cfg, tokens, threads);
     if (threads > 0) threads_set(threads);
 
-    int T = cfg.block_size;
     GPT m;
     gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
-    AdamW opt;
-    adamw_init(&opt, m.num_params);
     AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
                       .weight_decay = defaults.weight_decay};
-    size_t n = (size_t)B * T;
-    int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
-    int rank = dist_rank(), ranks = dist_size();
-    Rng rng;
-    rng_seed(&rng, 1 + (uint64_t)rank);  // each rank its own batches
-    double *times = xmalloc((size_t)steps * sizeof(double));
-    for (int s = -warmup; s < steps; s++) {
-        for (size_t i = 0; i < n; i++) x[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
-        for (size_t i = 0; i < n; i++) y[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
-        if (s == 0 && profile) {
-            prof_enabled = true;
-            memset(prof_seconds, 0, sizeof prof_seconds);
-        }
-        double t0 = now_seconds();
-        gpt_forward(&m, x, y, B, T);
-        gpt_backward_set(&m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
-        dist_allreduce_sum_floats(m.grads, m.num_params);
-        float norm = 0;
-        PROF(PROF_CLIP, norm = grad_norm(&opt, m.grads, m.num_params));
-        PROF(PROF_ADAMW, adamw_update_scaled(&opt, &m, 1e-4f, clip_factor(norm, 1.0f), &ac));  // as training
-        double dt = now_seconds() - t0;
-        if (s >= 0) times[s] = dt;
-    }
-    prof_enabled = false;
-    // A step takes as long as its slowest rank (the all-reduce waits for it).
-    for (int s = 0; s < steps; s++) dist_allreduce_max_double(&times[s]);
-    double *sorted = xmalloc((size_t)steps * sizeof(double));
-    memcpy(sorted, times, (size_t)steps * sizeof(double));
-    qsort(sorted, (size_t)steps, sizeof(double), cmp_double);
-    double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
-    const ParamInfo *wpe = gpt_param(&m, "wpe");
-    double n_flop_params = (double)(m.num_params - wpe->numel);
-    double flops_token = 6.0 * n_flop_params + 12.0 * cfg.n_layer * cfg.n_embd * T;
-    double tok_s = (double)n * ranks / med;
-    double achieved = flops_token * tok_s / 1e9;
+    double *sorted = time_steps(&m, B, steps, warmup, profile, &ac);
     double peak = measure_peak_gflops();
     dist_allreduce_sum_double(&peak);  // the ranks' cores together
-    if (rank != 0) goto done;  // rank 0 alone reports
-
-    if (ranks == 1)
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg.n_layer, cfg.n_head,
-               cfg.n_embd, T, B, cfg.vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
-    else
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg.n_layer,
-               cfg.n_head, cfg.n_embd, T, B, cfg.vocab_size, m.num_params, ranks, threads_get(),
-               threads_get() == 1 ? "" : "s");
-    printf("step (forward, backward, %sclip, AdamW) over %d steps after %d warm-up:\n",
-           ranks > 1 ? "all-reduce, " : "", steps, warmup);
-    printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
-           sorted[steps - 1] * 1e3);
-    if (ranks == 1)
-        printf("  tokens/s       %.0f  (%zu tokens per step, at the median)\n", tok_s, n);
-    else
-        printf("  tokens/s       %.0f  all %d ranks together (%d x %zu tokens per step, at the median); %.0f per "
-               "rank\n",
-               tok_s, ranks, ranks, n, tok_s / ranks);
-    printf("  FLOPs/token    %.3f M  (6N + 12*L*C*T, N = %.0f parameters without wpe)\n", flops_token / 1e6,
-           n_flop_params);
-    printf("  achieved       %.1f GFLOP/s\n", achieved);
-    char who[64] = "";
-    if (ranks > 1) snprintf(who, sizeof who, "%d ranks x ", ranks);
-    printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %s%d thread%s, measured now)\n", peak, who, threads_get(),
-           threads_get() == 1 ? "" : "s");
-    printf("  MFU            %.1f%%\n", 100.0 * achieved / peak);
-    size_t act = m.num_acts + m.num_act_grads;
-    printf("memory%s:\n", ranks > 1 ? " (per rank; rank 0's RSS)" : "");
-    printf("  parameters     %8.2f MiB\n", mib(m.num_params));
-    printf("  gradients      %8.2f MiB\n", mib(m.num_params));
-    printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m.num_params));
-    printf("  activations    %8.2f MiB  (%.2f saved for backward + %.2f gradient scratch; no B*H*T*T term)\n",
-           mib(act), mib(m.num_acts), mib(m.num_act_grads));
-    printf("  peak RSS       %8.2f MiB\n", peak_rss_kib() / 1024.0);
-    if (profile) {
-        double total = 0;
-        for (int i = 0; i < PROF_COUNT; i++) total += prof_seconds[i];
-        printf("profile (ms per step, share of the timed ops; %.2f ms/step timed):\n", total / steps * 1e3);
-        for (int i = 0; i < PROF_COUNT; i++)
-            printf("  %-26s %8.3f  %5.1f%%\n", prof_names[i], prof_seconds[i] / steps * 1e3,
-                   total > 0 ? 100.0 * prof_seconds[i] / total : 0.0);
-    }
-done:
-    free(sorted), free(times), free(x), free(y);
-    adamw_free(&opt);
+    if (dist_rank() == 0) print_report(&m, B, steps, warmup, sorted, peak, profile);  // rank 0 alone reports
+    free(sorted);
     gpt_free(&m);
     return 0;
 }

@@ -303,7 +303,8 @@ static int run_decode(int argc, char **argv) {
     size_t out_len;
     char err[512];
     // The ids were checked above, so this does not fail.
-    if (!tokenizer_decode(tok, ids, n, &out, &out_len, err, sizeof err)) cli_fail("cannot decode %s: %s", input_name, err);
+    if (!tokenizer_decode(tok, ids, n, &out, &out_len, err, sizeof err))
+        cli_fail("cannot decode %s: %s", input_name, err);
     fwrite(out, 1, out_len, stdout);
     free(out);
     free(ids);
@@ -346,7 +347,8 @@ static int run_vocab(int argc, char **argv) {
 
 int cmd_tokenizer(int argc, char **argv) {
     // A missing or unknown command is misuse of the command line: status 2, as in main.
-    if (argc < 2) cli_misuse("missing tokenizer command; expected train, encode, decode or vocab (see ./gpt tokenizer --help)");
+    if (argc < 2)
+        cli_misuse("missing tokenizer command; expected train, encode, decode or vocab (see ./gpt tokenizer --help)");
     const char *action = argv[1];
     if (strcmp(action, "--help") == 0 || strcmp(action, "-h") == 0 || strcmp(action, "help") == 0) {
         fputs(usage_main, stdout);

@@ -69,7 +69,8 @@ static void build_options(void) {
     size_t n = 0;
     for (; n < N_OWN_OPTS; n++) opts[n] = own_opts[n];
     for (int i = 0; i < train_n_fields; i++)
-        if (train_fields[i].flag) opts[n++] = (struct option){train_fields[i].flag, required_argument, 0, OPT_FIELD + i};
+        if (train_fields[i].flag)
+            opts[n++] = (struct option){train_fields[i].flag, required_argument, 0, OPT_FIELD + i};
     opts[n] = (struct option){0, 0, 0, 0};
 }
 
@@ -177,7 +178,8 @@ int cmd_train(int argc, char **argv) {
         for (int i = 0; i < n_given; i++)
             if (is_field(given[i].id, offsetof(TrainConfig, bpe_vocab_size)))
                 cli_fail("--vocab-size applies to --tokenizer bpe (a char vocabulary is the text's characters)");
-    if (tc.min_lr > tc.lr) cli_fail("--min-lr %g is above --lr %g (the schedule decays from lr to min-lr)", tc.min_lr, tc.lr);
+    if (tc.min_lr > tc.lr)
+        cli_fail("--min-lr %g is above --lr %g (the schedule decays from lr to min-lr)", tc.min_lr, tc.lr);
 
     char err[1024];
     if (resume) {

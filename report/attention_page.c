@@ -217,19 +217,19 @@ char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int lay
     buf_puts(&b, "</span></p>\n");
 
     buf_puts(&b,
-            "<h2>How to read it</h2>\n<ul>\n"
-            "<li>Each map is one head. Row <i>i</i> is the query at position <i>i</i> (the token whose "
-            "representation is being updated), column <i>j</i> the key it attends to; the shading is the "
-            "attention probability <i>p<sub>ij</sub></i>, from white (0) to dark blue (1). Every row sums to 1. "
-            "Grey cells (<i>j</i> &gt; <i>i</i>) are the masked future. Hover a cell for its value.</li>\n"
-            "<li><b>Mean distance</b> = the average over rows of &sum;<sub><i>j</i></sub> <i>p<sub>ij</sub></i> "
-            "(<i>i</i> &minus; <i>j</i>), in tokens: about 0 means a head mostly looks at the token itself, about 1 "
-            "at the previous token, larger values further back.</li>\n"
-            "<li><b>Mean entropy</b> = the average over rows of &minus;&sum;<sub><i>j</i></sub> "
-            "<i>p<sub>ij</sub></i> ln <i>p<sub>ij</sub></i>, in nats: 0 means each row puts all its weight on one "
-            "token; a row spread evenly over its <i>i</i>+1 visible tokens has ln(<i>i</i>+1).</li>\n"
-            "<li>Token labels show a space as &#9251;, a newline as &#9166;, a tab as &#8677;, and bytes that "
-            "are not printable text as \\xNN; long tokens are cut with &hellip;.</li>\n</ul>\n");
+             "<h2>How to read it</h2>\n<ul>\n"
+             "<li>Each map is one head. Row <i>i</i> is the query at position <i>i</i> (the token whose "
+             "representation is being updated), column <i>j</i> the key it attends to; the shading is the "
+             "attention probability <i>p<sub>ij</sub></i>, from white (0) to dark blue (1). Every row sums to 1. "
+             "Grey cells (<i>j</i> &gt; <i>i</i>) are the masked future. Hover a cell for its value.</li>\n"
+             "<li><b>Mean distance</b> = the average over rows of &sum;<sub><i>j</i></sub> <i>p<sub>ij</sub></i> "
+             "(<i>i</i> &minus; <i>j</i>), in tokens: about 0 means a head mostly looks at the token itself, about 1 "
+             "at the previous token, larger values further back.</li>\n"
+             "<li><b>Mean entropy</b> = the average over rows of &minus;&sum;<sub><i>j</i></sub> "
+             "<i>p<sub>ij</sub></i> ln <i>p<sub>ij</sub></i>, in nats: 0 means each row puts all its weight on one "
+             "token; a row spread evenly over its <i>i</i>+1 visible tokens has ln(<i>i</i>+1).</li>\n"
+             "<li>Token labels show a space as &#9251;, a newline as &#9166;, a tab as &#8677;, and bytes that "
+             "are not printable text as \\xNN; long tokens are cut with &hellip;.</li>\n</ul>\n");
 
     buf_puts(&b, "<h2>Summary</h2>\n<table class=\"stats\">\n<tr><th>layer</th><th>head</th>"
                 "<th>mean distance (tokens)</th><th>mean entropy (nats)</th></tr>\n");

@@ -387,7 +387,7 @@ static void svg_markers(Buf *sb, const Point *pts, size_t n, const Axis *ax, con
     buf_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
     for (size_t i = 0; i < n; i++)
         buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
-                  radius);
+                   radius);
     buf_puts(sb, "</g>\n");
 }
 
@@ -411,32 +411,41 @@ static Point *downsample(Point *pts, size_t *n, size_t max_points) {
     return out;
 }
 
-char *report_svg(const Report *r, const char *title) {
-    if (!title) title = "";
-    Point *batch = NULL, *train = NULL, *val = NULL;
-    double lo = INFINITY, hi = -INFINITY;
-    long max_step = 0;
+// The three series of the plot (batch loss, evaluations' train and val loss), their range of
+// losses in *lo, *hi and the last step that has any.
+typedef struct {
+    Point *pts[3];  // stb_ds arrays: batch, train, val
+    size_t n[3];
+    double lo, hi;
+    long max_step;
+} Series;
+
+enum { SERIES_BATCH, SERIES_TRAIN, SERIES_VAL };
+
+static void collect_series(const Report *r, Series *s) {
+    memset(s, 0, sizeof *s);
+    s->lo = INFINITY;
+    s->hi = -INFINITY;
     for (ptrdiff_t i = 0; i < arrlen(r->rows); i++) {
         const MetricsRow *w = &r->rows[i];
-        double x = (double)w->step;
         const float v[3] = {w->batch_loss, w->train_loss, w->val_loss};
-        Point **series[3] = {&batch, &train, &val};
         for (int k = 0; k < 3; k++) {
             if (!isfinite(v[k])) continue;
-            arrput(*series[k], ((Point){x, v[k]}));
-            lo = fmin(lo, v[k]);
-            hi = fmax(hi, v[k]);
-            if (w->step > max_step) max_step = w->step;
+            arrput(s->pts[k], ((Point){(double)w->step, v[k]}));
+            s->lo = fmin(s->lo, v[k]);
+            s->hi = fmax(s->hi, v[k]);
+            if (w->step > s->max_step) s->max_step = w->step;
         }
     }
-    size_t n_batch = arrlenu(batch), n_train = arrlenu(train), n_val = arrlenu(val);
-    batch = downsample(batch, &n_batch, SVG_MAX_BATCH_POINTS);
-    bool empty = n_batch + n_train + n_val == 0;
+    for (int k = 0; k < 3; k++) s->n[k] = arrlenu(s->pts[k]);
+    s->pts[SERIES_BATCH] = downsample(s->pts[SERIES_BATCH], &s->n[SERIES_BATCH], SVG_MAX_BATCH_POINTS);
+}
 
-    // Axes. x runs from step 0 to a round number at or past the last step, in whole steps.
-    // y spans the data, widened to a tenth of its level when the values (nearly) coincide.
-    Axis ax = axis_around(0, max_step > 0 ? (double)max_step : 1, 8, 1);
-    if (empty) lo = 0, hi = 1;
+// x runs from step 0 to a round number at or past the last step, in whole steps. y spans the
+// data, widened to a tenth of its level when the values (nearly) coincide.
+static void choose_axes(const Series *s, bool empty, Axis *ax, Axis *ay) {
+    *ax = axis_around(0, s->max_step > 0 ? (double)s->max_step : 1, 8, 1);
+    double lo = empty ? 0 : s->lo, hi = empty ? 1 : s->hi;
     double min_span = fmax(0.1 * fabs(0.5 * (lo + hi)), 1e-3);
     if (hi - lo < min_span) {
         double mid = 0.5 * (lo + hi), data_lo = lo;
@@ -444,24 +453,15 @@ char *report_svg(const Report *r, const char *title) {
         hi = mid + 0.5 * min_span;
         if (data_lo >= 0 && lo < 0) hi -= lo, lo = 0;  // a loss axis need not go below zero
     }
-    Axis ay = axis_around(lo, hi, 6, 0);
+    *ay = axis_around(lo, hi, 6, 0);
+}
 
-    Buf sb = {0};
-    buf_printf(&sb,
-              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-              "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
-              "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
-              SVG_W, SVG_H, SVG_W, SVG_H);
-    buf_puts(&sb, "<title>");
-    markup_escape(&sb, title);
-    buf_puts(&sb, "</title>\n");
-    buf_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
-
-    // Title, and under it the latest evaluation (or the latest batch loss before any).
-    buf_printf(&sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
+// The title, and under it the latest evaluation (or the latest batch loss before any).
+static void svg_title(Buf *sb, const Report *r, const Series *s, const char *title) {
+    buf_printf(sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
                    "fill=\"%s\">", SVG_W / 2, COLOR_TEXT);
-    markup_escape(&sb, title);
-    buf_puts(&sb, "</text>\n");
+    markup_escape(sb, title);
+    buf_puts(sb, "</text>\n");
     char note[160] = "";
     for (ptrdiff_t i = arrlen(r->rows) - 1; i >= 0 && !note[0]; i--) {
         const MetricsRow *w = &r->rows[i];
@@ -470,60 +470,53 @@ char *report_svg(const Report *r, const char *title) {
         else if (isfinite(w->val_loss))
             snprintf(note, sizeof note, "val %.4f at step %ld", w->val_loss, w->step);
     }
+    const Point *batch = s->pts[SERIES_BATCH];
+    size_t n_batch = s->n[SERIES_BATCH];
     if (!note[0] && n_batch)
         snprintf(note, sizeof note, "batch loss %.4f at step %ld (no evaluation yet)", batch[n_batch - 1].y,
                  (long)batch[n_batch - 1].x);
     if (note[0])
-        buf_printf(&sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
-                  SVG_W / 2, COLOR_TEXT, note);
+        buf_printf(sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
+                   SVG_W / 2, COLOR_TEXT, note);
+}
 
-    // Grid and tick labels.
-    buf_printf(&sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
-    long nx = lround((ax.hi - ax.lo) / ax.tick), ny = lround((ay.hi - ay.lo) / ay.tick);
+// The grid, the tick labels and the axis names.
+static void svg_grid(Buf *sb, const Axis *ax, const Axis *ay) {
+    buf_printf(sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
+    long nx = lround((ax->hi - ax->lo) / ax->tick), ny = lround((ay->hi - ay->lo) / ay->tick);
     for (long i = 0; i <= nx; i++) {
-        double x = map_x(&ax, ax.lo + (double)i * ax.tick);
-        buf_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
+        double x = map_x(ax, ax->lo + (double)i * ax->tick);
+        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
     }
     for (long i = 0; i <= ny; i++) {
-        double y = map_y(&ay, ay.lo + (double)i * ay.tick);
-        buf_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
+        double y = map_y(ay, ay->lo + (double)i * ay->tick);
+        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
     }
-    buf_puts(&sb, "</g>\n");
-    buf_printf(&sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
+    buf_puts(sb, "</g>\n");
+    buf_printf(sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
     for (long i = 0; i <= nx; i++) {
-        double v = ax.lo + (double)i * ax.tick;
-        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(&ax, v),
-                  PLOT_Y1 + 16, v);
+        double v = ax->lo + (double)i * ax->tick;
+        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(ax, v),
+                   PLOT_Y1 + 16, v);
     }
-    int dec = tick_decimals(ay.tick);
+    int dec = tick_decimals(ay->tick);
     for (long i = 0; i <= ny; i++) {
-        double v = ay.lo + (double)i * ay.tick;
-        if (fabs(v) < 1e-6 * ay.tick) v = 0;  // no "-0.0"
-        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
-                  map_y(&ay, v) + 4, dec, v);
+        double v = ay->lo + (double)i * ay->tick;
+        if (fabs(v) < 1e-6 * ay->tick) v = 0;  // no "-0.0"
+        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
+                   map_y(ay, v) + 4, dec, v);
     }
-    buf_puts(&sb, "</g>\n");
-    buf_printf(&sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
-              0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
-    buf_printf(&sb,
-              "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
-              "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
-              0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
+    buf_puts(sb, "</g>\n");
+    buf_printf(sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
+               0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
+    buf_printf(sb,
+               "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
+               "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
+               0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
+}
 
-    // The curves: batch loss faint underneath, the evaluations on top.
-    svg_polyline(&sb, batch, n_batch, &ax, &ay, COLOR_BATCH, 1, 0.9);
-    if (n_batch == 1) svg_markers(&sb, batch, n_batch, &ax, &ay, COLOR_BATCH, 2);
-    svg_polyline(&sb, train, n_train, &ax, &ay, COLOR_TRAIN, 2, 1);
-    svg_markers(&sb, train, n_train, &ax, &ay, COLOR_TRAIN, 3);
-    svg_polyline(&sb, val, n_val, &ax, &ay, COLOR_VAL, 2, 1);
-    svg_markers(&sb, val, n_val, &ax, &ay, COLOR_VAL, 3);
-    if (empty)
-        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
-                       "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
-    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
-              PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
-
-    // Legend, top right inside the plot (losses fall, so that corner is usually free).
+// The legend, top right inside the plot (losses fall, so that corner is usually free).
+static void svg_legend(Buf *sb) {
     static const struct {
         const char *label, *color;
         double width;
@@ -534,21 +527,56 @@ char *report_svg(const Report *r, const char *title) {
         {"val loss (eval)", COLOR_VAL, 2, true},
     };
     double lx = PLOT_X1 - 158, ly = PLOT_Y0 + 8;
-    buf_printf(&sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
-    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
+    buf_printf(sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
+    buf_printf(sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
                    "stroke=\"#cccccc\"/>\n", lx, ly);
     for (int i = 0; i < 3; i++) {
         double y = ly + 15 + 18 * i;
-        buf_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
-                  lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
+        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
+                   lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
         if (legend[i].marker)
-            buf_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
-        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
+            buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
+        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
     }
-    buf_puts(&sb, "</g>\n</svg>\n");
+    buf_puts(sb, "</g>\n");
+}
 
-    arrfree(batch);
-    arrfree(train);
-    arrfree(val);
+char *report_svg(const Report *r, const char *title) {
+    if (!title) title = "";
+    Series s;
+    collect_series(r, &s);
+    bool empty = s.n[SERIES_BATCH] + s.n[SERIES_TRAIN] + s.n[SERIES_VAL] == 0;
+    Axis ax, ay;
+    choose_axes(&s, empty, &ax, &ay);
+
+    Buf sb = {0};
+    buf_printf(&sb,
+               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
+               SVG_W, SVG_H, SVG_W, SVG_H);
+    buf_puts(&sb, "<title>");
+    markup_escape(&sb, title);
+    buf_puts(&sb, "</title>\n");
+    buf_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
+    svg_title(&sb, r, &s, title);
+    svg_grid(&sb, &ax, &ay);
+
+    // The curves: batch loss faint underneath, the evaluations on top.
+    const Point *const *p = (const Point *const *)s.pts;
+    svg_polyline(&sb, p[SERIES_BATCH], s.n[SERIES_BATCH], &ax, &ay, COLOR_BATCH, 1, 0.9);
+    if (s.n[SERIES_BATCH] == 1) svg_markers(&sb, p[SERIES_BATCH], 1, &ax, &ay, COLOR_BATCH, 2);
+    svg_polyline(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 2, 1);
+    svg_markers(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 3);
+    svg_polyline(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 2, 1);
+    svg_markers(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 3);
+    if (empty)
+        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
+                        "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
+    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
+               PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
+    svg_legend(&sb);
+    buf_puts(&sb, "</svg>\n");
+    for (int k = 0; k < 3; k++) arrfree(s.pts[k]);
     return buf_take(&sb, NULL);
 }

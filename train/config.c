@@ -99,8 +99,9 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
     }
     case TF_TOKENIZER:
         if (raw != TOKENIZER_CHAR && raw != TOKENIZER_BPE)
-            return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has tokenizer kind %u (expected %d char or %d bpe)",
-                                      (unsigned)raw, TOKENIZER_CHAR, TOKENIZER_BPE);
+            return checkpoint_invalid(err, errlen, name, CKPT_TCFG,
+                                      "has tokenizer kind %u (expected %d char or %d bpe)", (unsigned)raw,
+                                      TOKENIZER_CHAR, TOKENIZER_BPE);
         *(TokenizerKind *)p = (TokenizerKind)raw;
         return true;
     default: return true;

@@ -24,7 +24,8 @@ bool dist_init(int *argc, char ***argv, char *err, size_t errlen) {
     if (size > 1) die_hook = dist_abort;
     if (provided < MPI_THREAD_FUNNELED) {
         set_error(err, errlen,
-                  "this MPI offers no MPI_THREAD_FUNNELED support (OpenMP threads beside MPI calls on the main thread)");
+                  "this MPI offers no MPI_THREAD_FUNNELED support (OpenMP threads beside MPI calls on the main "
+                  "thread)");
         return false;
     }
     return true;

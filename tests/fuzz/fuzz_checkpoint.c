@@ -34,7 +34,8 @@ static void check_loaded(const Checkpoint *ck) {
     }
     const CheckpointTraining *t = &ck->training;
     if (ck->has_training) {
-        for (size_t i = 0; i < ck->num_params; i++) CHECK(isfinite(t->opt_m[i]) && isfinite(t->opt_v[i]) && t->opt_v[i] >= 0);
+        for (size_t i = 0; i < ck->num_params; i++)
+            CHECK(isfinite(t->opt_m[i]) && isfinite(t->opt_v[i]) && t->opt_v[i] >= 0);
         CHECK(t->opt_step >= 0);
         // The run's records decode, or are refused with one line naming the input.
         TrainConfig tc;
