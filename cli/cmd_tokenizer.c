@@ -13,7 +13,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/cli.h"
-#include "cli/cmd_tokenizer.h"
+#include "cli/commands.h"
 #include "common/common.h"
 #include "tokenizer/tokenizer.h"
 

@@ -74,8 +74,7 @@ float *xalloc_floats(size_t count) {
     if (count > SIZE_MAX / sizeof(float)) die("out of memory: %zu floats do not fit in memory", count);
     // Blocks of 2 MiB or more (weights, gradients, optimizer state, activations) are aligned
     // to 2 MiB and offered to the kernel for transparent huge pages, where it has them: the
-    // training step walks tens of MiB, more than the TLB covers in 4 KiB pages. (About 3%
-    // per step on the default model here.)
+    // training step walks tens of MiB, more than the TLB covers in 4 KiB pages.
     size_t align = bytes >= HUGE_BLOCK ? HUGE_BLOCK : 64;
     bytes = (bytes + align - 1) & ~(align - 1);
     float *p = aligned_alloc(align, bytes);

@@ -11,11 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/commands.h"
 #include "common/common.h"
 #include "tests/tests.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
-#include "cli/cmd_tokenizer.h"
 
 #define SHAKESPEARE "data/tinyshakespeare.txt"
 
@@ -977,7 +977,7 @@ START_TEST(test_load_of_bad_files_fails_with_a_message) {
 END_TEST
 
 // ---------------------------------------------------------------------------------------------
-// The command line. Each run is a child process: the command may exit (die, cli_bad_option)
+// The command line. Each run is a child process: the command may exit (cli_fail, cli_misuse)
 // rather than return, and its stdin, stdout and stderr are files.
 
 typedef struct {
