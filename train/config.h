@@ -40,29 +40,29 @@
 // vocab_size comes from the tokenizer once it has read the text.
 #define TRAIN_DEFAULT_MODEL ((GPTConfig){.vocab_size = 0, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128})
 
-#define TRAIN_CONFIG_FIELDS(X)                                                                                   \
-    X(STR, data_path, "data/tinyshakespeare.txt", "data", 0, 0, 0, FREE)   /* the text to train on */            \
-    X(STR, out_dir, "out", "out", 0, 0, 0, FREE)                           /* the run directory */               \
-    X(MODEL, model, TRAIN_DEFAULT_MODEL, NULL, 0, 0, 0, KEEP)                                                    \
-    X(I32, batch_size, 12, NULL, 0, 0, 1, KEEP)                            /* B */                               \
-    X(I64, iters, 2000, "iters", 0, TRAIN_MAX_ITERS, 0, FREE)              /* optimizer updates in all */        \
-    X(F32, lr, 1e-3f, "lr", 1e-12, 10, 0, FREE)                            /* peak learning rate */              \
-    X(F32, min_lr, 1e-4f, "min-lr", 0, 10, 0, FREE)                        /* final learning rate */             \
-    X(I64, warmup_iters, 100, "warmup", 0, TRAIN_MAX_ITERS, 0, FREE)                                             \
-    X(I64, lr_decay_iters, 0, "lr-decay-iters", 1, TRAIN_MAX_ITERS, 0, FREE) /* cosine ends here; 0: at iters */ \
-    X(F32, weight_decay, 0.1f, "weight-decay", 0, 10, 0, FREE)                                                   \
-    X(F32, beta1, 0.9f, "beta1", 0, 0.999999, 0, FREE)                                                           \
-    X(F32, beta2, 0.99f, "beta2", 0, 0.999999, 0, FREE)                                                          \
-    X(F32, grad_clip, 1.0f, "grad-clip", 0, 1e6, 0, FREE)     /* clip the global gradient norm to this; 0: off */ \
-    X(I32, grad_accum, 1, "grad-accum", 1, 1 << 16, 1, FREE)  /* micro-batches per update */                     \
-    X(I64, eval_interval, 250, "eval-interval", 0, TRAIN_MAX_ITERS, 0, FREE) /* 0: only at the end */           \
-    X(I64, eval_iters, 20, "eval-iters", 0, 1000000, 0, FREE) /* batches per split in an evaluation */          \
-    X(I64, sample_interval, 500, "sample-interval", 0, TRAIN_MAX_ITERS, 0, FREE) /* 0: never */                 \
-    X(I32, sample_tokens, 200, "sample-tokens", 1, 1000000, 0, FREE)   /* length of those samples */           \
-    X(I64, log_interval, 50, "log-interval", 1, TRAIN_MAX_ITERS, 0, FREE) /* progress lines, off a terminal */  \
-    X(U64, seed, 1337, "seed", 0, 0, 0, FREE)                                                                    \
-    X(I32, threads, 0, "threads", 1, 4096, 0, FREE)                    /* 0: OpenMP's default */                \
-    X(TOKENIZER, tokenizer, TOKENIZER_CHAR, "tokenizer", 0, 0, 0, KEEP)                                          \
+#define TRAIN_CONFIG_FIELDS(X)                                                                                         \
+    X(STR, data_path, "data/tinyshakespeare.txt", "data", 0, 0, 0, FREE)   /* the text to train on */                  \
+    X(STR, out_dir, "out", "out", 0, 0, 0, FREE)                           /* the run directory */                     \
+    X(MODEL, model, TRAIN_DEFAULT_MODEL, NULL, 0, 0, 0, KEEP)                                                          \
+    X(I32, batch_size, 12, NULL, 0, 0, 1, KEEP)                            /* B */                                     \
+    X(I64, iters, 2000, "iters", 0, TRAIN_MAX_ITERS, 0, FREE)              /* optimizer updates in all */              \
+    X(F32, lr, 1e-3f, "lr", 1e-12, 10, 0, FREE)                            /* peak learning rate */                    \
+    X(F32, min_lr, 1e-4f, "min-lr", 0, 10, 0, FREE)                        /* final learning rate */                   \
+    X(I64, warmup_iters, 100, "warmup", 0, TRAIN_MAX_ITERS, 0, FREE)                                                   \
+    X(I64, lr_decay_iters, 0, "lr-decay-iters", 1, TRAIN_MAX_ITERS, 0, FREE) /* cosine ends here; 0: at iters */       \
+    X(F32, weight_decay, 0.1f, "weight-decay", 0, 10, 0, FREE)                                                         \
+    X(F32, beta1, 0.9f, "beta1", 0, 0.999999, 0, FREE)                                                                 \
+    X(F32, beta2, 0.99f, "beta2", 0, 0.999999, 0, FREE)                                                                \
+    X(F32, grad_clip, 1.0f, "grad-clip", 0, 1e6, 0, FREE)     /* clip the global gradient norm to this; 0: off */      \
+    X(I32, grad_accum, 1, "grad-accum", 1, 1 << 16, 1, FREE)  /* micro-batches per update */                           \
+    X(I64, eval_interval, 250, "eval-interval", 0, TRAIN_MAX_ITERS, 0, FREE) /* 0: only at the end */                  \
+    X(I64, eval_iters, 20, "eval-iters", 0, 1000000, 0, FREE) /* batches per split in an evaluation */                 \
+    X(I64, sample_interval, 500, "sample-interval", 0, TRAIN_MAX_ITERS, 0, FREE) /* 0: never */                        \
+    X(I32, sample_tokens, 200, "sample-tokens", 1, 1000000, 0, FREE)   /* length of those samples */                   \
+    X(I64, log_interval, 50, "log-interval", 1, TRAIN_MAX_ITERS, 0, FREE) /* progress lines, off a terminal */         \
+    X(U64, seed, 1337, "seed", 0, 0, 0, FREE)                                                                          \
+    X(I32, threads, 0, "threads", 1, 4096, 0, FREE)                    /* 0: OpenMP's default */                       \
+    X(TOKENIZER, tokenizer, TOKENIZER_CHAR, "tokenizer", 0, 0, 0, KEEP)                                                \
     X(I32, bpe_vocab_size, TOKENIZER_DEFAULT_BPE_VOCAB, "vocab-size", 256, TOKENIZER_MAX_VOCAB, 0, KEEP)
 
 #define TRAIN_FIELD_STR(name) char name[TRAIN_PATH_MAX]
