@@ -50,10 +50,9 @@ int cmd_export(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
+    cli_options_start();
     int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while ((c = cli_next_option(argc, argv, opts)) != -1) {
         switch (c) {
         case OPT_FORMAT: format = optarg; break;
         case OPT_OUT: out = optarg; break;
@@ -63,35 +62,31 @@ int cmd_export(int argc, char **argv) {
         }
     }
     const char *path = cli_checkpoint_arg("export", argc, argv, optind);
-    if (!format) {
-        fputs("error: export: --format is required: gguf or safetensors (see ./gpt export --help)\n", stderr);
-        return 2;
-    }
+    if (!format) cli_misuse("export: --format is required: gguf or safetensors (see ./gpt export --help)");
     bool gguf = strcmp(format, "gguf") == 0;
     if (!gguf && strcmp(format, "safetensors") != 0)
-        return cli_fail("--format expects gguf or safetensors, got '%s'", format);
-    if (!out || !*out) {
-        fputs("error: export: --out is required: the file (gguf) or directory (safetensors) to write (see ./gpt "
-              "export --help)\n",
-              stderr);
-        return 2;
-    }
+        cli_fail("--format expects gguf or safetensors, got '%s'", format);
+    if (!out || !*out)
+        cli_misuse("export: --out is required: the file (gguf) or directory (safetensors) to write (see ./gpt "
+                   "export --help)");
     ExportType type;
     if (!export_type_parse(dtype, &type) || (!gguf && type == EXPORT_Q8_0))
-        return cli_fail("--dtype expects %s, got '%s'", gguf ? "f32, f16 or q8_0" : "f32 or f16 (q8_0 is for gguf)",
+        cli_fail("--dtype expects %s, got '%s'", gguf ? "f32, f16 or q8_0" : "f32 or f16 (q8_0 is for gguf)",
                         dtype);
 
     char err[1024];
     Checkpoint ck;
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
     GPT m;
     checkpoint_to_model(&ck, &m, 0, 0);
     bool ok = gguf ? gguf_export(out, &m, ck.tok, type, err, sizeof err)
                    : safetensors_export(out, &m, ck.tok, type, err, sizeof err);
-    int status = 0;
     if (!ok) {
-        status = cli_fail("export: %s", err);
-    } else {
+        gpt_free(&m);
+        checkpoint_free(&ck);
+        cli_fail("export: %s", err);
+    }
+    {
         const GPTConfig *cfg = &ck.config;
         const char *kind = tokenizer_kind_name(tokenizer_kind(ck.tok));
         if (gguf)
@@ -107,5 +102,5 @@ int cmd_export(int argc, char **argv) {
     }
     gpt_free(&m);
     checkpoint_free(&ck);
-    return status;
+    return 0;
 }

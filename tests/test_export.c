@@ -422,7 +422,7 @@ static size_t gpt2_unspell(const char *s, size_t n, unsigned char *out) {
     size_t k = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int len = tokenizer_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        int len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
         ck_assert_msg(len > 0, "spelled token is not UTF-8");
         int b = gpt2_byte_of(cp);
         ck_assert_msg(b >= 0, "U+%04X is not in GPT-2's byte alphabet", (unsigned)cp);
@@ -435,7 +435,7 @@ static size_t gpt2_unspell(const char *s, size_t n, unsigned char *out) {
 static void assert_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int len = tokenizer_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        int len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
         ck_assert_msg(len > 0, "'%.*s' is not valid UTF-8 at %zu", (int)n, s, i);
         i += (size_t)len;
     }
@@ -1100,7 +1100,7 @@ static void assert_one_error_line(Run r, const char *reason) {
 
 static void save_checkpoint(const Model *x, const char *path) {
     char err[512];
-    ck_assert_msg(checkpoint_save(path, &x->m, x->tok, NULL, NULL, NULL, err, sizeof err), "%s", err);
+    ck_assert_msg(checkpoint_save(path, &x->m, x->tok, NULL, err, sizeof err), "%s", err);
 }
 
 START_TEST(test_export_command_writes_files_and_says_so) {

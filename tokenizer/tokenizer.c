@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 #include "tokenizer/internal.h"
 
@@ -116,17 +117,6 @@ bool tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n, unsigned c
 
 // ---------------------------------------------------------------------------------------------
 // The image.
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 unsigned char *tokenizer_serialize(const Tokenizer *tok, size_t *len) {
     bool is_char = tok->kind == TOKENIZER_CHAR;

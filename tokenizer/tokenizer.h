@@ -19,6 +19,8 @@ typedef enum { TOKENIZER_CHAR = 1, TOKENIZER_BPE = 2 } TokenizerKind;
 
 // The largest BPE vocabulary: the limit for --vocab-size flags and for images read back.
 #define TOKENIZER_MAX_VOCAB (1 << 20)
+// The BPE vocabulary size when none is asked for.
+#define TOKENIZER_DEFAULT_BPE_VOCAB 512
 
 typedef struct Tokenizer Tokenizer;
 
