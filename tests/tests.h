@@ -13,5 +13,6 @@ Suite *report_suite(void);
 Suite *generate_suite(void);
 Suite *train_suite(void);
 Suite *parity_suite(void);
+Suite *export_suite(void);
 
 #endif
