@@ -201,7 +201,7 @@ void generator_reset(Generator *g) {
 int generator_window(const Generator *g) { return g->n; }
 
 void generator_record_attention(Generator *g, bool on) {
-    if (on && g->view) die("generator_record_attention: attention maps come from the KV-cache path (fast kernels)");
+    assert(!(on && g->view) && "attention maps come from the KV-cache path (fast kernels)");
     if (on && !g->att) {
         size_t n = (size_t)g->L * g->H * g->block * g->block;
         g->att = xalloc_floats(n);  // zeroed: the upper triangle is never written
@@ -324,10 +324,8 @@ static void pack_attention(Generator *g) {
 
 const float *generator_feed(Generator *g, const int *tokens, size_t n) {
     int T = g->block;
-    if (n == 0) die("generator_feed: no tokens to feed");
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= g->V)
-            die("token id %d at position %zu is out of range (vocab size %d)", tokens[i], i, g->V);
+    assert(n > 0);
+    for (size_t i = 0; i < n; i++) assert(tokens[i] >= 0 && tokens[i] < g->V);
 
     int p0;  // the first position that needs computing; window[p0..g->n-1] is new
     if (n >= (size_t)T) {
@@ -465,7 +463,7 @@ int sampler_pick(const float *logits, int V, const SamplerConfig *sc, Rng *rng) 
 size_t generate(Generator *g, const int *prompt, size_t n_prompt, size_t n_new, const SamplerConfig *sc, Rng *rng,
                 bool (*on_token)(int token, void *ctx), void *ctx) {
     // Every call starts from a fresh context: the prompt alone is what the samples follow.
-    if (n_prompt == 0) die("generate: the prompt is empty (it needs at least one token)");
+    assert(n_prompt > 0 && "the prompt has at least one token");
     generator_reset(g);
     const float *logits = generator_feed(g, prompt, n_prompt);
     size_t done = 0;

@@ -46,15 +46,10 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
 float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
     const GPTConfig *cfg = &m->config;
     int V = cfg->vocab_size;
-    if (T < 1 || T > cfg->block_size)
-        die("sequence length %d is out of range (expected 1 to block_size %d)", T, cfg->block_size);
-    if (B < 1 || B > m->max_batch) die("batch size %d is out of range (expected 1 to %d)", B, m->max_batch);
+    // The callers' invariants (ids come from the model's own tokenizer, shapes from its config).
+    assert(T >= 1 && T <= cfg->block_size && B >= 1 && B <= m->max_batch);
     int N = B * T;
-    for (int i = 0; i < N; i++) {
-        if (idx[i] < 0 || idx[i] >= V) die("token id %d at position %d is out of range (vocab size %d)", idx[i], i, V);
-        if (targets && (targets[i] < 0 || targets[i] >= V))
-            die("target id %d at position %d is out of range (vocab size %d)", targets[i], i, V);
-    }
+    for (int i = 0; i < N; i++) assert(idx[i] >= 0 && idx[i] < V && (!targets || (targets[i] >= 0 && targets[i] < V)));
     if (m->trace_shapes) {
         gpt_print_shape_trace(cfg, B, T, T, false, stderr);
         m->trace_shapes = false;
@@ -124,8 +119,8 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
 }
 
 void gpt_backward(GPT *m, float dloss, GradWrite gw) {
-    if (!m->grads) die("gpt_backward: the model was not initialised for training");
-    if (!m->have_targets) die("gpt_backward: the last forward pass had no targets");
+    assert(m->grads && "the model was initialised for training");
+    assert(m->have_targets && "the last forward pass had targets");
     if (m->acts_kernels == GPT_KERNELS_FAST) gpt_fast_backward(m, dloss, gw);
     else backward_textbook(m, dloss, gw);
     // wpe's rows past T get no gradient from this batch.
@@ -358,9 +353,7 @@ static void alloc_acts(GPT *m, int max_batch) {
 }
 
 void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int flags) {
-    char err[256];
-    if (!gpt_config_check(cfg, err, sizeof err)) die("%s", err);
-    if (max_batch < 0) die("batch size %d is negative", max_batch);
+    assert(gpt_config_check(cfg, NULL, 0) && max_batch >= 0);  // callers check the config first
     memset(m, 0, sizeof *m);
     m->config = *cfg;
     m->max_batch = max_batch;

@@ -165,7 +165,7 @@ enum {
     GPT_TRAINING = 2,      // allocate gradients and activation gradients
 };
 
-// Dies with the configuration error if cfg is invalid. max_batch 0 allocates no activations.
+// cfg must pass gpt_config_check (an assert). max_batch 0 allocates no activations.
 void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int flags);
 // A model that reads m's weights (as they are at each forward pass) with activations of
 // its own for max_batch sequences, no gradients and no parameter table: what decoding on the

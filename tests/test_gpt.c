@@ -3,6 +3,7 @@
 // the double reference, the fast path against the textbook path (logits, every gradient,
 // a short training run), bit-identical results whatever the thread count, learning one batch.
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +78,19 @@ START_TEST(test_bad_configurations_are_named) {
 }
 END_TEST
 
-START_TEST(test_init_with_bad_config_exits) {
+// A caller's bugs are asserts (common/common.h): the process aborts.
+START_TEST(test_init_with_bad_config_aborts) {
     GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 3, .n_embd = 128};
     GPT m;
-    gpt_init(&m, &c, 1, 1, 0);  // dies: exit status 1
+    gpt_init(&m, &c, 1, 1, 0);  // callers check the config first
 }
 END_TEST
 
-START_TEST(test_sequence_longer_than_block_size_exits) {
+START_TEST(test_sequence_longer_than_block_size_aborts) {
     GPT m;
     gpt_init(&m, &TINY, 1, 1, GPT_INIT_WEIGHTS);
     int idx[6] = {0};
-    gpt_forward(&m, idx, NULL, 1, 6);  // T 6 > block_size 5: dies
+    gpt_forward(&m, idx, NULL, 1, 6);  // T 6 > block_size 5
 }
 END_TEST
 
@@ -515,8 +517,8 @@ Suite *gpt_suite(void) {
     TCase *tc = tcase_create("model");
     tcase_add_test(tc, test_param_count_is_804096_for_every_head_count);
     tcase_add_test(tc, test_bad_configurations_are_named);
-    tcase_add_exit_test(tc, test_init_with_bad_config_exits, 1);
-    tcase_add_exit_test(tc, test_sequence_longer_than_block_size_exits, 1);
+    tcase_add_test_raise_signal(tc, test_init_with_bad_config_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_sequence_longer_than_block_size_aborts, SIGABRT);
     tcase_add_test(tc, test_init_is_seeded_and_scaled);
     tcase_add_loop_test(tc, test_forward_matches_double_reference, 0, 2);
     tcase_add_test(tc, test_whole_model_gradients_match_finite_differences);
