@@ -1,6 +1,6 @@
 // ops.h -- the fast kernels: every layer of model/layers.h again, computing the same math
 // faster (blocked gemm, blocked attention, the residual adds and the GELU fused into the
-// products, a vectorised exp). kernels/gpt_fast.c runs the network on them; each kernel
+// products, a vectorised exp). model/gpt_fast.c runs the network on them; each kernel
 // is tested against its textbook twin in tests/test_ops.c.
 //
 // Shape legend (PyTorch order, row-major, last index fastest):

@@ -1,7 +1,7 @@
 // gpt.c -- the whole network (DESIGN.md §3): its forward and backward passes written with
 // the textbook layers of layers.h, one layer per line; then the tensor tables built from
 // gpt.h's lists, the configuration and the model's life cycle. The same passes on the fast
-// kernels are in kernels/gpt_fast.c; gpt_forward runs either.
+// kernels are in model/gpt_fast.c; gpt_forward runs either.
 #include "model/gpt.h"
 
 #include <assert.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "kernels/gpt_fast.h"
+#include "model/gpt_fast.h"
 #include "model/layers.h"
 
 // ---- forward --------------------------------------------------------------------------

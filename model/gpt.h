@@ -124,7 +124,7 @@ typedef struct {
 } ParamInfo;
 
 // Which implementation runs the forward and backward passes: the fast kernels
-// (kernels/gpt_fast.c, the default) or the textbook layers (model/layers.h), which define
+// (model/gpt_fast.c, the default) or the textbook layers (model/layers.h), which define
 // the model. A run-time choice: both read and write the same tensors.
 typedef enum { GPT_KERNELS_FAST, GPT_KERNELS_TEXTBOOK } GPTKernels;
 

@@ -1,5 +1,5 @@
 // gpt_fast.c -- the forward and backward passes on the fast kernels of ops.h (API in gpt_fast.h).
-#include "kernels/gpt_fast.h"
+#include "model/gpt_fast.h"
 
 #include "kernels/ops.h"
 #include "kernels/profile.h"
