@@ -5,6 +5,7 @@
 #include <check.h>
 
 Suite *ops_suite(void);
+Suite *gemm_suite(void);
 Suite *gpt_suite(void);
 Suite *tokenizer_suite(void);
 Suite *checkpoint_suite(void);
