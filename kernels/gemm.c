@@ -19,17 +19,10 @@
 #include <omp.h>
 #endif
 
+#include "kernels/gemm_kernel.h"
 #include "kernels/ops.h"
 #include "kernels/workqueue.h"
 
-// Register tile. 8 x 32 floats = 16 AVX-512 accumulators (of 32 registers); on narrower
-// vector units the compiler splits them and the tile still fits the register file well.
-#ifndef MR
-#define MR 8
-#endif
-#ifndef NR
-#define NR 32
-#endif
 // Cache blocks: a KC x NR panel of B streams through L1/L2, a thread's MC x KC block of A
 // stays in L2, the shared KC x NC block of B (at most B_BLOCK floats, 1 MiB) in L2/L3.
 // Long k-slices mean few passes over C, whose stores are what the kernel waits on
@@ -47,49 +40,6 @@
 #endif
 #ifndef NC
 #define NC 512
-#endif
-
-// acc(MR,NR) = sum over k < kc of A(0..MR, k)ᵀ · bp(k,:), B packed. A(i, k) is
-// a[i·a_rs + k·a_ks]: a packed sliver (a_rs 1, a_ks MR), or MR rows of A read in place
-// where they are contiguous along k (a_rs = the row stride, a_ks 1) or along i (a weight
-// gradient's transposed A: a_rs 1, a_ks = its stride). Reading A in place saves packing it;
-// each k step still broadcasts MR values, from MR short streams instead of one.
-#if defined(__GNUC__) || defined(__clang__)
-// GCC/clang vector extensions: plain arithmetic on 16-float values, lowered to whatever
-// the target has (one AVX-512 register, two AVX registers, four SSE/NEON registers).
-// This pins the register tile that auto-vectorisation of the loop below does not find.
-typedef float vec16 __attribute__((vector_size(64)));
-static inline __attribute__((always_inline)) void micro_kernel(int kc, const float *restrict a, ptrdiff_t a_rs,
-                                                               ptrdiff_t a_ks, const float *restrict bp,
-                                                               float acc[MR][NR]) {
-    vec16 c[MR][NR / 16];
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR / 16; j++) c[i][j] = (vec16){0};
-    for (int k = 0; k < kc; k++) {
-        // One load per vector (a single memcpy of the whole array would go through the
-        // stack: GCC then keeps b in memory and reloads it for every row).
-        vec16 b[NR / 16];
-        for (int j = 0; j < NR / 16; j++) memcpy(&b[j], bp + (size_t)k * NR + 16 * j, sizeof b[j]);
-        const float *ak = a + (ptrdiff_t)k * a_ks;
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR / 16; j++) c[i][j] += ak[i * a_rs] * b[j];
-    }
-    memcpy(acc, c, sizeof c);
-}
-#else
-static inline void micro_kernel(int kc, const float *restrict a, ptrdiff_t a_rs, ptrdiff_t a_ks,
-                                const float *restrict bp, float acc[MR][NR]) {
-    float c[MR][NR];
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) c[i][j] = 0.0f;
-    for (int k = 0; k < kc; k++) {
-        const float *ak = a + (ptrdiff_t)k * a_ks;
-        const float *b = bp + (size_t)k * NR;
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) c[i][j] += ak[i * a_rs] * b[j];
-    }
-    memcpy(acc, c, sizeof c);
-}
 #endif
 
 // The three layouts of A, each with its strides fixed at compile time where they can be.
