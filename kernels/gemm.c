@@ -20,6 +20,7 @@
 #endif
 
 #include "kernels/gemm_kernel.h"
+#include "kernels/gemm_pack.h"
 #include "kernels/ops.h"
 #include "kernels/workqueue.h"
 
@@ -51,70 +52,6 @@ static void kernel_rows(int kc, const float *a, ptrdiff_t rs, const float *bp, f
 }
 static void kernel_cols(int kc, const float *a, ptrdiff_t ks, const float *bp, float acc[MR][NR]) {
     micro_kernel(kc, a, 1, ks, bp, acc);
-}
-
-// Packs A(i0..i0+mc, k0..k0+kc) as slivers of MR rows: out[s][k][r] = A(i0+s*MR+r, k0+k).
-static void pack_a(const GemmArgs *g, int i0, int mc, int k0, int kc, float *restrict out) {
-    for (int s = 0; s < mc; s += MR) {
-        float *dst = out + (size_t)s * kc;
-        int rows = mc - s < MR ? mc - s : MR;
-        if (g->csa == 1) {
-            // A's rows are contiguous along k: read each row in order, scatter into the sliver.
-            for (int r = 0; r < rows; r++) {
-                const float *src = g->a + (ptrdiff_t)(i0 + s + r) * g->rsa + k0;
-                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = src[k];
-            }
-            for (int r = rows; r < MR; r++)
-                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
-            continue;
-        }
-        for (int k = 0; k < kc; k++) {
-            const float *src = g->a + (ptrdiff_t)(i0 + s) * g->rsa + (ptrdiff_t)(k0 + k) * g->csa;
-            if (g->rsa == 1 && rows == MR) {  // a transposed A (a weight gradient): MR floats in a row
-                memcpy(dst + (size_t)k * MR, src, MR * sizeof(float));
-                continue;
-            }
-            int r = 0;
-            for (; r < rows; r++) dst[(size_t)k * MR + r] = src[(ptrdiff_t)r * g->rsa];
-            for (; r < MR; r++) dst[(size_t)k * MR + r] = 0.0f;
-        }
-    }
-}
-
-// Packs B(k0..k0+kc, j0..j0+nc) as panels of NR columns: out[p][k][c] = B(k0+k, j0+p*NR+c).
-static void pack_b(const GemmArgs *g, int k0, int kc, int j0, int nc, float *restrict out) {
-    if (g->rsb == 1 && g->csb != 1) {
-        // B is a transposed matrix (a weight read as Wᵀ): read each column along k, where
-        // it is contiguous, and scatter into its panel.
-        for (int p = 0; p < nc; p += NR) {
-            float *dst = out + (size_t)p * kc;
-            int cols = nc - p < NR ? nc - p : NR;
-            for (int c = 0; c < cols; c++) {
-                const float *src = g->b + (ptrdiff_t)(j0 + p + c) * g->csb + k0;
-                for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = src[k];
-            }
-            for (int k = 0; k < kc; k++)
-                for (int c = cols; c < NR; c++) dst[(size_t)k * NR + c] = 0.0f;
-        }
-        return;
-    }
-    // Otherwise B is walked row by row, each row's span read in order (what the hardware
-    // prefetchers follow), and dealt out NR columns to a panel.
-    for (int k = 0; k < kc; k++) {
-        const float *src_row = g->b + (ptrdiff_t)(k0 + k) * g->rsb + (ptrdiff_t)j0 * g->csb;
-        for (int p = 0; p < nc; p += NR) {
-            const float *src = src_row + (ptrdiff_t)p * g->csb;
-            float *d = out + (size_t)p * kc + (size_t)k * NR;
-            int cols = nc - p < NR ? nc - p : NR;
-            if (g->csb == 1 && cols == NR) {
-                memcpy(d, src, NR * sizeof(float));
-            } else {
-                int c = 0;
-                for (; c < cols; c++) d[c] = src[(ptrdiff_t)c * g->csb];
-                for (; c < NR; c++) d[c] = 0.0f;
-            }
-        }
-    }
 }
 
 // Finishes n elements of a row of C from v, their sums (initial value included), by the
@@ -308,7 +245,7 @@ static int kc_max_of(const GemmArgs *g) {
 static void pack_panels(const GemmArgs *g, const Round *r, int p_lo, int p_hi) {
     if (p_hi <= p_lo) return;
     int c_hi = p_hi * NR < r->nc ? p_hi * NR : r->nc;
-    pack_b(g, r->k0, r->kc, r->j0 + p_lo * NR, c_hi - p_lo * NR, (float *)r->bpack + (size_t)p_lo * NR * r->kc);
+    gemm_pack_b(g, r->k0, r->kc, r->j0 + p_lo * NR, c_hi - p_lo * NR, (float *)r->bpack + (size_t)p_lo * NR * r->kc);
 }
 
 // Task t of a round: its mc x (ppt·NR) block of C, tile by tile. apack is the thread's
@@ -323,7 +260,7 @@ static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int
     // (and for a last sliver of fewer than MR rows).
     bool in_place = g->csa == 1 || g->rsa == 1;
     if (!in_place && mb != *packed_block) {
-        pack_a(g, i0, mc, k0, kc, apack);
+        gemm_pack_a(g, i0, mc, k0, kc, apack);
         *packed_block = mb;
     }
     int p_end = (ch + 1) * r->pl.ppt < r->panels ? (ch + 1) * r->pl.ppt : r->panels;
@@ -345,7 +282,7 @@ static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int
                 if (g->csa == 1) kernel_rows(kc, a, g->rsa, bp, acc);
                 else kernel_cols(kc, a, g->csa, bp, acc);
             } else if (in_place) {
-                pack_a(g, i, rows, k0, kc, apack);
+                gemm_pack_a(g, i, rows, k0, kc, apack);
                 kernel_packed(kc, apack, bp, acc);
             } else {
                 kernel_packed(kc, apack + (size_t)s * kc, bp, acc);
