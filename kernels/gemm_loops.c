@@ -10,6 +10,7 @@
 #endif
 
 #include "kernels/gemm_pack.h"
+#include "kernels/gemm_plan.h"
 #include "kernels/workqueue.h"
 
 // The micro-kernel for each layout of A, its strides fixed at compile time where they can
@@ -75,87 +76,10 @@ static inline void prefetch_tile(const float *m, ptrdiff_t ld, int i, int j, int
     }
 }
 
-// How the tiles of C are dealt to threads. A task is an mc x (ppt·NR) block of C: mc rows
-// (a multiple of MR, at most MC) and ppt column panels. Small products have few tiles, so
-// the block sizes are chosen per call to spread the work evenly over the threads: with
-// 128 rows, blocks of 48 give three tasks for two threads (one idles a third of the time),
-// blocks of 32 give four. The choice never changes a result: every element of C is summed
-// over k in the same order whatever the blocking.
-typedef struct {
-    int mc, ppt, mblocks, chunks, tasks;
-    // Task t covers row block t / chunks and column chunk t % chunks, or, when C is wider
-    // than tall, column chunk t / mblocks and row block t % mblocks: the wide side is then
-    // the one split between threads, and the shared packed B is split the same way, so
-    // each thread reads back mostly the panels it packed itself (the big operand of a
-    // weight gradient, an activation matrix, stays in one core's cache).
-    bool by_columns;
-} Plan;
-
-static inline void task_block(const Plan *p, int t, int *mb, int *ch) {
-    if (p->by_columns) *ch = t / p->mblocks, *mb = t % p->mblocks;
-    else *mb = t / p->chunks, *ch = t % p->chunks;
-}
-
-static Plan plan_tasks(int M, int panels, int threads) {
-    Plan best = {0};
-    long best_cost = -1;
-    for (int mc = MC; mc >= MR; mc -= MR) {
-        for (int ppt = 4; ppt >= 1; ppt /= 2) {
-            Plan p = {mc, ppt, (M + mc - 1) / mc, (panels + ppt - 1) / ppt, 0, panels * NR > M};
-            p.tasks = p.mblocks * p.chunks;
-            // Cost of the busiest thread under the split gemm() uses, in padded
-            // row-panels, plus a little per task for packing A and storing C.
-            long cost = 0;
-            for (int th = 0; th < threads; th++) {
-                long c = 0;
-                for (int t = (int)((long)p.tasks * th / threads); t < (int)((long)p.tasks * (th + 1) / threads); t++) {
-                    int mb, ch;
-                    task_block(&p, t, &mb, &ch);
-                    int rows = M - mb * mc < mc ? M - mb * mc : mc;
-                    int np = panels - ch * ppt < ppt ? panels - ch * ppt : ppt;
-                    c += (long)((rows + MR - 1) / MR) * np * 16 + 8;
-                }
-                cost = c > cost ? c : cost;
-            }
-            // Bigger blocks win ties (fewer passes over A and B); a smaller one must be
-            // clearly better to be chosen.
-            if (best_cost < 0 || cost * 100 < best_cost * 97) {
-                best = p;
-                best_cost = cost;
-            }
-        }
-    }
-    return best;
-}
-
-// plan_tasks for the shapes seen last: a training step asks for the same few again and
-// again. Not thread-safe, like gemm itself (one call at a time).
-static Plan plan_cached(int M, int panels, int threads) {
-    static struct {
-        int M, panels, threads;
-        Plan plan;
-    } seen[32];
-    static int n_seen, next;
-    for (int i = 0; i < n_seen; i++)
-        if (seen[i].M == M && seen[i].panels == panels && seen[i].threads == threads) return seen[i].plan;
-    Plan p = plan_tasks(M, panels, threads);
-    seen[next].M = M, seen[next].panels = panels, seen[next].threads = threads, seen[next].plan = p;
-    next = (next + 1) % 32;
-    if (n_seen < 32) n_seen++;
-    return p;
-}
-
-// One plan for a product one thread computes alone: any blocking gives the same result.
-static Plan plan_single(int M, int panels) {
-    Plan p = {MC, 4, (M + MC - 1) / MC, (panels + 3) / 4, 0, panels * NR > M};
-    p.tasks = p.mblocks * p.chunks;
-    return p;
-}
-
 // A round: one k-slice (pc) of one block of columns (jc), its B packed into bpack.
 typedef struct {
     int j0, nc, panels, k0, kc, first, last;
-    Plan pl;
+    GemmPlan pl;
     const float *bpack;
 } Round;
 
@@ -166,7 +90,7 @@ static Round round_of(const GemmArgs *g, int j0, int k0, int kc_max, int threads
     r.kc = g->K - k0 < kc_max ? g->K - k0 : kc_max;
     r.first = k0 == 0;
     r.last = k0 + r.kc >= g->K;
-    r.pl = threads > 1 ? plan_cached(g->M, r.panels, threads) : plan_single(g->M, r.panels);
+    r.pl = gemm_plan(g->M, r.panels, threads);
     return r;
 }
 
@@ -193,7 +117,7 @@ static void pack_panels(const GemmArgs *g, const Round *r, int p_lo, int p_hi) {
 static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int *packed_block) {
     _Alignas(64) float acc[MR][NR];
     int mb, ch;
-    task_block(&r->pl, t, &mb, &ch);
+    plan_task_block(&r->pl, t, &mb, &ch);
     int i0 = mb * r->pl.mc, mc = g->M - i0 < r->pl.mc ? g->M - i0 : r->pl.mc;
     int k0 = r->k0, kc = r->kc, first = r->first, last = r->last;
     // A is read in place where a row or a column of it is contiguous (every product the
