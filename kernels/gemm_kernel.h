@@ -6,7 +6,7 @@
 //     acc(i, j) = sum over k = 0, 1, .., kc-1 of A(i, k) · Bp(k, j)      i < MR, j < NR
 //
 // starting from zero and adding the k terms in increasing order (this order is what makes
-// gemm's results reproducible: see gemm_loops.c). acc is overwritten; C's initial value and
+// gemm's results reproducible: see gemm_loops.h). acc is overwritten; C's initial value and
 // the earlier k-slices are added by the caller (store_tile in gemm_loops.c).
 //   Bp  a packed panel of B (gemm_pack.c): row k is the NR floats bp[k·NR .. k·NR+NR-1].
 //   A   read through two strides, A(i, k) = a[i·a_rs + k·a_ks], which covers the three

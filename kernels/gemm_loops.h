@@ -32,7 +32,8 @@
 // the slice's k terms in order from zero, and store_tile adds that to C's value so far
 // (its initial value for the first slice). So the result depends only on where the
 // slices start, which kc_max_of() derives from the shape and from KC, B_BLOCK, NC and NR
-// alone: not on MC, the plan, the thread count, or which thread computes the tile.
+// alone (and, for a product split in k, on k_parts: gemm.c): not on MC, the plan, the
+// thread count, or which thread computes the tile.
 #ifndef GPT_GEMM_LOOPS_H
 #define GPT_GEMM_LOOPS_H
 
@@ -54,15 +55,16 @@
 #endif
 
 // The blocked product on `threads` threads (1: the calling thread alone, which may be
-// inside a parallel region), packing B into bpack (B_BLOCK floats, 64-byte aligned).
-// Not reentrant: a team of threads shares one work queue, so only calls with threads 1,
-// each with its own bpack, may run at the same time.
+// inside a parallel region), packing B into bpack (B_BLOCK floats, 64-byte aligned so
+// that the kernel's vector loads do not straddle cache lines). Not reentrant: a team of
+// threads shares one work queue, so only calls with threads 1, each with its own bpack,
+// may run at the same time.
 void gemm_blocked(const GemmArgs *g, float *bpack, int threads);
 
 // The epilogue. Finishes n elements of a row of C from v, their sums (C's initial value
-// included): runs g->epilogue on them (see gemm.h) and writes C (c) and the second output
-// (e), or reads the factors (f). gemm_reference finishes its elements with the same code,
-// so the fast and the plain product apply the same arithmetic after the sum.
+// included): runs the epilogue epi on them (see gemm.h) and writes C (c) and the second
+// output (e), or reads the factors (f). gemm_reference finishes its elements with the same
+// code, so the fast and the plain product apply the same arithmetic after the sum.
 static inline void finish_row(float *restrict c, float *restrict e, const float *restrict f, float *restrict v, int n,
                               GemmEpilogue epi) {
     if (epi == GEMM_EPI_SCALE) {

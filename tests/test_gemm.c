@@ -138,10 +138,13 @@ static void check_sums(const Case *k, const GemmArgs *g, const float *c, const f
         for (int j = 0; j < k->N + 3; j++) {
             size_t at = (size_t)i * k->ldc + j;
             if (j >= k->N) {
-                ck_assert_msg(memcmp(&c[at], &k->c0[at], sizeof(float)) == 0, "%s: padding (%d, %d) written", what, i, j);
+                ck_assert_msg(memcmp(&c[at], &k->c0[at], sizeof(float)) == 0, "%s: padding (%d, %d) written", what, i,
+                              j);
                 continue;
             }
-            double s = fabs(g->write == GRAD_ADD ? k->c0[at] : g->addend ? (g->addend == k->c ? k->c0 : g->addend)[at] : 0);
+            // C's initial value (an addend that is C itself holds C's starting contents).
+            const float *init = g->write == GRAD_ADD || g->addend == k->c ? k->c0 : g->addend;
+            double s = init ? fabs(init[at]) : 0;
             for (int l = 0; l < k->K; l++)
                 s += fabs(g->a[i * g->rsa + l * g->csa]) * fabs(g->b[l * g->rsb + j * g->csb]);
             double err = fabs((double)c[at] - ref[at]);
