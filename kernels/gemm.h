@@ -8,11 +8,29 @@
 // written afresh (GRAD_SET): then C = addend + A·B with an optional addend of C's layout
 // (a fused residual add), else C = A·B.
 //
-// Blocked for the caches, B packed into contiguous panels (which also zero-pads its edge,
-// so one register-tiled micro-kernel serves every shape), parallel over tiles of C with
-// OpenMP. Each element of C is computed by one thread, summing over k in a fixed order
-// that depends only on the shape: results are bit-identical whatever the thread count.
-// Never allocates: B's packed block is a static buffer, A's on each thread's stack.
+// Each element of C is computed by one thread, summing over k in an order fixed by the
+// shape (and k_parts): results are bit-identical whatever the thread count. gemm never
+// allocates (its packed blocks live in static buffers and on the threads' stacks), and
+// is not reentrant: one call at a time. Called from inside a parallel region (by one
+// thread), it runs on that thread alone.
+//
+// How it works, in the order to read it. The structure is BLIS's (Van Zee and van de
+// Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS Functionality", 2015): all the
+// arithmetic happens in one small register-tiled micro-kernel, and everything else
+// arranges the operands so that the kernel always finds them in cache, in its layout.
+//   1. gemm_kernel.h  the micro-kernel and its contract: an MR x NR tile of C in
+//                     registers, summed over a k-slice from MR rows of A and a packed
+//                     panel of B.
+//   2. gemm_pack.h/c  packing: blocks of B (and of A where it must be) copied into the
+//                     kernel's layouts, zero-padded to whole tiles at the edges.
+//   3. gemm_loops.h/c the five loops around the kernel (jc, pc, ic, jr, ir), the block
+//                     size of each and the cache it is sized for, the order of the sums,
+//                     and the epilogue that finishes each element of C.
+//   4. gemm_plan.h/c  scheduling: the tiles of C cut into tasks that spread evenly over
+//     workqueue.h     the threads (the plan, cached per shape), and dealt to them as
+//                     contiguous runs that an idle thread can take over.
+//   5. gemm.c         the entry point, split-k for weight gradients (k_parts), and the
+//                     plain reference.
 #ifndef GPT_GEMM_H
 #define GPT_GEMM_H
 
@@ -45,7 +63,8 @@ typedef struct {
     const float *epi_in;   // GEMM_EPI_SCALE: the factors, (M, ldc)
     // Optional, for long k and no epilogue: sum k in this many equal parts (at most 2),
     // each separately, then add the parts in order (a weight gradient over tokens). The
-    // result depends on k_parts, never on the thread count. 0 or 1: one part.
+    // result depends on k_parts, never on the thread count. 0 or 1: one part. Ignored
+    // with an epilogue, below 64 k per part, or when M·N exceeds 2^20 (gemm.c).
     int k_parts;
 } GemmArgs;
 

@@ -6,6 +6,7 @@
 
 Suite *layers_suite(void);
 Suite *ops_suite(void);
+Suite *gemm_suite(void);
 Suite *gpt_suite(void);
 Suite *tokenizer_suite(void);
 Suite *checkpoint_suite(void);
