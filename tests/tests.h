@@ -15,5 +15,6 @@ Suite *generate_suite(void);
 Suite *train_suite(void);
 Suite *parity_suite(void);
 Suite *export_suite(void);
+Suite *bf16_suite(void);
 
 #endif
