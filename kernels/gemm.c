@@ -2,6 +2,8 @@
 // for a weight gradient, splits k; and the plain reference.
 #include "kernels/gemm.h"
 
+#include "kernels/bf16.h"
+
 #include <assert.h>
 #include <stdbool.h>
 #ifdef _OPENMP
@@ -124,9 +126,12 @@ void gemm_reference(const GemmArgs *g) {
     for (int i = 0; i < g->M; i++) {
         for (int j = 0; j < g->N; j++) {
             float s = 0.0f;
-            for (int k = 0; k < g->K; k++)
-                s += g->a[(ptrdiff_t)i * g->rsa + (ptrdiff_t)k * g->csa] *
-                     g->b[(ptrdiff_t)k * g->rsb + (ptrdiff_t)j * g->csb];
+            for (int k = 0; k < g->K; k++) {
+                float a = g->a[(ptrdiff_t)i * g->rsa + (ptrdiff_t)k * g->csa];
+                float b = g->b[(ptrdiff_t)k * g->rsb + (ptrdiff_t)j * g->csb];
+                if (g->bf16) a = bf16_to_float(bf16_round(a)), b = bf16_to_float(bf16_round(b));
+                s += a * b;
+            }
             float *c = g->c + (ptrdiff_t)i * g->ldc + j;
             float init = g->write == GRAD_ADD ? *c : g->addend ? g->addend[(ptrdiff_t)i * g->ldc + j] : 0.0f;
             float v = init + s;

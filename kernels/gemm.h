@@ -34,6 +34,7 @@
 #ifndef GPT_GEMM_H
 #define GPT_GEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/common.h"
@@ -66,6 +67,10 @@ typedef struct {
     // result depends on k_parts, never on the thread count. 0 or 1: one part. Ignored
     // with an epilogue, below 64 k per part, or when M·N exceeds 2^20 (gemm.c).
     int k_parts;
+    // Round A and B to bf16 (nearest even) and multiply them as the bf16 dot-product
+    // instruction does, summing in float (kernels/bf16.h); C, the addend and the epilogue
+    // stay float.
+    bool bf16;
 } GemmArgs;
 
 void gemm(const GemmArgs *g);

@@ -9,9 +9,13 @@
 #include <omp.h>
 #endif
 
+#include "kernels/bf16.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_pack.h"
 #include "kernels/gemm_plan.h"
 #include "kernels/workqueue.h"
+
+_Static_assert(MR == BF16_MR && NR == BF16_NR, "the bf16 kernel fills the same register tile");
 
 // The micro-kernel for each layout of A, its strides fixed at compile time where they can
 // be: a packed sliver, or A read in place along its rows or along its columns.
@@ -102,19 +106,56 @@ static int kc_max_of(const GemmArgs *g) {
     int nc_first = g->N < NC ? (g->N + NR - 1) / NR * NR : NC;
     int kc_cap = B_BLOCK / nc_first < KC ? B_BLOCK / nc_first : KC;
     int kslices = (g->K + kc_cap - 1) / kc_cap;
-    return (g->K + kslices - 1) / kslices;
+    int kc = (g->K + kslices - 1) / kslices;
+    return g->bf16 ? kc + (kc & 1) : kc;  // bf16 reads k in pairs: slices of even length
 }
 
 // Packs the round's panels p_lo..p_hi of B (into the round's bpack).
 static void pack_panels(const GemmArgs *g, const Round *r, int p_lo, int p_hi) {
     if (p_hi <= p_lo) return;
     int c_hi = p_hi * NR < r->nc ? p_hi * NR : r->nc;
+    if (g->bf16) {
+        size_t kp = (size_t)(r->kc + 1) / 2;
+        pack_b_bf16(g, r->k0, r->kc, r->j0 + p_lo * NR, c_hi - p_lo * NR, (uint32_t *)r->bpack + (size_t)p_lo * NR * kp);
+        return;
+    }
     gemm_pack_b(g, r->k0, r->kc, r->j0 + p_lo * NR, c_hi - p_lo * NR, (float *)r->bpack + (size_t)p_lo * NR * r->kc);
+}
+
+// A task of a bf16 product: A's row block is always packed (rounding it to bf16 pairs),
+// and the tiles go to the bf16 micro-kernel (the vector one or the portable one, which give
+// the same bits).
+static void run_task_bf16(const GemmArgs *g, const Round *r, int t, uint32_t *apack, int *packed_block) {
+    _Alignas(64) float acc[MR][NR];
+    int mb, ch;
+    plan_task_block(&r->pl, t, &mb, &ch);
+    int i0 = mb * r->pl.mc, mc = g->M - i0 < r->pl.mc ? g->M - i0 : r->pl.mc;
+    size_t kp = (size_t)(r->kc + 1) / 2;
+    if (mb != *packed_block) {
+        pack_a_bf16(g, i0, mc, r->k0, r->kc, apack);
+        *packed_block = mb;
+    }
+    void (*kernel)(int, const uint32_t *, const uint32_t *, float(*)[BF16_NR]) =
+        bf16_path() == BF16_AVX512 ? bf16_kernel_avx512 : bf16_kernel_portable;
+    int p_end = (ch + 1) * r->pl.ppt < r->panels ? (ch + 1) * r->pl.ppt : r->panels;
+    for (int p = ch * r->pl.ppt; p < p_end; p++) {
+        int cols = r->nc - p * NR < NR ? r->nc - p * NR : NR;
+        for (int s = 0; s < mc; s += MR) {
+            int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = r->j0 + p * NR;
+            prefetch_tile(g->c, g->ldc, i, j, rows, 1);
+            kernel((int)kp, apack + (size_t)s * kp, (const uint32_t *)r->bpack + (size_t)p * NR * kp, acc);
+            store_tile(g, i, j, rows, cols, acc, r->first, r->last);
+        }
+    }
 }
 
 // Task t of a round: the ic, jr and ir loops over its mc x (ppt·NR) block of C. apack is
 // the thread's scratch for A, packed_block the row block it holds (-1: none).
 static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int *packed_block) {
+    if (g->bf16) {
+        run_task_bf16(g, r, t, (uint32_t *)apack, packed_block);
+        return;
+    }
     _Alignas(64) float acc[MR][NR];
     int mb, ch;
     plan_task_block(&r->pl, t, &mb, &ch);

@@ -7,6 +7,10 @@
 #include "common/common.h"
 #include "kernels/bf16.h"
 #include "kernels/bf16_kernel.h"
+#include "kernels/gemm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "tests/tests.h"
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -123,6 +127,99 @@ START_TEST(test_bf16_kernels_agree) {
 }
 END_TEST
 
+static void fill(float *x, size_t n, Rng *r) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(r);
+}
+
+// Runs one bf16 product of the given shape and mode into c (which holds the initial value).
+static void run_bf16_gemm(int M, int N, int K, int layout, int mode, const float *a, const float *b, float *c,
+                          const float *add, float *epi) {
+    const GradWrite writes[] = {GRAD_SET, GRAD_ADD, GRAD_SET, GRAD_SET, GRAD_ADD, GRAD_SET};
+    const GemmEpilogue epis[] = {GEMM_EPI_NONE, GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV, GEMM_EPI_SCALE,
+                                 GEMM_EPI_NONE};
+    bool ta = layout & 1, tb = layout & 2;
+    GemmArgs g = {.M = M, .N = N, .K = K, .a = a, .rsa = ta ? 1 : K, .csa = ta ? M : 1, .b = b, .rsb = tb ? 1 : N,
+                  .csb = tb ? K : 1, .c = c, .ldc = N, .write = writes[mode], .addend = mode == 2 ? add : NULL,
+                  .epilogue = epis[mode], .epi_out = epi, .epi_in = add, .k_parts = mode == 5 ? 2 : 1, .bf16 = true};
+    gemm(&g);
+}
+
+static const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {8, 32, 128}, {9, 33, 129}, {70, 130, 300}, {130, 65, 257},
+                                {64, 384, 1536}, {200, 96, 2049}};
+enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
+
+// The portable path gives the vector path's bits, and one thread gives two threads' bits,
+// through the whole blocked product: every layout, GradWrite mode, epilogue and k split.
+START_TEST(test_gemm_bf16_paths_and_threads_agree) {
+    Rng r;
+    rng_seed(&r, 13);
+    for (int s = 0; s < N_SHAPES; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        size_t mn = (size_t)M * N;
+        float *a = xalloc_floats((size_t)M * K), *b = xalloc_floats((size_t)K * N), *add = xalloc_floats(mn);
+        float *c[3], *e[3];
+        for (int v = 0; v < 3; v++) c[v] = xalloc_floats(mn), e[v] = xalloc_floats(mn);
+        fill(a, (size_t)M * K, &r), fill(b, (size_t)K * N, &r), fill(add, mn, &r);
+        for (int layout = 0; layout < 4; layout++)
+            for (int mode = 0; mode < 6; mode++) {
+                for (int v = 0; v < 3; v++) {
+                    memcpy(c[v], add, mn * sizeof(float));
+                    memset(e[v], 0, mn * sizeof(float));
+#ifdef _OPENMP
+                    omp_set_num_threads(v == 2 ? 1 : 2);
+#endif
+                    bf16_force_portable(v == 1);
+                    run_bf16_gemm(M, N, K, layout, mode, a, b, c[v], add, e[v]);
+                    bf16_force_portable(false);
+                }
+                for (int v = 1; v < 3; v++) {
+                    if (memcmp(c[0], c[v], mn * sizeof(float)) || memcmp(e[0], e[v], mn * sizeof(float)))
+                        ck_abort_msg("%s differs: shape %dx%dx%d layout %d mode %d",
+                                     v == 1 ? "the portable path" : "one thread", M, N, K, layout, mode);
+                }
+            }
+        free(a), free(b), free(add);
+        for (int v = 0; v < 3; v++) free(c[v]), free(e[v]);
+    }
+}
+END_TEST
+
+// Against the float product of the unrounded inputs. Rounding a and b to bf16 (8
+// significant bits, unit roundoff u = 2^-8) moves each product a·b by at most
+// (2u + u^2)|a·b|; the float sums add at most about K roundings of 2^-24 of the running
+// sum. So |bf16 - exact| <= (2^-7 + 2^-16 + (K + 2)·2^-24) · sum |a·b| per element; the
+// test also checks the error is not far below that (it would be, were rounding skipped).
+START_TEST(test_gemm_bf16_within_rounding_bound) {
+    Rng r;
+    rng_seed(&r, 14);
+    for (int s = 0; s < N_SHAPES; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *a = xalloc_floats((size_t)M * K), *b = xalloc_floats((size_t)K * N), *c = xalloc_floats((size_t)M * N);
+        fill(a, (size_t)M * K, &r), fill(b, (size_t)K * N, &r);
+        for (int layout = 0; layout < 4; layout++) {
+            bool ta = layout & 1, tb = layout & 2;
+            run_bf16_gemm(M, N, K, layout, 0, a, b, c, NULL, NULL);
+            double worst = 0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double exact = 0, mag = 0;
+                    for (int k = 0; k < K; k++) {
+                        double p = (double)a[ta ? (size_t)k * M + i : (size_t)i * K + k] *
+                                   b[tb ? (size_t)j * K + k : (size_t)k * N + j];
+                        exact += p, mag += fabs(p);
+                    }
+                    double bound = (ldexp(1, -7) + ldexp(1, -16) + (K + 2) * ldexp(1, -24)) * mag;
+                    double err = fabs(c[(size_t)i * N + j] - exact);
+                    ck_assert_msg(err <= bound, "shape %dx%dx%d (%d,%d): error %g > bound %g", M, N, K, i, j, err, bound);
+                    if (mag > 0 && err / mag > worst) worst = err / mag;
+                }
+            if (K >= 128) ck_assert_msg(worst > ldexp(1, -12), "errors (%g of sum |ab|) look unrounded", worst);
+        }
+        free(a), free(b), free(c);
+    }
+}
+END_TEST
+
 Suite *bf16_suite(void) {
     Suite *s = suite_create("bf16");
     TCase *tc = tcase_create("core");
@@ -130,6 +227,8 @@ Suite *bf16_suite(void) {
     tcase_add_test(tc, test_bf16_dot2_semantics);
     tcase_add_test(tc, test_bf16_dot2_matches_instruction);
     tcase_add_test(tc, test_bf16_kernels_agree);
+    tcase_add_test(tc, test_gemm_bf16_paths_and_threads_agree);
+    tcase_add_test(tc, test_gemm_bf16_within_rounding_bound);
     suite_add_tcase(s, tc);
     return s;
 }
