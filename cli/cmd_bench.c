@@ -11,6 +11,7 @@
 #include "common/common.h"
 #include "model/generate.h"
 #include "model/gpt.h"
+#include "kernels/bf16.h"
 #include "kernels/profile.h"
 #include "kernels/vec.h"
 #include "train/adamw.h"
@@ -21,24 +22,27 @@
 static const char usage[] =
     "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
     "                 [--vocab-size N] [--steps N] [--warmup N] [--threads N] [--profile]\n"
-    "                 [--kernels fast|textbook]\n"
+    "                 [--kernels fast|textbook] [--dtype fp32|bf16]\n"
     "       gpt bench --sample [model flags] [--tokens N] [--threads N] [--kernels fast|textbook]\n"
     "\n"
     "Times full training steps (forward, backward, gradient clipping, AdamW) on random tokens\n"
     "and prints ms/step (median, min, max), tokens/s, model FLOPs per token (nanoGPT's\n"
     "6N + 12*L*C*T, N = parameters without wpe), achieved GFLOP/s, this machine's FP32 peak\n"
-    "(measured with a short FMA loop on the same threads), MFU, and memory. Defaults: the\n"
+    "(measured with a short FMA loop on the same threads) and bf16 peak (a vdpbf16ps loop,\n"
+    "where the CPU has AVX512_BF16), MFU against both, and memory. Defaults: the\n"
     "training defaults (L4 H4 C128 T64 B12, vocab 65), 20 steps after 3 warm-up steps.\n"
     "Under mpirun (make MPI=1) every rank times the same step on its own batches, with the\n"
     "gradients summed over the ranks as in training, and rank 0 reports all ranks together.\n"
     "\n"
     "  --profile      also time each kind of op (ms per step and share; fast kernels)\n"
     "  --kernels K    fast (default) or textbook: the plain loops of model/layers.c\n"
+    "  --dtype D      fp32 (default) or bf16: the linear layers' products take bf16\n"
+    "                 operands and sum in float (kernels/bf16.h says which arithmetic runs)\n"
     "  --sample       time generation instead: incremental decoding with the KV cache,\n"
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
 
-enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS };
+enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS, OPT_DTYPE };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -82,6 +86,21 @@ static double measure_peak_gflops(void) {
 #else
     return NAN;
 #endif
+}
+
+// The bf16 dot-product instruction's peak on the threads in use, the same way (fastest of
+// seven runs, each the slowest thread's time); NAN where the CPU lacks the instruction.
+static double measure_bf16_peak_gflops(void) {
+    const long iters = 2000000;
+    double best = INFINITY;
+    for (int run = 0; run < 7; run++) {
+        double slowest = 0;
+#pragma omp parallel reduction(max : slowest)
+        slowest = bf16_peak_seconds(iters);
+        if (slowest < 0) return NAN;
+        if (slowest < best) best = slowest;
+    }
+    return (double)iters * 12 * 16 * 4 * threads_get() / best / 1e9;
 }
 
 static long peak_rss_kib(void) {
@@ -163,7 +182,7 @@ static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, co
 
 // The report of rank 0: speed, FLOPs, MFU against the measured peak, memory, the profile.
 static void print_report(const GPT *m, int B, int steps, int warmup, const double *sorted, double peak,
-                         bool profile) {
+                         double bf16_peak, bool profile) {
     const GPTConfig *cfg = &m->config;
     int T = cfg->block_size, ranks = dist_size();
     size_t n = (size_t)B * T;
@@ -175,9 +194,10 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     double achieved = flops_token * tok_s / 1e9;
     const char *threads_s = threads_get() == 1 ? "" : "s";
     if (ranks == 1)
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s%s\n", cfg->n_layer, cfg->n_head,
-               cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s,
-               m->kernels == GPT_KERNELS_FAST ? "" : ", textbook kernels");
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s, %s products%s\n", cfg->n_layer,
+               cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s,
+               dtype_name(m->dtype), m->kernels == GPT_KERNELS_FAST ? "" : ", textbook kernels");
+    if (m->dtype == DTYPE_BF16) printf("bf16 arithmetic: %s\n", bf16_path_name(bf16_path()));
     else
         printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg->n_layer,
                cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s);
@@ -198,7 +218,13 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     if (ranks > 1) snprintf(who, sizeof who, "%d ranks x ", ranks);
     printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %s%d thread%s, measured now)\n", peak, who, threads_get(),
            threads_s);
-    printf("  MFU            %.1f%%\n", 100.0 * achieved / peak);
+    if (isnan(bf16_peak))
+        printf("  bf16 peak      none (no AVX512_BF16 on this CPU)\n");
+    else
+        printf("  bf16 peak      %.1f GFLOP/s  (vdpbf16ps loop, measured now)\n", bf16_peak);
+    printf("  MFU            %.1f%% of the FP32 peak", 100.0 * achieved / peak);
+    if (!isnan(bf16_peak)) printf(", %.1f%% of the bf16 peak", 100.0 * achieved / bf16_peak);
+    printf("\n");
     size_t act = m->num_acts + m->num_act_grads;
     printf("memory%s:\n", ranks > 1 ? " (per rank; rank 0's RSS)" : "");
     printf("  parameters     %8.2f MiB\n", mib(m->num_params));
@@ -226,7 +252,9 @@ int cmd_bench(int argc, char **argv) {
     long tokens = 2000;
     bool profile = false, sample = false;
     GPTKernels kernels = GPT_KERNELS_FAST;
+    Dtype dtype = DTYPE_FP32;
     static const struct option opts[] = {
+        {"dtype", required_argument, 0, OPT_DTYPE},
         CLI_MODEL_OPTIONS CLI_VOCAB_OPTION
         {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
         {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
@@ -244,6 +272,9 @@ int cmd_bench(int argc, char **argv) {
         case OPT_SAMPLE: sample = true; break;
         case OPT_TOKENS: tokens = cli_long("--tokens", optarg, 1, 100000000); break;
         case OPT_KERNELS: kernels = cli_kernels(optarg); break;
+        case OPT_DTYPE:
+            if (!dtype_parse(optarg, &dtype)) cli_fail("--dtype expects fp32 or bf16, got '%s'", optarg);
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("bench", c, argv, opts);
@@ -261,12 +292,14 @@ int cmd_bench(int argc, char **argv) {
     GPT m;
     gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
     m.kernels = kernels;
+    m.dtype = dtype;
     AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
                       .weight_decay = defaults.weight_decay};
     double *sorted = time_steps(&m, B, steps, warmup, profile, &ac);
-    double peak = measure_peak_gflops();
+    double peak = measure_peak_gflops(), bf16_peak = measure_bf16_peak_gflops();
     dist_allreduce_sum_double(&peak);  // the ranks' cores together
-    if (dist_rank() == 0) print_report(&m, B, steps, warmup, sorted, peak, profile);  // rank 0 alone reports
+    dist_allreduce_sum_double(&bf16_peak);
+    if (dist_rank() == 0) print_report(&m, B, steps, warmup, sorted, peak, bf16_peak, profile);  // rank 0 alone reports
     free(sorted);
     gpt_free(&m);
     return 0;

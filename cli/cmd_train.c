@@ -47,13 +47,16 @@ static const char usage[] =
     "                         the fast kernels (default), or the plain loops of model/layers.c\n"
     "                         that define the model: slower, the same results up to rounding,\n"
     "                         for reading and for stepping through in a debugger\n"
+    "  --dtype fp32|bf16      the linear layers' products in float (default) or with bf16\n"
+    "                         operands and float sums (weights, moments, norms, softmax and\n"
+    "                         loss stay float); not kept by --resume: give it again\n"
     "other:\n"
     "  --seed N (1337)          --threads N (default: all cores)\n"
     "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n";
 
 // The command's own options. The settings' flags come from train/config.h's table (id
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
-enum { OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_STOP_AFTER, OPT_FIELD = 0x800 };
+enum { OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_FIELD = 0x800 };
 
 static const struct option own_opts[] = {
     {"resume", no_argument, 0, OPT_RESUME},
@@ -61,6 +64,7 @@ static const struct option own_opts[] = {
     {"quiet", no_argument, 0, OPT_QUIET},
     {"trace-shapes", no_argument, 0, OPT_TRACE},
     {"kernels", required_argument, 0, OPT_KERNELS},
+    {"dtype", required_argument, 0, OPT_DTYPE},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
     {"help", no_argument, 0, 'h'},
     CLI_MODEL_OPTIONS
@@ -168,6 +172,9 @@ int cmd_train(int argc, char **argv) {
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
         case OPT_KERNELS: to.kernels = cli_kernels(optarg); break;
+        case OPT_DTYPE:
+            if (!dtype_parse(optarg, &to.dtype)) cli_fail("--dtype expects fp32 or bf16, got '%s'", optarg);
+            break;
         case ':':
         case '?': cli_bad_option("train", c, argv, opts);
         default:

@@ -69,4 +69,9 @@ Bf16Path bf16_path(void);
 void bf16_force_portable(bool on);
 const char *bf16_path_name(Bf16Path p);
 
+// Seconds for this thread to run iters steps of 12 independent chains of vdpbf16ps (16
+// lanes, 2 products each: 768 FLOPs a step), the instruction's peak rate; -1 when the
+// CPU lacks it.
+double bf16_peak_seconds(long iters);
+
 #endif

@@ -119,6 +119,19 @@ void fast_layernorm_backward(float *dinp, GradWrite dinp_write, float *dweight, 
     for (int c = 0; c < C; c++) dweight[c] = (dweight_write == GRAD_SET ? 0.0f : dweight[c]) + part[c];
 }
 
+// ---- the products' number format -----------------------------------------------------
+static Dtype products_dtype = DTYPE_FP32;
+
+void fast_set_dtype(Dtype d) { products_dtype = d; }
+Dtype fast_dtype(void) { return products_dtype; }
+const char *dtype_name(Dtype d) { return d == DTYPE_BF16 ? "bf16" : "fp32"; }
+bool dtype_parse(const char *s, Dtype *d) {
+    if (strcmp(s, "fp32") == 0) *d = DTYPE_FP32;
+    else if (strcmp(s, "bf16") == 0) *d = DTYPE_BF16;
+    else return false;
+    return true;
+}
+
 // ---- linear layers --------------------------------------------------------------------
 // All three products of a linear layer are the one gemm, read through different strides:
 //   forward   out(n,o)   = sum_c inp(n,c) · W(o,c)     A = inp,  B(c,o) = W(o,c)
@@ -127,7 +140,7 @@ void fast_layernorm_backward(float *dinp, GradWrite dinp_write, float *dweight, 
 static void matmul_forward_epi(float *out, const float *res, GemmEpilogue epi, float *gelu_out, const float *inp,
                                const float *weight, int N, int C, int OC) {
     GemmArgs g = {
-        .M = N, .N = OC, .K = C,
+        .M = N, .N = OC, .K = C, .bf16 = products_dtype == DTYPE_BF16,
         .a = inp, .rsa = C, .csa = 1,
         .b = weight, .rsb = 1, .csb = C,
         .c = out, .ldc = OC,
@@ -161,7 +174,7 @@ static void matmul_backward_epi(float *dinp, GradWrite dinp_write, const float *
                                 int N, int C, int OC) {
     if (dinp) {
         GemmArgs g = {
-            .M = N, .N = C, .K = OC,
+            .M = N, .N = C, .K = OC, .bf16 = products_dtype == DTYPE_BF16,
             .a = dout, .rsa = OC, .csa = 1,
             .b = weight, .rsb = C, .csb = 1,
             .c = dinp, .ldc = C, .write = dinp_write,
@@ -171,7 +184,7 @@ static void matmul_backward_epi(float *dinp, GradWrite dinp_write, const float *
     }
     if (dweight) {
         GemmArgs g = {
-            .M = OC, .N = C, .K = N,
+            .M = OC, .N = C, .K = N, .bf16 = products_dtype == DTYPE_BF16,
             .a = dout, .rsa = 1, .csa = OC,
             .b = inp, .rsb = C, .csb = 1,
             .c = dweight, .ldc = C, .write = dweight_write,

@@ -59,6 +59,16 @@ void fast_layernorm_backward(float *dinp,          // (N,C)
                              const float *rstd,    // (N)
                              int N, int C);
 
+// The number format of the linear layers' three products (forward, input gradient, weight
+// gradient): float, or bf16 operands with float sums (kernels/bf16.h), set for the calls
+// that follow. Attention, layer norms, softmax, the loss and all sums of gradients stay
+// float either way.
+typedef enum { DTYPE_FP32, DTYPE_BF16 } Dtype;
+void fast_set_dtype(Dtype d);
+Dtype fast_dtype(void);
+const char *dtype_name(Dtype d);          // "fp32", "bf16"
+bool dtype_parse(const char *s, Dtype *d);
+
 // ---- linear layer without bias: out = inp · weightᵀ -----------------------------------
 // out(n,o) = sum_c inp(n,c) weight(o,c). All of these are one blocked gemm (kernels/gemm.h).
 void fast_matmul_forward(float *out,          // (N,OC)

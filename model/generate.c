@@ -280,6 +280,7 @@ static void layernorm_rows(Generator *g, float *out, const float *inp, const flo
 // network with the cache holding positions 0..p0-1; fills the cache for the new positions
 // and g->logits (V) for the token after the last one.
 static void forward_rows(Generator *g, int p0, int n) {
+    fast_set_dtype(DTYPE_FP32);  // the sampler's products are float (bf16 is not faster here)
     const Weights *w = &g->m->w;
     int C = g->C, T = g->block, V = g->V;
     size_t C3 = (size_t)3 * C;

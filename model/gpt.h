@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kernels/ops.h"
+
 #include "common/common.h"
 
 typedef struct {
@@ -135,6 +137,7 @@ typedef struct {
     GPTConfig config;
     int max_batch;          // activations are sized for (max_batch, block_size)
     GPTKernels kernels;     // for the next forward pass (fast after gpt_init)
+    Dtype dtype;            // of the fast kernels' linear products (fp32 after gpt_init)
 
     ParamInfo *param_table; // n_param_tensors rows
     int n_param_tensors;

@@ -5,6 +5,7 @@
 #include "kernels/profile.h"
 
 void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
+    fast_set_dtype(m->dtype);
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
     Acts *a = &m->acts;
@@ -29,6 +30,7 @@ void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) 
 }
 
 void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
+    fast_set_dtype(m->dtype);
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
     int B = m->B, T = m->T, N = B * T;

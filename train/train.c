@@ -33,6 +33,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "data/loader.h"
+#include "kernels/bf16.h"
 #include "model/generate.h"
 #include "report/report.h"
 #include "train/adamw.h"
@@ -327,9 +328,11 @@ static void print_banner(Run *r, bool resumed) {
     progress_note(p, "data: %s, %llu bytes -> %zu tokens (%s tokenizer, vocab %d); train %zu, val %zu", tc->data_path,
                   (unsigned long long)r->data.text_bytes, r->data.n_tokens, tokenizer_kind_name(tokenizer_kind(r->tok)),
                   tokenizer_vocab_size(r->tok), r->data.n_train, r->data.n_tokens - r->data.n_train);
-    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels", c->n_layer,
-                  c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
-                  gpt_kernels_name(r->model.kernels));
+    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels, %s products%s%s",
+                  c->n_layer, c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
+                  gpt_kernels_name(r->model.kernels), dtype_name(r->model.dtype),
+                  r->model.dtype == DTYPE_BF16 ? " on " : "",
+                  r->model.dtype == DTYPE_BF16 ? bf16_path_name(bf16_path()) : "");
     progress_note(p,
                   "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
                   "weight decay %g, clip %g; %d thread%s; writing %s/",
@@ -455,6 +458,7 @@ static bool start(Run *r) {
     r->y = xmalloc((size_t)B * T * sizeof(int));
     r->model.trace_shapes = opts->trace_shapes;
     r->model.kernels = opts->kernels;
+    r->model.dtype = opts->dtype;
     print_banner(r, opts->resume != NULL);
     return true;
 }

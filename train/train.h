@@ -16,6 +16,7 @@ typedef struct {
     bool force;              // start over even if out_dir holds a run
     bool trace_shapes;
     GPTKernels kernels;      // the kernels that train and sample (GPT_KERNELS_FAST when zeroed)
+    Dtype dtype;             // of the fast kernels' linear products (DTYPE_FP32 when zeroed)
     bool quiet;              // no progress lines (tests)
     long stop_after;         // > 0: stop (checkpointed, like an interrupt) after this step
 } TrainOptions;
