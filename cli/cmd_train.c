@@ -8,11 +8,13 @@
 #include "common/common.h"
 #include "checkpoint/checkpoint.h"
 #include "cli/cli.h"
+#include "train/lock.h"
 #include "train/train.h"
 
 static const char usage[] =
     "usage: gpt train [--data FILE] [--out DIR] [options]\n"
     "       gpt train --resume [--out DIR] [--iters N] [options]\n"
+    "       gpt train --init-from CKPT --data FILE --out DIR [options]\n"
     "\n"
     "Trains a GPT on a text file and writes the run into DIR: ckpt.bin (latest), best.bin\n"
     "(best validation loss), metrics.csv, loss.svg and samples.txt. Progress goes to stderr.\n"
@@ -27,6 +29,8 @@ static const char usage[] =
     "  --resume               continue the run in DIR from DIR/ckpt.bin (model, tokenizer and\n"
     "                         settings come from it; training flags given now override)\n"
     "  --force                start a new run even if DIR already holds one\n"
+    "  --init-from CKPT       start a new run on --data from CKPT's weights and tokenizer (its\n"
+    "                         model shape; a new optimizer state and schedule): fine-tuning\n"
     "model:\n"
     "  --n-layer N (4)  --n-head N (4)  --n-embd N (128)  --block-size N (64)\n"
     "optimisation:\n"
@@ -48,7 +52,7 @@ enum {
     OPT_DATA = 256, OPT_OUT, OPT_TOKENIZER, OPT_VOCAB, OPT_RESUME, OPT_FORCE, OPT_LAYER, OPT_HEAD, OPT_EMBD, OPT_BLOCK,
     OPT_BATCH, OPT_ITERS, OPT_ACCUM, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_DECAY_ITERS, OPT_WD, OPT_BETA1, OPT_BETA2,
     OPT_CLIP, OPT_EVAL_INTERVAL, OPT_EVAL_ITERS, OPT_SAMPLE_INTERVAL, OPT_SAMPLE_TOKENS, OPT_LOG_INTERVAL, OPT_QUIET,
-    OPT_TRACE, OPT_SEED, OPT_THREADS, OPT_STOP_AFTER,
+    OPT_TRACE, OPT_SEED, OPT_THREADS, OPT_STOP_AFTER, OPT_INIT_FROM,
 };
 
 static const struct option opts[] = {
@@ -83,6 +87,7 @@ static const struct option opts[] = {
     {"seed", required_argument, 0, OPT_SEED},
     {"threads", required_argument, 0, OPT_THREADS},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
+    {"init-from", required_argument, 0, OPT_INIT_FROM},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -148,11 +153,54 @@ static bool shapes_model(int id) {
            id == OPT_VOCAB || id == OPT_BATCH;
 }
 
+// --init-from: the checkpoint decides the model's shape and the tokenizer; a flag that says
+// otherwise is a contradiction, named with both values.
+static const char *given_value(int id, const int *ids, int n_ids, const char *const *values) {
+    const char *v = "?";
+    for (int i = 0; i < n_ids; i++)
+        if (ids[i] == id) v = values[i];  // the last one given is the one that counts
+    return v;
+}
+
+static Checkpoint *load_init_from(const char *path, const TrainConfig *tc, const int *ids, const char *const *values,
+                                  int n_ids) {
+    char err[1024];
+    Checkpoint *ck = xcalloc(1, sizeof *ck);
+    if (!checkpoint_load(path, ck, err, sizeof err)) die("--init-from: %s", err);
+    const GPTConfig *c = &ck->config;
+    TokenizerKind kind = tokenizer_kind(ck->tok);
+    int vocab = tokenizer_vocab_size(ck->tok);
+    for (int i = 0; i < n_ids; i++) {
+        const char *what;
+        int mine, theirs;  // the flag's value and the checkpoint's
+        switch (ids[i]) {
+        case OPT_LAYER: what = "n_layer", mine = tc->model.n_layer, theirs = c->n_layer; break;
+        case OPT_HEAD: what = "n_head", mine = tc->model.n_head, theirs = c->n_head; break;
+        case OPT_EMBD: what = "n_embd", mine = tc->model.n_embd, theirs = c->n_embd; break;
+        case OPT_BLOCK: what = "block_size", mine = tc->model.block_size, theirs = c->block_size; break;
+        case OPT_TOKENIZER: what = "tokenizer", mine = tc->tokenizer, theirs = kind; break;
+        case OPT_VOCAB: what = "tokenizer", mine = tc->bpe_vocab_size, theirs = kind == TOKENIZER_BPE ? vocab : -1; break;
+        default: continue;
+        }
+        if (mine == theirs) continue;
+        char have[64];
+        if (ids[i] == OPT_TOKENIZER || ids[i] == OPT_VOCAB)
+            snprintf(have, sizeof have, "%s of %d tokens", tokenizer_kind_name(kind), vocab);
+        else
+            snprintf(have, sizeof have, "%d", theirs);
+        die("--%s %s conflicts with --init-from '%s', whose %s is %s (the model's shape and tokenizer come from the "
+            "checkpoint: leave the flag out)",
+            flag_name(ids[i]), given_value(ids[i], ids, n_ids, values), path, what, have);
+    }
+    return ck;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainConfig tc;
     train_config_defaults(&tc);
     TrainOptions to = {0};
     bool resume = false;
+    const char *init_from = NULL;
     struct {
         int id;
         const char *value;
@@ -169,6 +217,7 @@ int cmd_train(int argc, char **argv) {
         case OPT_FORCE: to.force = true; break;
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
+        case OPT_INIT_FROM: init_from = optarg; break;
         case ':':
         case '?': cli_bad_option("train", c, argv, opts);
         default:
@@ -180,17 +229,22 @@ int cmd_train(int argc, char **argv) {
     }
     cli_no_extra_args("train", argc, argv, optind, 0);
     if (resume && to.force) die("--resume and --force contradict each other (continue the run, or start over?)");
+    if (resume && init_from)
+        die("--resume and --init-from contradict each other (--resume continues the run in --out, --init-from starts "
+            "a new run from a checkpoint's weights)");
 
     // Every flag is checked now, before any file is touched.
     for (int i = 0; i < n_given; i++) apply_flag(&tc, &to, given[i].id, given[i].value);
-    if (tc.tokenizer == TOKENIZER_CHAR)
+    if (tc.tokenizer == TOKENIZER_CHAR && !init_from)
         for (int i = 0; i < n_given; i++)
             if (given[i].id == OPT_VOCAB) die("--vocab-size applies to --tokenizer bpe (a char vocabulary is the text's characters)");
     if (tc.min_lr > tc.lr) die("--min-lr %g is above --lr %g (the schedule decays from lr to min-lr)", tc.min_lr, tc.lr);
 
     if (resume) {
-        char path[1100], err[512];
+        char path[1100], err[1400];
         snprintf(path, sizeof path, "%s/ckpt.bin", tc.out_dir);
+        // A run still training in the directory is the reason to give, not what its files hold.
+        if (!run_lock_probe(tc.out_dir, err, sizeof err)) die("%s", err);
         Checkpoint *ck = xcalloc(1, sizeof *ck);
         if (!checkpoint_load(path, ck, err, sizeof err)) die("cannot resume: %s", err);
         if (!ck->has_train_state) die("cannot resume: '%s' holds weights only, no training state", path);
@@ -213,6 +267,12 @@ int cmd_train(int argc, char **argv) {
         if (saved.min_lr > saved.lr) die("--min-lr %g is above --lr %g", saved.min_lr, saved.lr);
         tc = saved;
         to.resume = ck;
+    } else if (init_from) {
+        int ids[64];
+        const char *values[64];
+        for (int i = 0; i < n_given; i++) ids[i] = given[i].id, values[i] = given[i].value;
+        to.init_from = load_init_from(init_from, &tc, ids, values, n_given);
+        to.init_from_path = init_from;
     } else {
         char err[256];
         GPTConfig probe = tc.model;

@@ -62,6 +62,19 @@ size_t tokenizer_bpe_chunk_len(const unsigned char *t, size_t len, size_t i) {
     return e - i;
 }
 
+// Whether every pre-split puts a chunk boundary before t[p], whatever came before t[p - 1]
+// (p >= 1; t[p - 1] and t[p] are read). A sufficient rule, local to two bytes: the classes
+// of t[p - 1] and t[p] differ, and t[p - 1] is neither a space (which would join the word
+// after it) nor an apostrophe (which could open a contraction). A chunk holding t[p - 1] then
+// ends at p: a run holds one class, a contraction starting at p - 1 needs an apostrophe there
+// and one starting earlier holds letters only, and an optional leading space is the first
+// byte of its chunk. Since a chunk is decided by the bytes from its start onwards, the
+// chunks after p are those of t[p..] alone, and those before p those of t[..p) alone.
+bool tokenizer_bpe_boundary(const unsigned char *t, size_t p) {
+    unsigned char a = t[p - 1], b = t[p];
+    return byte_class(a) != byte_class(b) && a != ' ' && a != '\'';
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training.
 //
@@ -218,52 +231,88 @@ static void merge_pair(BpeTrainer *tr, int p, int new_id) {
     assert(tr->pairs[p].count == 0);  // every occurrence was found through the word list
 }
 
-// Collects the distinct chunks of two or more bytes (a one-byte chunk holds no pair).
-static void collect_words(BpeTrainer *tr, const unsigned char *text, size_t len) {
+// Collects the distinct chunks of two or more bytes (a one-byte chunk holds no pair), piece
+// by piece: the chunk index lives between pieces, so a text fed in pieces cut at chunk
+// boundaries (tokenizer_cut) gives the words, weights and order of the whole text at once.
+struct BpeCollector {
+    BpeTrainer tr;
     struct {
         char *key;
         int value;
-    } *index = NULL;  // stb_ds string map: chunk -> word
-    sh_new_strdup(index);
-    char *key = NULL;
-    size_t key_cap = 0;
+    } *index;  // stb_ds string map: chunk -> word
+    char *key;
+    size_t key_cap;
+    uint64_t bytes;  // fed so far
+};
+
+BpeCollector *tokenizer_bpe_collector_new(void) {
+    BpeCollector *c = xcalloc(1, sizeof *c);
+    sh_new_strdup(c->index);
+    return c;
+}
+
+void tokenizer_bpe_collector_add(BpeCollector *c, const unsigned char *text, size_t len) {
+    BpeTrainer *tr = &c->tr;
     for (size_t i = 0; i < len;) {
         size_t n = tokenizer_bpe_chunk_len(text, len, i);
         if (n >= 2) {
-            if (n + 1 > key_cap) {
-                key_cap = 2 * (n + 1);
-                key = xrealloc(key, key_cap);
+            if (n + 1 > c->key_cap) {
+                c->key_cap = 2 * (n + 1);
+                c->key = xrealloc(c->key, c->key_cap);
             }
-            memcpy(key, text + i, n);
-            key[n] = 0;
-            ptrdiff_t slot = shgeti(index, key);
+            memcpy(c->key, text + i, n);
+            c->key[n] = 0;
+            ptrdiff_t slot = shgeti(c->index, c->key);
             if (slot >= 0) {
-                tr->words[index[slot].value].weight++;
+                tr->words[c->index[slot].value].weight++;
             } else {
                 assert(n <= (size_t)INT32_MAX);
                 BpeWord w = {.ids = xmalloc(n * sizeof(int)), .n = (int)n, .weight = 1, .stamp = -1};
                 for (size_t k = 0; k < n; k++) w.ids[k] = text[i + k];
-                shput(index, key, (int)arrlen(tr->words));
+                shput(c->index, c->key, (int)arrlen(tr->words));
                 arrput(tr->words, w);
             }
         }
         i += n;
     }
-    free(key);
-    shfree(index);
+    c->bytes += len;
+}
+
+void tokenizer_bpe_collector_free(BpeCollector *c) {
+    if (!c) return;
+    for (ptrdiff_t w = 0; w < arrlen(c->tr.words); w++) free(c->tr.words[w].ids);
+    arrfree(c->tr.words);
+    free(c->key);
+    shfree(c->index);
+    free(c);
 }
 
 Tokenizer *tokenizer_train_bpe(const unsigned char *text, size_t len, int vocab_size, bool progress) {
+    double t0 = now_seconds();
+    BpeCollector *c = tokenizer_bpe_collector_new();
+    tokenizer_bpe_collector_add(c, text, len);
+    return tokenizer_bpe_collector_finish(c, vocab_size, progress, t0);
+}
+
+Tokenizer *tokenizer_bpe_collector_finish(BpeCollector *c, int vocab_size, bool progress, double t0) {
     // The caller validates flags: 256 byte tokens are the minimum, and an image with more than
     // TOKENIZER_MAX_VOCAB ids would not load back.
+    BpeTrainer tr = c->tr;
+    uint64_t len = c->bytes;
+    free(c->key);
+    shfree(c->index);
+    free(c);
     assert(vocab_size >= 256 && vocab_size <= TOKENIZER_MAX_VOCAB);
-    if (vocab_size < 256 || vocab_size > TOKENIZER_MAX_VOCAB) return NULL;
-    double t0 = now_seconds(), last_print = t0;
+    if (vocab_size < 256 || vocab_size > TOKENIZER_MAX_VOCAB) {
+        for (ptrdiff_t w = 0; w < arrlen(tr.words); w++) free(tr.words[w].ids);
+        arrfree(tr.words);
+        return NULL;
+    }
+    double last_print = t0;
     bool printed = false;
-    BpeTrainer tr = {0};
-    collect_words(&tr, text, len);
     if (progress && now_seconds() - t0 >= 1.0) {
-        fprintf(stderr, "bpe: %zu bytes in %td distinct chunks, %.1f s\n", len, arrlen(tr.words), now_seconds() - t0);
+        fprintf(stderr, "bpe: %llu bytes in %td distinct chunks, %.1f s\n", (unsigned long long)len, arrlen(tr.words),
+                now_seconds() - t0);
         printed = true;
     }
 

@@ -32,11 +32,13 @@
 
 #include "common/common.h"
 #include "data/loader.h"
+#include "data/prepare.h"
 #include "model/generate.h"
 #include "train/adamw.h"
 #include "checkpoint/checkpoint.h"
 #include "train/dist.h"
 #include "report/report.h"
+#include "train/lock.h"
 
 void train_config_defaults(TrainConfig *tc) {
     memset(tc, 0, sizeof *tc);
@@ -163,6 +165,7 @@ typedef struct {
     int rank, n_ranks;    // this process among the data-parallel processes (0 of 1 alone)
     long die_rank, die_step;  // test hook (GPT_TEST_DIE_*): that rank dies after that step
     bool die_by_kill;
+    char ids_note[1300];  // where the token ids came from, for the banner
 } Run;
 
 // A seed for one purpose at one step, mixed in stages so that no two (seed, step,
@@ -220,7 +223,7 @@ static bool collect_token(int token, void *ctx) {
 static int sample_prompt_token(const Run *r) {
     int *ids = NULL;
     size_t n = 0;
-    int tokid = r->data.tokens[0];
+    int tokid = dataset_token(&r->data, 0);
     if (tokenizer_encode(r->tok, (const unsigned char *)"\n", 1, &ids, &n, NULL, 0) && n == 1) tokid = ids[0];
     free(ids);
     return tokid;
@@ -348,6 +351,10 @@ static void print_banner(Run *r, bool resumed) {
     progress_note(p, "data: %s, %llu bytes -> %zu tokens (%s tokenizer, vocab %d); train %zu, val %zu", tc->data_path,
                   (unsigned long long)r->data.text_bytes, r->data.n_tokens, tokenizer_kind_name(tokenizer_kind(r->tok)),
                   tokenizer_vocab_size(r->tok), r->data.n_train, r->data.n_tokens - r->data.n_train);
+    if (r->ids_note[0]) progress_note(p, "%s", r->ids_note);
+    if (r->opts->init_from_path)
+        progress_note(p, "starting from the weights of %s, with a new optimizer state and schedule",
+                      r->opts->init_from_path);
     progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters", c->n_layer, c->n_head,
                   c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params);
     progress_note(p,
@@ -364,30 +371,42 @@ static void print_banner(Run *r, bool resumed) {
                       (long long)r->n_ranks * tc->batch_size * c->block_size * tc->grad_accum);
 }
 
-static void setup_fresh(Run *r) {
-    TrainConfig *tc = r->tc;
-    char err[512];
+// A new run never writes over another one, unless asked to.
+static void refuse_existing_run(const Run *r) {
     if (access(r->ckpt_path, F_OK) == 0 && !r->opts->force)
         die("'%s' already holds a training run; --resume continues it, --force starts a new one over it "
             "(or choose another --out)",
             r->ckpt_path);
-    size_t len;
-    unsigned char *text = read_file(tc->data_path, &len, err, sizeof err);
-    if (!text) die("%s", err);
-    if (len == 0) die("'%s' is empty, expected a text file to train on", tc->data_path);
-    if (tc->tokenizer == TOKENIZER_BPE) {
-        if (!r->progress.quiet) fprintf(stderr, "training a BPE tokenizer of %d tokens on %s\n", tc->bpe_vocab_size,
-                                        tc->data_path);
-        r->tok = tokenizer_train_bpe(text, len, tc->bpe_vocab_size, !r->progress.quiet);
-    } else {
-        r->tok = tokenizer_train_char(text, len);
+}
+
+// The run's token ids (data/prepare.h), once data_scan has read the text. Rank 0 takes the
+// run directory (creating it if new: only now, with the text checked and the tokenizer
+// built, is there a run to write down) and maps the ids from DIR/tokens.bin, encoding them
+// into it when it holds another text or tokenizer. The other ranks then map that file if
+// they see it (one machine, or a shared directory), else encode the text into memory.
+static void load_tokens(Run *r, DataText *dt, bool new_run) {
+    TrainConfig *tc = r->tc;
+    char err[1400], cache[1100];
+    snprintf(cache, sizeof cache, "%s/tokens.bin", tc->out_dir);
+    DataTokensSpec spec = {.cache_path = cache, .write = r->rank == 0, .block_size = tc->model.block_size,
+                           .progress = !r->progress.quiet};
+    DataIdsSource src = DATA_IDS_IN_MEMORY;
+    double seconds = 0;
+    if (r->rank == 0) {
+        if (!run_lock_create(tc->out_dir, err, sizeof err)) die("%s", err);
+        if (new_run) refuse_existing_run(r);  // again, now that the directory is ours alone
+        if (!data_tokens(dt, &spec, &r->data, &src, &seconds, err, sizeof err)) die("%s", err);
     }
-    tc->model.vocab_size = tokenizer_vocab_size(r->tok);
-    if (!gpt_config_check(&tc->model, err, sizeof err)) die("%s", err);
-    if (!dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, err, sizeof err))
-        die("%s", err);
-    free(text);
-    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    int sync = 0;
+    dist_allreduce_max_int(&sync);  // a collective: rank 0's tokens.bin is complete before the others look
+    if (r->rank != 0 && !data_tokens(dt, &spec, &r->data, &src, &seconds, err, sizeof err)) die("%s", err);
+    const char *how = src == DATA_IDS_CACHED ? "read from" : src == DATA_IDS_WRITTEN ? "written to" : "kept in memory, not";
+    snprintf(r->ids_note, sizeof r->ids_note, "token ids: %d bytes each, %s %s (%.1f s; reading the text took %.1f s)",
+             r->data.id_bytes, how, cache, seconds, dt->seconds);
+}
+
+// What a new run starts from besides its weights: step 0, no evaluation yet, an empty report.
+static void start_state(Run *r) {
     adamw_init(&r->opt, r->model.num_params);
     memset(&r->ts, 0, sizeof r->ts);
     r->ts.best_val_loss = INFINITY;
@@ -395,27 +414,65 @@ static void setup_fresh(Run *r) {
     r->ts.data_crc = r->data.text_crc;
     r->ts.data_bytes = r->data.text_bytes;
     Rng base;
-    rng_seed(&base, tc->seed);  // recorded for reference; batches derive from (seed, step)
+    rng_seed(&base, r->tc->seed);  // recorded for reference; batches derive from (seed, step)
     memcpy(r->ts.rng, base.s, sizeof r->ts.rng);
     report_init(&r->report);
 }
 
+static void setup_fresh(Run *r) {
+    TrainConfig *tc = r->tc;
+    char err[1400];
+    refuse_existing_run(r);
+    if (tc->tokenizer == TOKENIZER_BPE && !r->progress.quiet)
+        fprintf(stderr, "training a BPE tokenizer of %d tokens on %s\n", tc->bpe_vocab_size, tc->data_path);
+    DataText dt;
+    DataScanSpec scan = {.train_kind = tc->tokenizer, .bpe_vocab_size = tc->bpe_vocab_size,
+                         .progress = !r->progress.quiet};
+    if (!data_scan(&dt, tc->data_path, &scan, err, sizeof err)) die("%s", err);
+    r->tok = dt.trained;  // the run keeps the tokenizer (dt.tok still points to it)
+    dt.trained = NULL;
+    tc->model.vocab_size = tokenizer_vocab_size(r->tok);
+    if (!gpt_config_check(&tc->model, err, sizeof err)) die("%s", err);
+    load_tokens(r, &dt, true);
+    data_text_close(&dt);
+    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    start_state(r);
+}
+
+// --init-from: a new run (new directory, optimizer state and schedule) on the weights and
+// tokenizer of a checkpoint, whose model config the run takes whatever the settings say.
+static void setup_init_from(Run *r, Checkpoint *ck) {
+    TrainConfig *tc = r->tc;
+    char err[1400], source[1200];
+    refuse_existing_run(r);
+    tc->model = ck->config;
+    r->tok = ck->tok;
+    ck->tok = NULL;
+    tc->tokenizer = tokenizer_kind(r->tok);
+    if (tc->tokenizer == TOKENIZER_BPE) tc->bpe_vocab_size = tokenizer_vocab_size(r->tok);
+    snprintf(source, sizeof source, "the checkpoint '%s'", r->opts->init_from_path);
+    DataText dt;
+    DataScanSpec scan = {.tok = r->tok, .tok_source = source, .progress = !r->progress.quiet};
+    if (!data_scan(&dt, tc->data_path, &scan, err, sizeof err)) die("%s", err);
+    load_tokens(r, &dt, true);
+    data_text_close(&dt);
+    checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
+    start_state(r);
+}
+
 static void setup_resume(Run *r, Checkpoint *ck) {
     TrainConfig *tc = r->tc;
-    char err[512];
+    char err[1400];
     tc->model = ck->config;  // the model is what the weights are, whatever the settings say
     r->tok = ck->tok;
     ck->tok = NULL;
-    size_t len;
-    unsigned char *text = read_file(tc->data_path, &len, err, sizeof err);
-    if (!text) die("%s", err);
-    if (len != ck->state.data_bytes || crc32c(0, text, len) != ck->state.data_crc)
-        die("'%s' has changed since the checkpoint was written (%zu bytes now, %llu then); resuming needs the same "
-            "text",
-            tc->data_path, len, (unsigned long long)ck->state.data_bytes);
-    if (!dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, err, sizeof err))
-        die("%s", err);
-    free(text);
+    DataText dt;
+    DataScanSpec scan = {.tok = r->tok, .tok_source = "the checkpoint", .check_text = true,
+                         .text_crc = ck->state.data_crc, .text_bytes = ck->state.data_bytes,
+                         .progress = !r->progress.quiet};
+    if (!data_scan(&dt, tc->data_path, &scan, err, sizeof err)) die("%s", err);
+    load_tokens(r, &dt, false);
+    data_text_close(&dt);
     checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
     adamw_init(&r->opt, r->model.num_params);
     memcpy(r->opt.m, ck->opt_m, r->model.num_params * sizeof(float));
@@ -461,11 +518,18 @@ int train_run(TrainConfig *tc, const TrainOptions *opts) {
     read_test_hook(&r);
     snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/ckpt.bin", tc->out_dir);
     snprintf(r.best_path, sizeof r.best_path, "%s/best.bin", tc->out_dir);
+    // A directory that exists is claimed before anything in it is looked at (a new one when
+    // it is created, in load_tokens).
+    if (r.rank == 0 && !run_lock_existing(tc->out_dir, err, sizeof err)) die("%s", err);
     bool resumed = opts->resume != NULL;
     if (resumed) {
         setup_resume(&r, opts->resume);
         checkpoint_free(opts->resume);
         free(opts->resume);
+    } else if (opts->init_from) {
+        setup_init_from(&r, opts->init_from);
+        checkpoint_free(opts->init_from);
+        free(opts->init_from);
     } else {
         setup_fresh(&r);
     }
@@ -574,5 +638,6 @@ done:
     gpt_free(&r.model);
     dataset_free(&r.data);
     tokenizer_free(r.tok);
+    run_lock_release();
     return status;
 }

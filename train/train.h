@@ -53,6 +53,10 @@ struct Checkpoint;
 typedef struct {
     struct Checkpoint *resume;  // continue this checkpoint's run: a malloc'd Checkpoint that
                                 // train_run takes over and frees
+    struct Checkpoint *init_from;  // or start a new run from this checkpoint's weights and
+                                   // tokenizer (new optimizer state and schedule; its model
+                                   // config replaces tc->model): taken over and freed likewise
+    const char *init_from_path;    // where init_from was read, for messages
     bool force;              // start over even if out_dir holds a run
     bool trace_shapes;
     bool quiet;              // no progress lines (tests)
