@@ -92,7 +92,16 @@ static bool scan_piece(void *ctx, const unsigned char *p, size_t len, uint64_t o
                  (unsigned long long)(s->lines + count_newlines(p, at) + 1));
         return binary(s, err, errlen, why);
     }
-    s->invalid += tokenizer_count_invalid_utf8(p, len);
+    if (s->trainer) {
+        s->invalid += tokenizer_trainer_add(s->trainer, p, len);
+    } else {
+        s->invalid += tokenizer_count_invalid_utf8(p, len);
+        if (s->spec->tok) {
+            s->piece = p;
+            s->piece_off = off;
+            tokenizer_find_unknown(s->spec->tok, p, len, on_unknown, s);
+        }
+    }
     // Decided as soon as the bytes seen so far exceed the limit for the whole file.
     if (s->invalid * 100 > (uint64_t)DATA_MAX_INVALID_PERCENT * s->dt->text.bytes) {
         char why[192];
@@ -100,13 +109,6 @@ static bool scan_piece(void *ctx, const unsigned char *p, size_t len, uint64_t o
                  DATA_MAX_INVALID_PERCENT, (unsigned long long)s->dt->text.bytes, (unsigned long long)s->invalid,
                  (unsigned long long)(off + len));
         return binary(s, err, errlen, why);
-    }
-    if (s->trainer) {
-        tokenizer_trainer_add(s->trainer, p, len);
-    } else if (s->spec->tok) {
-        s->piece = p;
-        s->piece_off = off;
-        tokenizer_find_unknown(s->spec->tok, p, len, on_unknown, s);
     }
     s->lines += count_newlines(p, len);
     return true;
@@ -182,6 +184,9 @@ void data_text_close(DataText *dt) {
 
 // ---- encoding -----------------------------------------------------------------------------
 #define MAX_PARTS 16
+// Text read at a time while encoding: each byte of it may need 4 bytes of ids and 2 more of
+// their narrowed copy, so about 7 x 8 MiB of buffers.
+#define ENCODE_BLOCK ((size_t)8 << 20)
 
 typedef struct {
     const Tokenizer *tok;
@@ -191,6 +196,9 @@ typedef struct {
     int id_bytes;
     uint64_t n;
     int parts;              // a piece is encoded in this many parts, in parallel
+    int *ids[MAX_PARTS];    // each part's ids, reused from piece to piece
+    size_t cap[MAX_PARTS];
+    TokenizerEncoder *enc[MAX_PARTS];  // each part's encoder, likewise (a bpe one caches chunks)
 } Enc;
 
 static bool encode_piece(void *ctx, const unsigned char *p, size_t len, uint64_t off, char *err, size_t errlen) {
@@ -208,11 +216,23 @@ static bool encode_piece(void *ctx, const unsigned char *p, size_t len, uint64_t
         k++;
     }
     start[++k] = len;
-    int *ids[MAX_PARTS];
     size_t n[MAX_PARTS];
     bool ok[MAX_PARTS];
+    for (int i = 0; i < k; i++) {
+        size_t need = start[i + 1] - start[i];
+        if (need > e->cap[i]) {
+            e->cap[i] = need;
+            free(e->ids[i]);
+            e->ids[i] = xmalloc(need * sizeof(int));
+        }
+    }
+    for (int i = 0; i < k; i++)
+        if (!e->enc[i]) e->enc[i] = tokenizer_encoder_new(e->tok);
+    int **ids = e->ids;
+    TokenizerEncoder **enc = e->enc;
 #pragma omp parallel for schedule(dynamic, 1) if (k > 1)
-    for (int i = 0; i < k; i++) ok[i] = tokenizer_encode(e->tok, p + start[i], start[i + 1] - start[i], &ids[i], &n[i], NULL, 0);
+    for (int i = 0; i < k; i++)
+        ok[i] = tokenizer_encoder_run(enc[i], p + start[i], start[i + 1] - start[i], ids[i], &n[i], NULL, 0);
     bool all = true;
     for (int i = 0; i < k; i++) {
         if (!ok[i]) {
@@ -233,7 +253,6 @@ static bool encode_piece(void *ctx, const unsigned char *p, size_t len, uint64_t
                 for (size_t j = 0; j < n[i]; j++) ((uint32_t *)e->mem)[e->n + j] = (uint32_t)ids[i][j];
         }
         e->n += n[i];
-        free(ids[i]);
     }
     // The scan found every character in the vocabulary: one missing now is a changed file.
     if (!all) set_error(err, errlen, "changed while it was being read (it now holds characters it did not)");
@@ -282,10 +301,12 @@ bool data_tokens(DataText *dt, const DataTokensSpec *spec, Dataset *d, DataIdsSo
         if (!tokens_writer_open(&w, spec->cache_path, &key, err, errlen)) return false;
         e.w = &w;
     }
-    TextPassOptions o = {.cut = tokenizer_kind(dt->tok), .block = spec->block, .label = spec->progress ? "tokenizing" : NULL};
+    TextPassOptions o = {.cut = tokenizer_kind(dt->tok), .block = spec->block ? spec->block : ENCODE_BLOCK,
+                         .label = spec->progress ? "tokenizing" : NULL};
     uint32_t crc;
     char why[512];
     bool ok = text_pass(&dt->text, &o, encode_piece, &e, &crc, why, sizeof why);
+    for (int i = 0; i < MAX_PARTS; i++) free(e.ids[i]), tokenizer_encoder_free(e.enc[i]);
     if (!ok) {
         // encode_piece's message lacks the file's name; text_pass's own have it.
         if (strncmp(why, "changed while", 13) == 0) set_error(err, errlen, "'%s' %s", name, why);

@@ -55,17 +55,49 @@ static void encode_header(unsigned char *h, const TokensKey *k, uint64_t n, uint
 }
 
 // ---- writing ------------------------------------------------------------------------------
+// Written under a temporary name and renamed into place, like every file gpt writes, but not
+// synced: the file is a cache, verified against its checksum each time it is used, so a crash
+// that leaves it damaged costs one encoding, not a wrong run -- and syncing gigabytes would
+// cost seconds at every first start.
+typedef struct {
+    int fd;
+    char *tmp;
+    int error;  // errno of the first failure
+} TmpFile;
+
+static void tmp_write(TmpFile *f, const void *data, size_t len, off_t at) {
+    const unsigned char *p = data;
+    while (len && !f->error) {
+        ssize_t w = at >= 0 ? pwrite(f->fd, p, len, at) : write(f->fd, p, len);
+        if (w < 0) {
+            if (errno != EINTR) f->error = errno;
+        } else if (w == 0) {
+            f->error = EIO;
+        } else {
+            p += w;
+            len -= (size_t)w;
+            if (at >= 0) at += w;
+        }
+    }
+}
+
 bool tokens_writer_open(TokensWriter *w, const char *path, const TokensKey *key, char *err, size_t errlen) {
     memset(w, 0, sizeof *w);
-    AtomicFile *f = xcalloc(1, sizeof *f);
-    if (!atomic_open(f, path, err, errlen)) {
+    TmpFile *f = xcalloc(1, sizeof *f);
+    size_t n = strlen(path) + 32;
+    f->tmp = xmalloc(n);
+    snprintf(f->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        set_error(err, errlen, "cannot create '%s': %s", f->tmp, strerror(errno));
+        free(f->tmp);
         free(f);
         return false;
     }
     w->file = f;
     w->key = *key;
     unsigned char h[TOKENS_HEADER_BYTES] = {0};  // the real header comes last, once n is known
-    atomic_write(f, h, sizeof h);
+    tmp_write(f, h, sizeof h, -1);
     return true;
 }
 
@@ -83,36 +115,43 @@ void tokens_writer_add(TokensWriter *w, const int *ids, size_t n) {
         for (size_t i = 0; i < n; i++) o[i] = (uint32_t)ids[i];
     }
     w->ids_crc = crc32c(w->ids_crc, w->buf, bytes);
-    atomic_write(w->file, w->buf, bytes);
+    tmp_write(w->file, w->buf, bytes, -1);
     w->n += n;
 }
 
-bool tokens_writer_commit(TokensWriter *w, const char *path, char *err, size_t errlen) {
-    AtomicFile *f = w->file;
-    unsigned char h[TOKENS_HEADER_BYTES];
-    encode_header(h, &w->key, w->n, w->ids_crc);
-    if (!f->error) {
-        ssize_t r;
-        do r = pwrite(f->fd, h, sizeof h, 0);
-        while (r < 0 && errno == EINTR);
-        if (r != (ssize_t)sizeof h) f->error = r < 0 ? errno : EIO;
-    }
-    bool ok = atomic_commit(f, path, err, errlen);
-    free(f);
-    free(w->buf);
-    memset(w, 0, sizeof *w);
-    return ok;
-}
-
-void tokens_writer_abort(TokensWriter *w) {
-    AtomicFile *f = w->file;
+static void writer_done(TokensWriter *w) {
+    TmpFile *f = w->file;
     if (f) {
-        f->error = ECANCELED;  // a commit that fails removes the temporary file
-        atomic_commit(f, "", NULL, 0);
+        free(f->tmp);
         free(f);
     }
     free(w->buf);
     memset(w, 0, sizeof *w);
+}
+
+bool tokens_writer_commit(TokensWriter *w, const char *path, char *err, size_t errlen) {
+    TmpFile *f = w->file;
+    unsigned char h[TOKENS_HEADER_BYTES];
+    encode_header(h, &w->key, w->n, w->ids_crc);
+    tmp_write(f, h, sizeof h, 0);
+    if (close(f->fd) != 0 && !f->error) f->error = errno;
+    bool ok = false;
+    if (f->error) set_error(err, errlen, "cannot write '%s': %s", f->tmp, strerror(f->error));
+    else if (rename(f->tmp, path) != 0)
+        set_error(err, errlen, "cannot rename '%s' to '%s': %s", f->tmp, path, strerror(errno));
+    else ok = true;
+    if (!ok) unlink(f->tmp);
+    writer_done(w);
+    return ok;
+}
+
+void tokens_writer_abort(TokensWriter *w) {
+    TmpFile *f = w->file;
+    if (f) {
+        close(f->fd);
+        unlink(f->tmp);
+    }
+    writer_done(w);
 }
 
 // ---- reading ------------------------------------------------------------------------------

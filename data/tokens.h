@@ -35,9 +35,9 @@ typedef struct {
 void tokens_key(TokensKey *k, const Tokenizer *tok, uint64_t text_bytes, uint32_t text_crc);
 
 // A token file being written: under a temporary name (PATH.tmp.PID), renamed into place by
-// tokens_writer_commit once complete and synced.
+// tokens_writer_commit once complete (not synced: see tokens.c).
 typedef struct {
-    void *file;        // the AtomicFile
+    void *file;        // the temporary file
     TokensKey key;
     uint64_t n;        // ids written so far
     uint32_t ids_crc;
@@ -48,7 +48,7 @@ typedef struct {
 bool tokens_writer_open(TokensWriter *w, const char *path, const TokensKey *key, char *err, size_t errlen);
 // Appends n ids (each < key.vocab_size).
 void tokens_writer_add(TokensWriter *w, const int *ids, size_t n);
-// Writes the header, syncs and renames into place; false with a reason (the temporary file is
+// Writes the header and renames the file into place; false with a reason (the temporary file is
 // then removed).
 bool tokens_writer_commit(TokensWriter *w, const char *path, char *err, size_t errlen);
 // Removes the temporary file.

@@ -534,21 +534,46 @@ static size_t merge_chunk(const Tokenizer *tok, const unsigned char *s, size_t m
     return n;
 }
 
-void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n_out) {
+// The cache of a text's distinct chunks lives in an encoder, not in the tokenizer, so that
+// encoding stays const and safe from several threads (one encoder each); a text encoded in
+// pieces through one encoder keeps it from piece to piece.
+struct BpeEncoder {
+    struct {
+        char *key;
+        BpeCached value;
+    } *cache;   // stb_ds string map: chunk -> its ids in pool
+    int *pool;  // stb_ds array
+    MergeWork work;
+};
+
+// Beyond this many cached chunks the cache starts afresh: a text of gigabytes with millions
+// of distinct words must not grow it without bound.
+#define BPE_CACHE_MAX_ENTRIES (1 << 20)
+
+BpeEncoder *tokenizer_bpe_encoder_new(void) {
+    BpeEncoder *e = xcalloc(1, sizeof *e);
+    sh_new_strdup(e->cache);
+    return e;
+}
+
+void tokenizer_bpe_encoder_free(BpeEncoder *e) {
+    if (!e) return;
+    shfree(e->cache);
+    arrfree(e->pool);
+    free(e->work.id);
+    free(e->work.next);
+    free(e->work.prev);
+    free(e->work.heap);
+    free(e);
+}
+
+void tokenizer_bpe_encode_with(const Tokenizer *tok, BpeEncoder *e, const unsigned char *text, size_t len, int *ids,
+                               size_t *n_out) {
     if (tok->n_merges == 0) {
         for (size_t i = 0; i < len; i++) ids[i] = text[i];
         *n_out = len;
         return;
     }
-    // The cache lives for one call, not in the tokenizer, so that encode stays const and safe
-    // to call from several threads; a long text is one call and profits all the same.
-    struct {
-        char *key;
-        BpeCached value;
-    } *cache = NULL;  // stb_ds string map: chunk -> its ids in pool
-    sh_new_strdup(cache);
-    int *pool = NULL;  // stb_ds array
-    MergeWork work = {0};
     char key[BPE_CACHE_MAX_CHUNK + 1];
     size_t n = 0;
     for (size_t i = 0; i < len;) {
@@ -558,28 +583,33 @@ void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_
         } else if (m <= BPE_CACHE_MAX_CHUNK) {
             memcpy(key, text + i, m);  // chunks of two or more bytes hold no NUL
             key[m] = 0;
-            ptrdiff_t slot = shgeti(cache, key);
+            ptrdiff_t slot = shgeti(e->cache, key);
             if (slot >= 0) {
-                BpeCached c = cache[slot].value;
-                memcpy(ids + n, pool + c.start, (size_t)c.n * sizeof *ids);
+                BpeCached c = e->cache[slot].value;
+                memcpy(ids + n, e->pool + c.start, (size_t)c.n * sizeof *ids);
                 n += (size_t)c.n;
             } else {
-                size_t k = merge_chunk(tok, text + i, m, ids + n, &work);
-                BpeCached c = {arrlenu(pool), (int)k};
-                memcpy(arraddnptr(pool, k), ids + n, k * sizeof *ids);
-                shput(cache, key, c);
+                if (shlen(e->cache) >= BPE_CACHE_MAX_ENTRIES) {
+                    shfree(e->cache);
+                    sh_new_strdup(e->cache);
+                    arrfree(e->pool);
+                }
+                size_t k = merge_chunk(tok, text + i, m, ids + n, &e->work);
+                BpeCached c = {arrlenu(e->pool), (int)k};
+                memcpy(arraddnptr(e->pool, k), ids + n, k * sizeof *ids);
+                shput(e->cache, key, c);
                 n += k;
             }
         } else {
-            n += merge_chunk(tok, text + i, m, ids + n, &work);
+            n += merge_chunk(tok, text + i, m, ids + n, &e->work);
         }
         i += m;
     }
-    shfree(cache);
-    arrfree(pool);
-    free(work.id);
-    free(work.next);
-    free(work.prev);
-    free(work.heap);
     *n_out = n;
+}
+
+void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n_out) {
+    BpeEncoder *e = tokenizer_bpe_encoder_new();
+    tokenizer_bpe_encode_with(tok, e, text, len, ids, n_out);
+    tokenizer_bpe_encoder_free(e);
 }

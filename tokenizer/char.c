@@ -85,6 +85,7 @@ static int utf8_encode(uint32_t cp, unsigned char *out) {
 // tokenizer_cut allows, so that no UTF-8 sequence is split).
 struct CharCollector {
     unsigned char *seen;  // a bit per code point (136 KiB): the sorted order comes free
+    bool ascii[128];      // the ASCII ones, kept apart: a plain store per byte is the fast path
     bool fallback[256];
 };
 
@@ -94,12 +95,12 @@ CharCollector *tokenizer_char_collector_new(void) {
     return c;
 }
 
-void tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, size_t len) {
+size_t tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, size_t len) {
     unsigned char *seen = c->seen;
-    size_t i = 0;
+    size_t i = 0, invalid = 0;
     while (i < len) {
         if (text[i] < 0x80) {  // the common case, without the decoder
-            seen[text[i] >> 3] |= (unsigned char)(1u << (text[i] & 7));
+            c->ascii[text[i]] = true;
             i++;
             continue;
         }
@@ -110,12 +111,16 @@ void tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, s
             i += (size_t)n;
         } else {
             c->fallback[text[i]] = true;
+            invalid++;
             i++;
         }
     }
+    return invalid;
 }
 
 Tokenizer *tokenizer_char_collector_finish(CharCollector *c) {
+    for (int a = 0; a < 128; a++)
+        if (c->ascii[a]) c->seen[a >> 3] |= (unsigned char)(1u << (a & 7));
     uint32_t *units = NULL;  // stb_ds array
     for (uint32_t byte = 0; byte < 0x110000 / 8; byte++) {
         if (!c->seen[byte]) continue;

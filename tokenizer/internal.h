@@ -71,6 +71,12 @@ void tokenizer_bpe_build(Tokenizer *tok);
 bool tokenizer_char_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n, char *err,
                            size_t errlen);
 void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n);
+// The same through an encoder whose cache of chunks outlives the call (one per thread).
+typedef struct BpeEncoder BpeEncoder;
+BpeEncoder *tokenizer_bpe_encoder_new(void);
+void tokenizer_bpe_encode_with(const Tokenizer *tok, BpeEncoder *e, const unsigned char *text, size_t len, int *ids,
+                               size_t *n);
+void tokenizer_bpe_encoder_free(BpeEncoder *e);
 
 // The length of the pre-split chunk of text that starts at byte start (< len); BPE merges
 // never cross a chunk boundary.
@@ -90,7 +96,8 @@ void tokenizer_bpe_collector_free(BpeCollector *c);  // abandons it
 // The same for the char vocabulary: the set of code points and fallback bytes seen.
 typedef struct CharCollector CharCollector;
 CharCollector *tokenizer_char_collector_new(void);
-void tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, size_t len);
+// Returns the number of fallback bytes (bytes not part of valid UTF-8) in text.
+size_t tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, size_t len);
 Tokenizer *tokenizer_char_collector_finish(CharCollector *c);
 void tokenizer_char_collector_free(CharCollector *c);
 

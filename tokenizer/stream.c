@@ -2,6 +2,7 @@
 // what a char vocabulary lacks (see "Texts in pieces" in tokenizer.h).
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/common.h"
 #include "tokenizer/internal.h"
@@ -48,9 +49,10 @@ TokenizerTrainer *tokenizer_trainer_new(TokenizerKind kind) {
     return tr;
 }
 
-void tokenizer_trainer_add(TokenizerTrainer *tr, const unsigned char *piece, size_t len) {
-    if (tr->bpe) tokenizer_bpe_collector_add(tr->bpe, piece, len);
-    else tokenizer_char_collector_add(tr->chars, piece, len);
+size_t tokenizer_trainer_add(TokenizerTrainer *tr, const unsigned char *piece, size_t len) {
+    if (!tr->bpe) return tokenizer_char_collector_add(tr->chars, piece, len);
+    tokenizer_bpe_collector_add(tr->bpe, piece, len);
+    return tokenizer_count_invalid_utf8(piece, len);
 }
 
 Tokenizer *tokenizer_trainer_finish(TokenizerTrainer *tr, int bpe_vocab_size, bool progress) {
@@ -112,9 +114,42 @@ size_t tokenizer_find_unknown(const Tokenizer *tok, const unsigned char *text, s
     return count;
 }
 
+struct TokenizerEncoder {
+    const Tokenizer *tok;
+    BpeEncoder *bpe;
+};
+
+TokenizerEncoder *tokenizer_encoder_new(const Tokenizer *tok) {
+    TokenizerEncoder *e = xcalloc(1, sizeof *e);
+    e->tok = tok;
+    if (tok->kind == TOKENIZER_BPE) e->bpe = tokenizer_bpe_encoder_new();
+    return e;
+}
+
+bool tokenizer_encoder_run(TokenizerEncoder *e, const unsigned char *text, size_t len, int *ids, size_t *n, char *err,
+                           size_t errlen) {
+    if (!e->bpe) return tokenizer_char_encode(e->tok, text, len, ids, n, err, errlen);
+    tokenizer_bpe_encode_with(e->tok, e->bpe, text, len, ids, n);
+    return true;
+}
+
+void tokenizer_encoder_free(TokenizerEncoder *e) {
+    if (!e) return;
+    tokenizer_bpe_encoder_free(e->bpe);
+    free(e);
+}
+
 size_t tokenizer_count_invalid_utf8(const unsigned char *text, size_t len) {
     size_t bad = 0, i = 0;
     while (i < len) {
+        if (i + 8 <= len) {  // eight ASCII bytes at once
+            uint64_t w;
+            memcpy(&w, text + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
         if (text[i] < 0x80) {
             i++;
             continue;

@@ -70,11 +70,22 @@ size_t tokenizer_cut(TokenizerKind kind, const unsigned char *text, size_t len);
 
 typedef struct TokenizerTrainer TokenizerTrainer;
 TokenizerTrainer *tokenizer_trainer_new(TokenizerKind kind);
-void tokenizer_trainer_add(TokenizerTrainer *tr, const unsigned char *piece, size_t len);
+// Returns how many bytes of the piece are not part of valid UTF-8 (as
+// tokenizer_count_invalid_utf8; a char trainer counts them while it reads).
+size_t tokenizer_trainer_add(TokenizerTrainer *tr, const unsigned char *piece, size_t len);
 // The tokenizer of everything added (bpe: up to bpe_vocab_size, as tokenizer_train_bpe);
 // frees tr.
 Tokenizer *tokenizer_trainer_finish(TokenizerTrainer *tr, int bpe_vocab_size, bool progress);
 void tokenizer_trainer_free(TokenizerTrainer *tr);  // abandons the training
+
+// An encoder for a text in pieces: tokenizer_encode into a caller's buffer with room for len
+// ids (no kind makes more ids than bytes), keeping what it learns between pieces (bpe: the
+// ids of each distinct chunk). One encoder per thread; the tokenizer must outlive it.
+typedef struct TokenizerEncoder TokenizerEncoder;
+TokenizerEncoder *tokenizer_encoder_new(const Tokenizer *tok);
+bool tokenizer_encoder_run(TokenizerEncoder *e, const unsigned char *text, size_t len, int *ids, size_t *n, char *err,
+                           size_t errlen);
+void tokenizer_encoder_free(TokenizerEncoder *e);
 
 // A character (or a fallback byte) that a char vocabulary lacks, at a byte offset of a piece.
 typedef struct {
