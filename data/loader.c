@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "data/prepare.h"
 
@@ -110,4 +111,5 @@ void dataset_batch(const Dataset *d, Split split, Rng *rng, int B, int T, int *x
             for (int t = 0; t < T; t++) xb[t] = (int)s[t], yb[t] = (int)s[t + 1];
         }
     }
+    if (d->map.map) (void)madvise(d->map.map, d->map.map_len, MADV_DONTNEED);
 }

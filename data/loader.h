@@ -55,6 +55,13 @@ void dataset_free(Dataset *d);
 
 // B sequences of T from random offsets of the split: x(b,:) = split[i_b .. i_b+T),
 // y(b,:) = split[i_b+1 .. i_b+T+1), with i_b uniform in [0, len(split) - T).
+//
+// A window read through the map makes the kernel map more of the file than the window: the
+// pages around it (fault-around) and, for a file cached in large folios, up to a whole folio
+// (seen here: about 750 KiB per window of 130 bytes). A long run would come to hold the whole
+// token file in its resident memory. So after each batch the map's pages are let go (madvise
+// MADV_DONTNEED on the whole map: the page cache keeps them, and the next batch maps what it
+// reads again, a minor fault per window): between batches the map holds nothing.
 void dataset_batch(const Dataset *d, Split split, Rng *rng, int B, int T, int *x, int *y);
 
 #endif
