@@ -8,6 +8,7 @@
 #include "common/common.h"
 #include "checkpoint/checkpoint.h"
 #include "cli/cli.h"
+#include "train/dist.h"
 #include "train/lock.h"
 #include "train/train.h"
 
@@ -244,7 +245,8 @@ int cmd_train(int argc, char **argv) {
         char path[1100], err[1400];
         snprintf(path, sizeof path, "%s/ckpt.bin", tc.out_dir);
         // A run still training in the directory is the reason to give, not what its files hold.
-        if (!run_lock_probe(tc.out_dir, err, sizeof err)) die("%s", err);
+        // (Rank 0 alone asks: the other ranks would see their own rank 0 holding the lock.)
+        if (dist_rank() == 0 && !run_lock_probe(tc.out_dir, err, sizeof err)) die("%s", err);
         Checkpoint *ck = xcalloc(1, sizeof *ck);
         if (!checkpoint_load(path, ck, err, sizeof err)) die("cannot resume: %s", err);
         if (!ck->has_train_state) die("cannot resume: '%s' holds weights only, no training state", path);

@@ -167,6 +167,9 @@ bool data_scan(DataText *dt, const char *path, const DataScanSpec *spec, char *e
         return false;
     }
     if (s.trainer) {
+        // Announced once the text has passed its checks: a bad one gets its error line alone.
+        if (spec->progress && spec->train_kind == TOKENIZER_BPE)
+            fprintf(stderr, "training a BPE tokenizer of %d tokens on %s\n", spec->bpe_vocab_size, path);
         dt->trained = tokenizer_trainer_finish(s.trainer, spec->bpe_vocab_size, spec->progress);
         dt->tok = dt->trained;
     } else {

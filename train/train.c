@@ -423,8 +423,6 @@ static void setup_fresh(Run *r) {
     TrainConfig *tc = r->tc;
     char err[1400];
     refuse_existing_run(r);
-    if (tc->tokenizer == TOKENIZER_BPE && !r->progress.quiet)
-        fprintf(stderr, "training a BPE tokenizer of %d tokens on %s\n", tc->bpe_vocab_size, tc->data_path);
     DataText dt;
     DataScanSpec scan = {.train_kind = tc->tokenizer, .bpe_vocab_size = tc->bpe_vocab_size,
                          .progress = !r->progress.quiet};
