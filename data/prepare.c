@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 
@@ -11,16 +12,32 @@
 
 static uint64_t count_newlines(const unsigned char *p, size_t len) {
     uint64_t n = 0;
-    const unsigned char *end = p + len;
-    while ((p = memchr(p, '\n', (size_t)(end - p)))) n++, p++;
+    for (size_t i = 0; i < len; i++) n += p[i] == '\n';
     return n;
+}
+
+// The line (from 1) of each of n byte offsets of the text, in increasing order. Only messages
+// need lines, so they are counted afresh when one is written, not along every pass.
+static void lines_at(const TextFile *t, const uint64_t *offsets, uint64_t *lines, int n) {
+    unsigned char buf[1 << 16];
+    uint64_t at = 0, line = 1;
+    for (int k = 0; k < n; k++) {
+        while (at < offsets[k]) {
+            size_t want = offsets[k] - at < sizeof buf ? (size_t)(offsets[k] - at) : sizeof buf;
+            ssize_t r = pread(t->fd, buf, want, (off_t)at);
+            if (r <= 0) break;  // the file changed under us: a wrong line number is the least of it
+            line += count_newlines(buf, (size_t)r);
+            at += (uint64_t)r;
+        }
+        lines[k] = line;
+    }
 }
 
 // ---- the scan -----------------------------------------------------------------------------
 typedef struct {
     uint32_t unit;
     bool is_byte;
-    uint64_t offset, line;
+    uint64_t offset;
 } Named;
 
 typedef struct {
@@ -28,10 +45,8 @@ typedef struct {
     DataText *dt;
     TokenizerTrainer *trainer;
     uint64_t invalid;      // bytes that are not valid UTF-8, so far
-    uint64_t lines;        // newlines before the current piece
     bool utf16_bom;
     // what a given char vocabulary lacks
-    const unsigned char *piece;
     uint64_t piece_off;
     uint64_t unknown;      // occurrences
     uint64_t *set;         // distinct units seen unknown: open addressing, key + 1 (0: empty)
@@ -70,8 +85,7 @@ static void on_unknown(void *ctx, const TokenizerUnknown *u) {
     s->unknown++;
     uint64_t key = ((uint64_t)u->is_byte << 32 | u->unit) + 1;
     if (set_add(s, key) && s->n_named < MAX_NAMED)
-        s->named[s->n_named++] = (Named){.unit = u->unit, .is_byte = u->is_byte, .offset = s->piece_off + u->offset,
-                                         .line = s->lines + count_newlines(s->piece, u->offset) + 1};
+        s->named[s->n_named++] = (Named){.unit = u->unit, .is_byte = u->is_byte, .offset = s->piece_off + u->offset};
 }
 
 static bool binary(const Scan *s, char *err, size_t errlen, const char *why) {
@@ -86,10 +100,11 @@ static bool scan_piece(void *ctx, const unsigned char *p, size_t len, uint64_t o
     if (off == 0 && len >= 2 && ((p[0] == 0xFF && p[1] == 0xFE) || (p[0] == 0xFE && p[1] == 0xFF))) s->utf16_bom = true;
     const unsigned char *nul = memchr(p, 0, len);
     if (nul) {
-        size_t at = (size_t)(nul - p);
+        uint64_t at = off + (uint64_t)(nul - p), line;
+        lines_at(&s->dt->text, &at, &line, 1);
         char why[128];
-        snprintf(why, sizeof why, "it holds a NUL byte (0x00) at byte %llu (line %llu)", (unsigned long long)(off + at),
-                 (unsigned long long)(s->lines + count_newlines(p, at) + 1));
+        snprintf(why, sizeof why, "it holds a NUL byte (0x00) at byte %llu (line %llu)", (unsigned long long)at,
+                 (unsigned long long)line);
         return binary(s, err, errlen, why);
     }
     if (s->trainer) {
@@ -97,7 +112,6 @@ static bool scan_piece(void *ctx, const unsigned char *p, size_t len, uint64_t o
     } else {
         s->invalid += tokenizer_count_invalid_utf8(p, len);
         if (s->spec->tok) {
-            s->piece = p;
             s->piece_off = off;
             tokenizer_find_unknown(s->spec->tok, p, len, on_unknown, s);
         }
@@ -110,19 +124,21 @@ static bool scan_piece(void *ctx, const unsigned char *p, size_t len, uint64_t o
                  (unsigned long long)(off + len));
         return binary(s, err, errlen, why);
     }
-    s->lines += count_newlines(p, len);
     return true;
 }
 
 static void unknown_message(const Scan *s, char *err, size_t errlen) {
     const Tokenizer *tok = s->spec->tok;
+    uint64_t offsets[MAX_NAMED], lines[MAX_NAMED];
+    for (int i = 0; i < s->n_named; i++) offsets[i] = s->named[i].offset;
+    lines_at(&s->dt->text, offsets, lines, s->n_named);
     char list[1024] = "";
     size_t used = 0;
     for (int i = 0; i < s->n_named && used < sizeof list; i++) {
         char what[64];
         tokenizer_describe_unit(s->named[i].unit, s->named[i].is_byte, what, sizeof what);
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s at byte %llu (line %llu)", i ? ", " : "", what,
-                                 (unsigned long long)s->named[i].offset, (unsigned long long)s->named[i].line);
+                                 (unsigned long long)offsets[i], (unsigned long long)lines[i]);
     }
     set_error(err, errlen,
               "'%s' holds %llu character%s that the char vocabulary of %s (%d tokens) cannot encode, %zu distinct; "
@@ -193,6 +209,7 @@ void data_text_close(DataText *dt) {
 
 typedef struct {
     const Tokenizer *tok;
+    const char *path;       // the text's, for messages
     TokensWriter *w;        // the ids go to a token file...
     unsigned char *mem;     // ...or into memory, id_bytes each
     size_t mem_cap;
@@ -258,7 +275,11 @@ static bool encode_piece(void *ctx, const unsigned char *p, size_t len, uint64_t
         e->n += n[i];
     }
     // The scan found every character in the vocabulary: one missing now is a changed file.
-    if (!all) set_error(err, errlen, "changed while it was being read (it now holds characters it did not)");
+    if (!all)
+        set_error(err, errlen,
+                  "'%s' changed while it was being read (it now holds characters it did not): train on a file that "
+                  "nothing is writing to",
+                  e->path);
     return all;
 }
 
@@ -287,7 +308,7 @@ bool data_tokens(DataText *dt, const DataTokensSpec *spec, Dataset *d, DataIdsSo
         }
         if (st == TOKENS_BAD) warn("%s; %s", why, spec->write ? "encoding the text again" : "encoding into memory");
     }
-    Enc e = {.tok = dt->tok, .id_bytes = (int)key.id_bytes, .parts = 2 * threads_get()};
+    Enc e = {.tok = dt->tok, .path = name, .id_bytes = (int)key.id_bytes, .parts = 2 * threads_get()};
     if (e.parts > MAX_PARTS) e.parts = MAX_PARTS;
     TokensWriter w;
     bool to_file = spec->cache_path && spec->write;
@@ -307,14 +328,9 @@ bool data_tokens(DataText *dt, const DataTokensSpec *spec, Dataset *d, DataIdsSo
     TextPassOptions o = {.cut = tokenizer_kind(dt->tok), .block = spec->block ? spec->block : ENCODE_BLOCK,
                          .label = spec->progress ? "tokenizing" : NULL};
     uint32_t crc;
-    char why[512];
-    bool ok = text_pass(&dt->text, &o, encode_piece, &e, &crc, why, sizeof why);
+    bool ok = text_pass(&dt->text, &o, encode_piece, &e, &crc, err, errlen);
     for (int i = 0; i < MAX_PARTS; i++) free(e.ids[i]), tokenizer_encoder_free(e.enc[i]);
-    if (!ok) {
-        // encode_piece's message lacks the file's name; text_pass's own have it.
-        if (strncmp(why, "changed while", 13) == 0) set_error(err, errlen, "'%s' %s", name, why);
-        else set_error(err, errlen, "%s", why);
-    } else if (crc != dt->crc) {
+    if (ok && crc != dt->crc) {
         ok = changed_since_scan(dt, err, errlen);
     }
     size_t n_train;

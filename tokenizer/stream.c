@@ -82,8 +82,22 @@ bool tokenizer_has_unit(const Tokenizer *tok, uint32_t unit, bool is_byte) {
 size_t tokenizer_find_unknown(const Tokenizer *tok, const unsigned char *text, size_t len, TokenizerUnknownFn fn,
                               void *ctx) {
     if (tok->kind != TOKENIZER_CHAR) return 0;
+    unsigned char lacks[128];  // the ASCII characters the vocabulary lacks
+    for (int c = 0; c < 128; c++) lacks[c] = tok->ascii_id[c] < 0;
     size_t count = 0, i = 0;
     while (i < len) {
+        if (i + 8 <= len) {  // eight known ASCII characters at once, the common case
+            uint64_t w;
+            memcpy(&w, text + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                const unsigned char *b = text + i;
+                if (!(lacks[b[0]] | lacks[b[1]] | lacks[b[2]] | lacks[b[3]] | lacks[b[4]] | lacks[b[5]] | lacks[b[6]] |
+                      lacks[b[7]])) {
+                    i += 8;
+                    continue;
+                }
+            }
+        }
         TokenizerUnknown u = {.offset = i};
         size_t n = 1;
         if (text[i] < 0x80) {

@@ -121,8 +121,10 @@ static bool acquire(const char *dir, char *err, size_t errlen) {
         char me[256] = "", line[320];
         (void)gethostname(me, sizeof me - 1);
         int n = snprintf(line, sizeof line, "%ld %s\n", (long)getpid(), me[0] ? me : "-");
-        // The name is a courtesy for the message of a refused run; the lock is what counts.
-        if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) (void)0;
+        // The name is a courtesy for the message of a refused run (which asks the kernel
+        // first); the lock is what counts, so a failure to write it is no failure.
+        bool named = ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) == n;
+        (void)named;
         held.fd = fd;
         held.path = path;
         held.dir = xstrdup(dir);
