@@ -49,7 +49,7 @@ CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) -ffp-contract=fast -fno-math-errn
 LDFLAGS_ALL = $(OMP_FLAGS) $(SAN_FLAGS) $(LDFLAGS)
 LDLIBS = -lm
 
-MODULES := common model kernels tokenizer data checkpoint report train cli
+MODULES := common model kernels tokenizer data checkpoint report train export cli
 LIB_SRCS := $(filter-out cli/main.c, $(foreach d,$(MODULES),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/cli/main.o

@@ -1,347 +1,16 @@
 // cmd_attention.c -- `gpt attention CKPT --prompt TEXT --out FILE`: every head's attention
-// over a prompt, as one self-contained HTML page of heat maps (and the numbers behind it,
-// declared in attention_page.h).
-#include <assert.h>
+// over a prompt, as one self-contained HTML page of heat maps (report/attention_page.h makes
+// the page and the numbers behind it).
 #include <getopt.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "cli/commands.h"
-#include "common/common.h"
-#include "model/generate.h"
-#include "report/attention_page.h"
 #include "checkpoint/checkpoint.h"
 #include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/common.h"
+#include "report/attention_page.h"
 
-// ---- the numbers ------------------------------------------------------------------------
-AttentionStats attention_stats(const float *att, int T) {
-    double dist = 0.0, ent = 0.0;
-    for (int i = 0; i < T; i++) {
-        const float *row = att + (size_t)i * T;
-        for (int j = 0; j <= i; j++) {
-            double p = row[j];
-            dist += p * (i - j);
-            if (p > 0.0) ent -= p * log(p);  // p ln p -> 0 as p -> 0
-        }
-    }
-    AttentionStats st = {.mean_distance = T > 0 ? dist / T : 0.0, .mean_entropy = T > 0 ? ent / T : 0.0};
-    return st;
-}
-
-void attention_maps_compute(AttentionMaps *am, const GPT *m, const int *tokens, size_t n) {
-    assert(n >= 1);
-    memset(am, 0, sizeof *am);
-    Generator *g = generator_new(m);
-    generator_record_attention(g, true);
-    generator_feed(g, tokens, n);
-    am->L = m->config.n_layer;
-    am->H = m->config.n_head;
-    am->T = generator_window(g);
-    am->n_prompt = n;
-    size_t T = (size_t)am->T, TT = T * T;
-    am->tokens = xmalloc(T * sizeof(int));
-    memcpy(am->tokens, tokens + (n - T), T * sizeof(int));
-    am->att = xmalloc((size_t)am->L * am->H * TT * sizeof(float));
-    am->stats = xmalloc((size_t)am->L * am->H * sizeof(AttentionStats));
-    for (int l = 0; l < am->L; l++) {
-        for (int h = 0; h < am->H; h++) {
-            const float *a = generator_attention(g, l, h);
-            assert(a);  // recording was on for the one feed over an empty window
-            size_t lh = (size_t)l * am->H + h;
-            memcpy(am->att + lh * TT, a, TT * sizeof(float));
-            am->stats[lh] = attention_stats(a, am->T);
-        }
-    }
-    generator_free(g);
-}
-
-void attention_maps_free(AttentionMaps *am) {
-    free(am->tokens);
-    free(am->att);
-    free(am->stats);
-    memset(am, 0, sizeof *am);
-}
-
-// ---- a growing text buffer --------------------------------------------------------------
-typedef struct {
-    char *s;
-    size_t len, cap;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->s = xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_printf(Buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-static void buf_printf(Buf *b, const char *fmt, ...) {
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    assert(n >= 0);
-    if ((size_t)n < sizeof small) {
-        buf_add(b, small, (size_t)n);
-        return;
-    }
-    char *big = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    buf_add(b, big, (size_t)n);
-    free(big);
-}
-
-// ---- making text visible and safe ---------------------------------------------------------
-// Length of the valid UTF-8 sequence starting at s (n bytes available); 0 if none does.
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;  // overlong, surrogate
-    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
-    return len;
-}
-
-// Appends bytes as visible, HTML-escaped text of at most max_width columns (0: no limit,
-// and newlines also break the line; a longer text ends in "…"): ␣ for a space, ⏎ for a newline, ⇥ for a tab, \xNN for other
-// control bytes and for bytes that are not valid UTF-8, so that every token has a label
-// and no label can break the markup.
-static void add_visible(Buf *b, const unsigned char *s, size_t n, int max_width) {
-    // Pass 0 measures; pass 1 writes, stopping early when the text is too wide.
-    int total = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        bool cut = pass == 1 && max_width > 0 && total > max_width;
-        int width = 0;
-        for (size_t i = 0; i < n;) {
-            char tmp[16];
-            const char *piece = tmp;
-            int w = 1;
-            size_t len = utf8_len(s + i, n - i), plen = 0;
-            unsigned char c = s[i];
-            if (len == 0) snprintf(tmp, sizeof tmp, "\\x%02X", c), w = 4, len = 1;
-            else if (c == ' ') piece = "\xE2\x90\xA3";      // ␣
-            else if (c == '\n') piece = max_width ? "\xE2\x8F\x8E" : "\xE2\x8F\x8E\n";  // ⏎, a break in running text
-            else if (c == '\t') piece = "\xE2\x87\xA5";     // ⇥
-            else if (c == '<') piece = "&lt;";
-            else if (c == '>') piece = "&gt;";
-            else if (c == '&') piece = "&amp;";
-            else if (c == '"') piece = "&quot;";
-            else if (c == '\'') piece = "&#39;";
-            else if (c < 0x20 || c == 0x7F) snprintf(tmp, sizeof tmp, "\\x%02X", c), w = 4;
-            else piece = (const char *)s + i, plen = len;
-            if (pass == 1) {
-                if (cut && width + w > max_width - 1) {
-                    buf_str(b, "\xE2\x80\xA6");  // …
-                    return;
-                }
-                buf_add(b, piece, plen ? plen : strlen(piece));
-            }
-            width += w;
-            i += len;
-        }
-        total = width;
-    }
-}
-
-// HTML-escapes text without making whitespace visible (for titles and paths).
-static void add_escaped(Buf *b, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': buf_str(b, "&lt;"); break;
-        case '>': buf_str(b, "&gt;"); break;
-        case '&': buf_str(b, "&amp;"); break;
-        case '"': buf_str(b, "&quot;"); break;
-        default: buf_add(b, s, 1);
-        }
-    }
-}
-
-// ---- the page -----------------------------------------------------------------------------
-#define LABEL_WIDTH 6  // columns of a token label on the axes
-
-static const char page_css[] =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1b1b1b;background:#fff}"
-    "h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px}"
-    "p,li{max-width:60em;line-height:1.45}"
-    ".tok{font-family:ui-monospace,Menlo,Consolas,monospace;background:#f3f3f3;padding:1px 3px;"
-    "white-space:pre-wrap;word-break:break-all}"
-    ".maps{display:flex;flex-wrap:wrap;gap:20px}"
-    "figure{margin:0;border:1px solid #ddd;border-radius:4px;padding:8px}"
-    "figcaption{font-size:13px;margin-bottom:4px}figcaption b{font-size:14px}"
-    "table.stats{border-collapse:collapse;font-size:14px}"
-    "table.stats td,table.stats th{border:1px solid #ddd;padding:3px 10px;text-align:right}"
-    "table.stats th{background:#f6f6f6}"
-    "svg text{fill:#333}";
-
-// The heat map of one head: row i (query) against column j (key), shading p_ij.
-static void add_heatmap(Buf *b, const AttentionMaps *am, char **labels, int l, int h) {
-    int T = am->T;
-    // Cells shrink as the window grows; below 8 px labels cannot be read, so position
-    // numbers replace them.
-    int cs = T <= 16 ? 18 : T <= 32 ? 14 : T <= 64 ? 10 : T <= 128 ? 6 : 3;
-    bool text_labels = cs >= 8;
-    int fs = text_labels ? (cs < 12 ? cs : 11) : 9;
-    int margin = text_labels ? (int)(LABEL_WIDTH * 0.62 * fs) + 8 : 30;
-    int side = margin + T * cs + 2;
-    bool tips = T <= 64;  // hover text on every cell: worth its bytes only for small maps
-    const float *att = am->att + ((size_t)l * am->H + h) * (size_t)T * T;
-
-    buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
-                  "aria-label=\"attention of layer %d head %d\">\n", side, side, l, h);
-    buf_printf(b, "<g font-family=\"ui-monospace,Menlo,Consolas,monospace\" font-size=\"%d\">\n", fs);
-    for (int i = 0; i < T; i++) {
-        bool show = text_labels || i % 10 == 0 || i == T - 1;
-        if (!show) continue;
-        double mid = margin + (i + 0.5) * cs;
-        // Row label (the query) on the left, column label (the key) rotated on top.
-        buf_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"central\">", margin - 4, mid);
-        if (text_labels) buf_printf(b, "<title>position %d</title>%s", i, labels[i]);
-        else buf_printf(b, "%d", i);
-        buf_str(b, "</text>");
-        buf_printf(b, "<text transform=\"translate(%.1f %d) rotate(-90)\" dominant-baseline=\"central\">", mid,
-                   margin - 4);
-        if (text_labels) buf_printf(b, "<title>position %d</title>%s", i, labels[i]);
-        else buf_printf(b, "%d", i);
-        buf_str(b, "</text>\n");
-    }
-    buf_str(b, "</g>\n");
-    // The grid in cell units: one unit per token.
-    buf_printf(b, "<g transform=\"translate(%d %d) scale(%d)\">\n", margin, margin, cs);
-    buf_printf(b, "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>\n", T, T);
-    if (T > 1) {
-        // The masked future (j > i) as one grey staircase.
-        buf_printf(b, "<path fill=\"#e9e9e9\" d=\"M1 0H%dV%d", T, T - 1);
-        for (int k = T - 1; k >= 1; k--) buf_printf(b, "H%dV%d", k, k - 1);
-        buf_str(b, "Z\"/>\n");
-    }
-    buf_str(b, "<g fill=\"#08306b\">\n");
-    for (int i = 0; i < T; i++) {
-        for (int j = 0; j <= i; j++) {
-            float p = att[(size_t)i * T + j];
-            if (p < 0.0005f) continue;  // would round to white
-            buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"1\" height=\"1\" fill-opacity=\"%.3f\">", j, i, (double)p);
-            if (tips) buf_printf(b, "<title>%d \xE2\x86\x92 %d: %.3f</title>", i, j, (double)p);
-            buf_str(b, "</rect>\n");
-        }
-    }
-    buf_str(b, "</g>\n");
-    buf_printf(b, "<rect width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\" stroke-width=\"%g\"/>\n", T, T,
-               1.0 / cs);
-    buf_str(b, "</g>\n</svg>\n");
-}
-
-char *attention_page_html(const AttentionMaps *am, const Tokenizer *tok, int layer, int head, const char *title,
-                          size_t *len) {
-    int T = am->T;
-    // Each token's axis label, once.
-    char **labels = xmalloc((size_t)T * sizeof *labels);
-    for (int i = 0; i < T; i++) {
-        Buf lb = {0};
-        size_t n = 0;
-        const unsigned char *bytes = tokenizer_token_bytes(tok, am->tokens[i], &n);
-        if (bytes && n > 0) add_visible(&lb, bytes, n, LABEL_WIDTH);
-        else buf_printf(&lb, "#%d", am->tokens[i]);
-        labels[i] = lb.s;
-    }
-
-    Buf b = {0};
-    buf_str(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Attention: ");
-    add_escaped(&b, title);
-    buf_printf(&b, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Attention: ", page_css);
-    add_escaped(&b, title);
-    buf_str(&b, "</h1>\n");
-    buf_printf(&b, "<p>%d layer%s &times; %d head%s over %d token%s", am->L, am->L == 1 ? "" : "s", am->H,
-               am->H == 1 ? "" : "s", T, T == 1 ? "" : "s");
-    if (am->n_prompt > (size_t)T)
-        buf_printf(&b, " (the last %d of the prompt's %zu: attention spans one window of block_size tokens)", T,
-                   am->n_prompt);
-    buf_str(&b, ". The tokens shown:</p>\n<p><span class=\"tok\">");
-    // As one text: a character split over two tokens is whole again.
-    Buf text = {0};
-    for (int i = 0; i < T; i++) {
-        size_t n = 0;
-        const unsigned char *bytes = tokenizer_token_bytes(tok, am->tokens[i], &n);
-        if (bytes) buf_add(&text, (const char *)bytes, n);
-    }
-    if (text.len) add_visible(&b, (const unsigned char *)text.s, text.len, 0);
-    free(text.s);
-    buf_str(&b, "</span></p>\n");
-
-    buf_str(&b,
-            "<h2>How to read it</h2>\n<ul>\n"
-            "<li>Each map is one head. Row <i>i</i> is the query at position <i>i</i> (the token whose "
-            "representation is being updated), column <i>j</i> the key it attends to; the shading is the "
-            "attention probability <i>p<sub>ij</sub></i>, from white (0) to dark blue (1). Every row sums to 1. "
-            "Grey cells (<i>j</i> &gt; <i>i</i>) are the masked future. Hover a cell for its value.</li>\n"
-            "<li><b>Mean distance</b> = the average over rows of &sum;<sub><i>j</i></sub> <i>p<sub>ij</sub></i> "
-            "(<i>i</i> &minus; <i>j</i>), in tokens: about 0 means a head mostly looks at the token itself, about 1 "
-            "at the previous token, larger values further back.</li>\n"
-            "<li><b>Mean entropy</b> = the average over rows of &minus;&sum;<sub><i>j</i></sub> "
-            "<i>p<sub>ij</sub></i> ln <i>p<sub>ij</sub></i>, in nats: 0 means each row puts all its weight on one "
-            "token; a row spread evenly over its <i>i</i>+1 visible tokens has ln(<i>i</i>+1).</li>\n"
-            "<li>Token labels show a space as &#9251;, a newline as &#9166;, a tab as &#8677;, and bytes that "
-            "are not printable text as \\xNN; long tokens are cut with &hellip;.</li>\n</ul>\n");
-
-    buf_str(&b, "<h2>Summary</h2>\n<table class=\"stats\">\n<tr><th>layer</th><th>head</th>"
-                "<th>mean distance (tokens)</th><th>mean entropy (nats)</th></tr>\n");
-    for (int l = 0; l < am->L; l++) {
-        if (layer >= 0 && l != layer) continue;
-        for (int h = 0; h < am->H; h++) {
-            if (head >= 0 && h != head) continue;
-            const AttentionStats *st = &am->stats[(size_t)l * am->H + h];
-            buf_printf(&b, "<tr><td>%d</td><td>%d</td><td>%.2f</td><td>%.2f</td></tr>\n", l, h, st->mean_distance,
-                       st->mean_entropy);
-        }
-    }
-    buf_str(&b, "</table>\n");
-
-    for (int l = 0; l < am->L; l++) {
-        if (layer >= 0 && l != layer) continue;
-        buf_printf(&b, "<h2>Layer %d</h2>\n<div class=\"maps\">\n", l);
-        for (int h = 0; h < am->H; h++) {
-            if (head >= 0 && h != head) continue;
-            const AttentionStats *st = &am->stats[(size_t)l * am->H + h];
-            buf_printf(&b, "<figure>\n<figcaption><b>layer %d, head %d</b> &middot; mean distance %.2f &middot; "
-                           "mean entropy %.2f nats</figcaption>\n", l, h, st->mean_distance, st->mean_entropy);
-            add_heatmap(&b, am, labels, l, h);
-            buf_str(&b, "</figure>\n");
-        }
-        buf_str(&b, "</div>\n");
-    }
-    buf_str(&b, "</body>\n</html>\n");
-
-    for (int i = 0; i < T; i++) free(labels[i]);
-    free(labels);
-    *len = b.len;
-    return b.s;
-}
-
-// ---- the command --------------------------------------------------------------------------
 static const char usage[] =
     "usage: gpt attention CKPT (--prompt TEXT | --prompt-file FILE) --out FILE [--layer L] [--head H]\n"
     "\n"
@@ -370,10 +39,8 @@ int cmd_attention(int argc, char **argv) {
         {"head", required_argument, 0, OPT_HEAD},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case OPT_PROMPT: prompt = optarg; break;
         case OPT_PROMPT_FILE: prompt_file = optarg; break;
@@ -385,46 +52,24 @@ int cmd_attention(int argc, char **argv) {
         }
     }
     const char *path = cli_checkpoint_arg("attention", argc, argv, optind);
-    if (prompt && prompt_file) return cli_fail("attention: --prompt and --prompt-file cannot be used together");
-    if (!prompt && !prompt_file) return cli_fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
-    if (!out) return cli_fail("attention: --out FILE is required (where to write the page)");
+    if (prompt && prompt_file) cli_fail("attention: --prompt and --prompt-file cannot be used together");
+    if (!prompt && !prompt_file) cli_fail("attention: a prompt is required (--prompt TEXT or --prompt-file FILE)");
+    if (!out) cli_fail("attention: --out FILE is required (where to write the page)");
     long layer = layer_arg ? cli_long("--layer", layer_arg, 0, 1 << 20) : -1;
     long head = head_arg ? cli_long("--head", head_arg, 0, 1 << 20) : -1;
 
     char err[1024];
     Checkpoint ck;
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
     const GPTConfig *cfg = &ck.config;
-    int status = 1;
-    unsigned char *text = NULL;
-    int *ids = NULL;
-    size_t len = 0, n = 0;
-    if (layer >= cfg->n_layer) {
-        cli_fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer, cfg->n_layer - 1);
-        goto done;
-    }
-    if (head >= cfg->n_head) {
+    if (layer >= cfg->n_layer)
+        cli_fail("--layer %ld is out of range (the model has %d layers: 0 to %d)", layer, cfg->n_layer,
+                 cfg->n_layer - 1);
+    if (head >= cfg->n_head)
         cli_fail("--head %ld is out of range (the model has %d heads: 0 to %d)", head, cfg->n_head, cfg->n_head - 1);
-        goto done;
-    }
-    if (prompt_file) {
-        text = read_file(prompt_file, &len, err, sizeof err);
-        if (!text) {
-            cli_fail("%s", err);
-            goto done;
-        }
-    } else {
-        len = strlen(prompt);
-        text = (unsigned char *)xstrdup(prompt);
-    }
-    if (!tokenizer_encode(ck.tok, text, len, &ids, &n, err, sizeof err)) {
-        cli_fail("prompt: %s", err);
-        goto done;
-    }
-    if (n == 0) {
-        cli_fail("prompt: the prompt is empty (it needs at least one token)");
-        goto done;
-    }
+    unsigned char *text;
+    size_t len, n;
+    int *ids = cli_read_prompt(ck.tok, prompt, prompt_file, &text, &len, &n, "it needs at least one token");
     if (n > (size_t)cfg->block_size)
         warn("the prompt has %zu tokens; showing the last %d (block_size)", n, cfg->block_size);
 
@@ -434,29 +79,22 @@ int cmd_attention(int argc, char **argv) {
     attention_maps_compute(&am, &m, ids, n);
     size_t html_len;
     char *html = attention_page_html(&am, ck.tok, (int)layer, (int)head, path, &html_len);
-    bool ok = write_file_atomic(out, html, html_len, err, sizeof err);
-    free(html);
-    if (!ok) {
-        cli_fail("%s", err);
-    } else {
-        printf("layer head  mean distance  mean entropy (nats)\n");
-        for (int l = 0; l < am.L; l++) {
-            if (layer >= 0 && l != layer) continue;
-            for (int h = 0; h < am.H; h++) {
-                if (head >= 0 && h != head) continue;
-                const AttentionStats *st = &am.stats[(size_t)l * am.H + h];
-                printf("%5d %4d  %13.2f  %19.2f\n", l, h, st->mean_distance, st->mean_entropy);
-            }
+    if (!write_file_atomic(out, html, html_len, err, sizeof err)) cli_fail("%s", err);
+    printf("layer head  mean distance  mean entropy (nats)\n");
+    for (int l = 0; l < am.L; l++) {
+        if (layer >= 0 && l != layer) continue;
+        for (int h = 0; h < am.H; h++) {
+            if (head >= 0 && h != head) continue;
+            const AttentionStats *st = &am.stats[(size_t)l * am.H + h];
+            printf("%5d %4d  %13.2f  %19.2f\n", l, h, st->mean_distance, st->mean_entropy);
         }
-        fprintf(stderr, "wrote %s: attention over %d token%s (%zu bytes)\n", out, am.T, am.T == 1 ? "" : "s",
-                html_len);
-        status = 0;
     }
+    fprintf(stderr, "wrote %s: attention over %d token%s (%zu bytes)\n", out, am.T, am.T == 1 ? "" : "s", html_len);
+    free(html);
     attention_maps_free(&am);
     gpt_free(&m);
-done:
     free(text);
     free(ids);
     checkpoint_free(&ck);
-    return status;
+    return 0;
 }

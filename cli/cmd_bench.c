@@ -13,6 +13,7 @@
 #include "model/gpt.h"
 #include "kernels/profile.h"
 #include "train/adamw.h"
+#include "train/config.h"
 #include "cli/cli.h"
 #include "train/dist.h"
 
@@ -34,8 +35,7 @@ static const char usage[] =
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
 
-enum { OPT_LAYER = 256, OPT_HEAD, OPT_EMBD, OPT_BLOCK, OPT_BATCH, OPT_VOCAB, OPT_STEPS, OPT_WARMUP, OPT_THREADS,
-       OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS };
+enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -119,100 +119,64 @@ static int bench_sample(const GPTConfig *cfg, long tokens, int threads) {
     return 0;
 }
 
-int cmd_bench(int argc, char **argv) {
-    GPTConfig cfg = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
-    int B = 12, steps = 20, warmup = 3, threads = 0;
-    long tokens = 2000;
-    bool profile = false, sample = false;
-    static const struct option opts[] = {
-        {"n-layer", required_argument, 0, OPT_LAYER},     {"n-head", required_argument, 0, OPT_HEAD},
-        {"n-embd", required_argument, 0, OPT_EMBD},       {"block-size", required_argument, 0, OPT_BLOCK},
-        {"batch-size", required_argument, 0, OPT_BATCH},  {"vocab-size", required_argument, 0, OPT_VOCAB},
-        {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
-        {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
-        {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
-        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0},
-    };
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_LAYER: cfg.n_layer = (int)cli_long("--n-layer", optarg, 1, 1024); break;
-        case OPT_HEAD: cfg.n_head = (int)cli_long("--n-head", optarg, 1, 1 << 15); break;
-        case OPT_EMBD: cfg.n_embd = (int)cli_long("--n-embd", optarg, 1, 1 << 15); break;
-        case OPT_BLOCK: cfg.block_size = (int)cli_long("--block-size", optarg, 1, 1 << 16); break;
-        case OPT_BATCH: B = (int)cli_long("--batch-size", optarg, 1, 1 << 16); break;
-        case OPT_VOCAB: cfg.vocab_size = (int)cli_long("--vocab-size", optarg, 1, 1 << 20); break;
-        case OPT_STEPS: steps = (int)cli_long("--steps", optarg, 1, 100000); break;
-        case OPT_WARMUP: warmup = (int)cli_long("--warmup", optarg, 0, 100000); break;
-        case OPT_THREADS: threads = (int)cli_long("--threads", optarg, 1, 4096); break;
-        case OPT_PROFILE: profile = true; break;
-        case OPT_SAMPLE: sample = true; break;
-        case OPT_TOKENS: tokens = cli_long("--tokens", optarg, 1, 100000000); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: cli_bad_option("bench", c, argv, opts);
-        }
-    }
-    cli_no_extra_args("bench", argc, argv, optind, 0);
-    char err[256];
-    if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
-    if (sample && dist_size() > 1) die("bench --sample times one process; run it without mpirun");
-    if (sample) return bench_sample(&cfg, tokens, threads);
-    if (threads > 0) threads_set(threads);
-
-    int T = cfg.block_size;
-    GPT m;
-    gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
+// Times steps + warmup training steps (forward, backward, all-reduce, clip, AdamW, as train
+// does) on random tokens; returns the steps' times after the warm-up, each the slowest rank's
+// (the all-reduce waits for it), sorted. With profile, the ops are timed from the first
+// counted step on.
+static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, const AdamWConfig *ac) {
+    int T = m->config.block_size, V = m->config.vocab_size;
     AdamW opt;
-    adamw_init(&opt, m.num_params);
-    AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    adamw_init(&opt, m->num_params);
     size_t n = (size_t)B * T;
     int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
-    int rank = dist_rank(), ranks = dist_size();
+    int ranks = dist_size();
     Rng rng;
-    rng_seed(&rng, 1 + (uint64_t)rank);  // each rank its own batches
+    rng_seed(&rng, 1 + (uint64_t)dist_rank());  // each rank its own batches
     double *times = xmalloc((size_t)steps * sizeof(double));
     for (int s = -warmup; s < steps; s++) {
-        for (size_t i = 0; i < n; i++) x[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
-        for (size_t i = 0; i < n; i++) y[i] = (int)rng_below(&rng, (uint64_t)cfg.vocab_size);
+        for (size_t i = 0; i < n; i++) x[i] = (int)rng_below(&rng, (uint64_t)V);
+        for (size_t i = 0; i < n; i++) y[i] = (int)rng_below(&rng, (uint64_t)V);
         if (s == 0 && profile) {
             prof_enabled = true;
             memset(prof_seconds, 0, sizeof prof_seconds);
         }
         double t0 = now_seconds();
-        gpt_forward(&m, x, y, B, T);
-        gpt_backward_set(&m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
-        dist_allreduce_sum_floats(m.grads, m.num_params);
+        gpt_forward(m, x, y, B, T);
+        gpt_backward_set(m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
+        dist_allreduce_sum_floats(m->grads, m->num_params);
         float norm = 0;
-        PROF(PROF_CLIP, norm = grad_norm(&opt, m.grads, m.num_params));
-        PROF(PROF_ADAMW, adamw_update_scaled(&opt, &m, 1e-4f, clip_factor(norm, 1.0f), &ac));  // as training
+        PROF(PROF_CLIP, norm = grad_norm(&opt, m->grads, m->num_params));
+        PROF(PROF_ADAMW, adamw_update_scaled(&opt, m, 1e-4f, clip_factor(norm, 1.0f), ac));  // as training
         double dt = now_seconds() - t0;
         if (s >= 0) times[s] = dt;
     }
     prof_enabled = false;
-    // A step takes as long as its slowest rank (the all-reduce waits for it).
     for (int s = 0; s < steps; s++) dist_allreduce_max_double(&times[s]);
-    double *sorted = xmalloc((size_t)steps * sizeof(double));
-    memcpy(sorted, times, (size_t)steps * sizeof(double));
-    qsort(sorted, (size_t)steps, sizeof(double), cmp_double);
+    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    free(x), free(y);
+    adamw_free(&opt);
+    return times;
+}
+
+// The report of rank 0: speed, FLOPs, MFU against the measured peak, memory, the profile.
+static void print_report(const GPT *m, int B, int steps, int warmup, const double *sorted, double peak,
+                         bool profile) {
+    const GPTConfig *cfg = &m->config;
+    int T = cfg->block_size, ranks = dist_size();
+    size_t n = (size_t)B * T;
     double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
-    const ParamInfo *wpe = gpt_param(&m, "wpe");
-    double n_flop_params = (double)(m.num_params - wpe->numel);
-    double flops_token = 6.0 * n_flop_params + 12.0 * cfg.n_layer * cfg.n_embd * T;
+    const ParamInfo *wpe = gpt_param(m, "wpe");
+    double n_flop_params = (double)(m->num_params - wpe->numel);
+    double flops_token = 6.0 * n_flop_params + 12.0 * cfg->n_layer * cfg->n_embd * T;
     double tok_s = (double)n * ranks / med;
     double achieved = flops_token * tok_s / 1e9;
-    double peak = measure_peak_gflops();
-    dist_allreduce_sum_double(&peak);  // the ranks' cores together
-    if (rank != 0) goto done;  // rank 0 alone reports
-
+    const char *threads_s = threads_get() == 1 ? "" : "s";
     if (ranks == 1)
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg.n_layer, cfg.n_head,
-               cfg.n_embd, T, B, cfg.vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg->n_layer, cfg->n_head,
+               cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s);
     else
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg.n_layer,
-               cfg.n_head, cfg.n_embd, T, B, cfg.vocab_size, m.num_params, ranks, threads_get(),
-               threads_get() == 1 ? "" : "s");
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg->n_layer,
+               cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s);
     printf("step (forward, backward, %sclip, AdamW) over %d steps after %d warm-up:\n",
            ranks > 1 ? "all-reduce, " : "", steps, warmup);
     printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
@@ -229,27 +193,71 @@ int cmd_bench(int argc, char **argv) {
     char who[64] = "";
     if (ranks > 1) snprintf(who, sizeof who, "%d ranks x ", ranks);
     printf("  FP32 peak      %.1f GFLOP/s  (FMA loop on %s%d thread%s, measured now)\n", peak, who, threads_get(),
-           threads_get() == 1 ? "" : "s");
+           threads_s);
     printf("  MFU            %.1f%%\n", 100.0 * achieved / peak);
-    size_t act = m.num_acts + m.num_act_grads;
+    size_t act = m->num_acts + m->num_act_grads;
     printf("memory%s:\n", ranks > 1 ? " (per rank; rank 0's RSS)" : "");
-    printf("  parameters     %8.2f MiB\n", mib(m.num_params));
-    printf("  gradients      %8.2f MiB\n", mib(m.num_params));
-    printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m.num_params));
+    printf("  parameters     %8.2f MiB\n", mib(m->num_params));
+    printf("  gradients      %8.2f MiB\n", mib(m->num_params));
+    printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m->num_params));
     printf("  activations    %8.2f MiB  (%.2f saved for backward + %.2f gradient scratch; no B*H*T*T term)\n",
-           mib(act), mib(m.num_acts), mib(m.num_act_grads));
+           mib(act), mib(m->num_acts), mib(m->num_act_grads));
     printf("  peak RSS       %8.2f MiB\n", peak_rss_kib() / 1024.0);
-    if (profile) {
-        double total = 0;
-        for (int i = 0; i < PROF_COUNT; i++) total += prof_seconds[i];
-        printf("profile (ms per step, share of the timed ops; %.2f ms/step timed):\n", total / steps * 1e3);
-        for (int i = 0; i < PROF_COUNT; i++)
-            printf("  %-26s %8.3f  %5.1f%%\n", prof_names[i], prof_seconds[i] / steps * 1e3,
-                   total > 0 ? 100.0 * prof_seconds[i] / total : 0.0);
+    if (!profile) return;
+    double total = 0;
+    for (int i = 0; i < PROF_COUNT; i++) total += prof_seconds[i];
+    printf("profile (ms per step, share of the timed ops; %.2f ms/step timed):\n", total / steps * 1e3);
+    for (int i = 0; i < PROF_COUNT; i++)
+        printf("  %-26s %8.3f  %5.1f%%\n", prof_names[i], prof_seconds[i] / steps * 1e3,
+               total > 0 ? 100.0 * prof_seconds[i] / total : 0.0);
+}
+
+int cmd_bench(int argc, char **argv) {
+    // The training defaults, with tinyshakespeare's 65 characters.
+    TrainConfig defaults;
+    train_config_defaults(&defaults);
+    GPTConfig cfg = defaults.model;
+    cfg.vocab_size = 65;
+    int B = defaults.batch_size, steps = 20, warmup = 3, threads = 0;
+    long tokens = 2000;
+    bool profile = false, sample = false;
+    static const struct option opts[] = {
+        CLI_MODEL_OPTIONS CLI_VOCAB_OPTION
+        {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
+        {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
+        {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
+        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0},
+    };
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
+        switch (c) {
+        case OPT_STEPS: steps = (int)cli_long("--steps", optarg, 1, 100000); break;
+        case OPT_WARMUP: warmup = (int)cli_long("--warmup", optarg, 0, 100000); break;
+        case OPT_THREADS: threads = (int)cli_long("--threads", optarg, 1, 4096); break;
+        case OPT_PROFILE: profile = true; break;
+        case OPT_SAMPLE: sample = true; break;
+        case OPT_TOKENS: tokens = cli_long("--tokens", optarg, 1, 100000000); break;
+        case 'h': fputs(usage, stdout); return 0;
+        default:
+            if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("bench", c, argv, opts);
+        }
     }
-done:
-    free(sorted), free(times), free(x), free(y);
-    adamw_free(&opt);
+    cli_no_extra_args("bench", argc, argv, optind, 0);
+    char err[256];
+    if (!gpt_config_check(&cfg, err, sizeof err)) cli_fail("%s", err);
+    if (sample && dist_size() > 1) cli_fail("bench --sample times one process; run it without mpirun");
+    if (sample) return bench_sample(&cfg, tokens, threads);
+    if (threads > 0) threads_set(threads);
+
+    GPT m;
+    gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
+                      .weight_decay = defaults.weight_decay};
+    double *sorted = time_steps(&m, B, steps, warmup, profile, &ac);
+    double peak = measure_peak_gflops();
+    dist_allreduce_sum_double(&peak);  // the ranks' cores together
+    if (dist_rank() == 0) print_report(&m, B, steps, warmup, sorted, peak, profile);  // rank 0 alone reports
+    free(sorted);
     gpt_free(&m);
     return 0;
 }

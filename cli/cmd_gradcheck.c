@@ -26,7 +26,7 @@ static const char usage[] =
     "                   0.02 training init makes attention nearly uniform and hides mistakes)\n"
     "  --trace-shapes   print each tensor's shape through the first forward pass\n";
 
-enum { OPT_VOCAB = 256, OPT_LAYER, OPT_HEAD, OPT_EMBD, OPT_BLOCK, OPT_BATCH, OPT_SEED, OPT_SCALE, OPT_TRACE };
+enum { OPT_SEED = 256, OPT_SCALE, OPT_TRACE };
 
 int cmd_gradcheck(int argc, char **argv) {
     GPTConfig cfg = {.vocab_size = 11, .block_size = 5, .n_layer = 2, .n_head = 2, .n_embd = 8};
@@ -35,34 +35,25 @@ int cmd_gradcheck(int argc, char **argv) {
     double scale = 0.3;
     bool trace = false;
     static const struct option opts[] = {
-        {"vocab-size", required_argument, 0, OPT_VOCAB}, {"n-layer", required_argument, 0, OPT_LAYER},
-        {"n-head", required_argument, 0, OPT_HEAD},      {"n-embd", required_argument, 0, OPT_EMBD},
-        {"block-size", required_argument, 0, OPT_BLOCK}, {"batch-size", required_argument, 0, OPT_BATCH},
+        CLI_MODEL_OPTIONS CLI_VOCAB_OPTION
         {"seed", required_argument, 0, OPT_SEED},        {"scale", required_argument, 0, OPT_SCALE},
         {"trace-shapes", no_argument, 0, OPT_TRACE},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    optind = 0;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
-        case OPT_VOCAB: cfg.vocab_size = (int)cli_long("--vocab-size", optarg, 1, 1 << 20); break;
-        case OPT_LAYER: cfg.n_layer = (int)cli_long("--n-layer", optarg, 1, 1024); break;
-        case OPT_HEAD: cfg.n_head = (int)cli_long("--n-head", optarg, 1, 1 << 15); break;
-        case OPT_EMBD: cfg.n_embd = (int)cli_long("--n-embd", optarg, 1, 1 << 15); break;
-        case OPT_BLOCK: cfg.block_size = (int)cli_long("--block-size", optarg, 1, 1 << 16); break;
-        case OPT_BATCH: B = (int)cli_long("--batch-size", optarg, 1, 1 << 16); break;
         case OPT_SEED: seed = cli_u64("--seed", optarg); break;
         case OPT_SCALE: scale = cli_double("--scale", optarg, 1e-6, 10); break;
         case OPT_TRACE: trace = true; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: cli_bad_option("gradcheck", c, argv, opts);
+        default:
+            if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("gradcheck", c, argv, opts);
         }
     }
     cli_no_extra_args("gradcheck", argc, argv, optind, 0);
     char err[256];
-    if (!gpt_config_check(&cfg, err, sizeof err)) die("%s", err);
+    if (!gpt_config_check(&cfg, err, sizeof err)) cli_fail("%s", err);
 
     GPT m;
     gpt_init(&m, &cfg, B, seed, GPT_INIT_WEIGHTS | GPT_TRAINING);

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "checkpoint/checkpoint.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/common.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
-#include "checkpoint/checkpoint.h"
-#include "cli/cli.h"
+#include "train/config.h"
+#include "train/train_state.h"
 
 static const char usage[] =
     "usage: gpt info CKPT\n"
@@ -22,41 +24,20 @@ static const char usage[] =
     "\n"
     "  -h, --help   this help\n";
 
-// "1h 02m 03s", "4m 05s", "6.2s".
-static void format_duration(double s, char *out, size_t cap) {
-    if (s < 60) {
-        snprintf(out, cap, "%.1fs", s);
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t < 3600) snprintf(out, cap, "%ldm %02lds", t / 60, t % 60);
-    else snprintf(out, cap, "%ldh %02ldm %02lds", t / 3600, t / 60 % 60, t % 60);
-}
-
-static void print_training(const Checkpoint *ck) {
-    const TrainConfig *tc = &ck->train;
-    const TrainState *ts = &ck->state;
+// Where the run stands, then its settings (train/config.h's table, row by row).
+static void print_training(const Checkpoint *ck, const TrainConfig *tc, const TrainState *ts) {
     char elapsed[64];
     format_duration(ts->elapsed_s, elapsed, sizeof elapsed);
     printf("training state:  yes\n");
-    printf("  step           %ld of %ld (optimizer step %ld)\n", ts->step, tc->iters, ck->opt_step);
+    printf("  %-15s %ld of %ld (optimizer step %ld)\n", "step", ts->step, tc->iters, ck->training.opt_step);
     if (ts->best_step >= 0 && isfinite(ts->best_val_loss))
-        printf("  best val loss  %.4f at step %ld\n", (double)ts->best_val_loss, ts->best_step);
+        printf("  %-15s %.4f at step %ld\n", "best val loss", (double)ts->best_val_loss, ts->best_step);
     else
-        printf("  best val loss  none yet (no evaluation)\n");
-    if (ts->elapsed_s >= 60) printf("  elapsed        %s (%.0f s)\n", elapsed, ts->elapsed_s);
-    else printf("  elapsed        %s\n", elapsed);
-    printf("  data           %s (%llu bytes, crc32c %08x)\n", tc->data_path, (unsigned long long)ts->data_bytes,
-           ts->data_crc);
-    printf("  out dir        %s\n", tc->out_dir);
-    printf("  batch size     %d x %d tokens, grad accum %d\n", tc->batch_size, ck->config.block_size, tc->grad_accum);
-    printf("  lr             %g -> min lr %g, warmup %ld, decay until %ld\n", (double)tc->lr, (double)tc->min_lr,
-           tc->warmup_iters, tc->lr_decay_iters ? tc->lr_decay_iters : tc->iters);
-    printf("  adamw          beta1 %g, beta2 %g, weight decay %g\n", (double)tc->beta1, (double)tc->beta2,
-           (double)tc->weight_decay);
-    if (tc->grad_clip > 0) printf("  grad clip      %g\n", (double)tc->grad_clip);
-    else printf("  grad clip      off\n");
-    printf("  seed           %llu\n", (unsigned long long)tc->seed);
+        printf("  %-15s none yet (no evaluation)\n", "best val loss");
+    printf("  %-15s %s (%.1f s)\n", "elapsed", elapsed, ts->elapsed_s);
+    printf("  %-15s %llu bytes, crc32c %08x\n", "data read", (unsigned long long)ts->data_bytes, ts->data_crc);
+    printf("settings:\n");
+    train_config_print(stdout, tc, "  ");
 }
 
 int cmd_info(int argc, char **argv) {
@@ -64,10 +45,8 @@ int cmd_info(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 'h': fputs(usage, stdout); return 0;
         default: cli_bad_option("info", c, argv, opts);
@@ -77,7 +56,11 @@ int cmd_info(int argc, char **argv) {
 
     Checkpoint ck;
     char err[1024];
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
+    if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
+    // The training state is decoded (and checked) before anything is printed.
+    TrainConfig tc;
+    TrainState ts;
+    if (ck.has_training && !train_state_decode(&ck, path, &tc, &ts, err, sizeof err)) cli_fail("%s", err);
     struct stat st;
     long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
 
@@ -91,7 +74,7 @@ int cmd_info(int argc, char **argv) {
            cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->n_embd / cfg->n_head, cfg->block_size, cfg->vocab_size);
     printf("tokenizer:       %s, %d tokens\n", tokenizer_kind_name(tokenizer_kind(ck.tok)),
            tokenizer_vocab_size(ck.tok));
-    if (ck.has_train_state) print_training(&ck);
+    if (ck.has_training) print_training(&ck, &tc, &ts);
     else printf("training state:  no (weights only: can sample, cannot resume)\n");
     printf("\n");
 

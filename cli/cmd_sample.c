@@ -143,12 +143,19 @@ static bool on_token(int token, void *ctx) {
     return !(so->tail_len == so->stop_len && memcmp(so->tail, so->stop, so->stop_len) == 0);
 }
 
-int cmd_sample(int argc, char **argv) {
-    const char *prompt = NULL, *prompt_file = NULL, *stop = NULL;
-    long n_tokens = 500, num_samples = 1, threads = 0;
-    SamplerConfig sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f};
-    uint64_t seed = 1337;
-    bool trace = false;
+// What the command line asked for.
+typedef struct {
+    const char *path, *prompt, *prompt_file, *stop;
+    long n_tokens, num_samples, threads;
+    SamplerConfig sc;
+    uint64_t seed;
+    bool trace;
+} SampleArgs;
+
+// Parses and checks the flags; false after --help.
+static bool parse_args(int argc, char **argv, SampleArgs *a) {
+    *a = (SampleArgs){.n_tokens = 500, .num_samples = 1, .seed = 1337,
+                      .sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f}};
     static const struct option opts[] = {
         {"prompt", required_argument, 0, OPT_PROMPT},
         {"prompt-file", required_argument, 0, OPT_PROMPT_FILE},
@@ -164,84 +171,75 @@ int cmd_sample(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
-        case OPT_PROMPT: prompt = optarg; break;
-        case OPT_PROMPT_FILE: prompt_file = optarg; break;
-        case OPT_TOKENS: n_tokens = cli_long("--tokens", optarg, 1, 1000000000L); break;
-        case OPT_TEMPERATURE: sc.temperature = (float)cli_double("--temperature", optarg, 0, 1000); break;
-        case OPT_TOP_K: sc.top_k = (int)cli_long("--top-k", optarg, 0, INT_MAX); break;
+        case OPT_PROMPT: a->prompt = optarg; break;
+        case OPT_PROMPT_FILE: a->prompt_file = optarg; break;
+        case OPT_TOKENS: a->n_tokens = cli_long("--tokens", optarg, 1, 1000000000L); break;
+        case OPT_TEMPERATURE: a->sc.temperature = (float)cli_double("--temperature", optarg, 0, 1000); break;
+        case OPT_TOP_K: a->sc.top_k = (int)cli_long("--top-k", optarg, 0, INT_MAX); break;
         case OPT_TOP_P: {
             double p;
             if (!parse_double(optarg, 0, 1, &p) || p <= 0)
-                die("--top-p expects a number greater than 0 and at most 1, got '%s'", optarg);
-            sc.top_p = (float)p;
+                cli_fail("--top-p expects a number greater than 0 and at most 1, got '%s'", optarg);
+            a->sc.top_p = (float)p;
             break;
         }
-        case OPT_SEED: seed = cli_u64("--seed", optarg); break;
-        case OPT_NUM_SAMPLES: num_samples = cli_long("--num-samples", optarg, 1, 1000000); break;
-        case OPT_STOP: stop = optarg; break;
-        case OPT_THREADS: threads = cli_long("--threads", optarg, 1, 4096); break;
-        case OPT_TRACE: trace = true; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case OPT_SEED: a->seed = cli_u64("--seed", optarg); break;
+        case OPT_NUM_SAMPLES: a->num_samples = cli_long("--num-samples", optarg, 1, 1000000); break;
+        case OPT_STOP: a->stop = optarg; break;
+        case OPT_THREADS: a->threads = cli_long("--threads", optarg, 1, 4096); break;
+        case OPT_TRACE: a->trace = true; break;
+        case 'h': fputs(usage, stdout); return false;
         default: cli_bad_option("sample", c, argv, opts);
         }
     }
-    const char *path = cli_checkpoint_arg("sample", argc, argv, optind);
-    if (prompt && prompt_file) return cli_fail("sample: --prompt and --prompt-file cannot be used together");
-    if (stop && !*stop) return cli_fail("--stop expects a non-empty string");
+    a->path = cli_checkpoint_arg("sample", argc, argv, optind);
+    if (a->prompt && a->prompt_file) cli_fail("sample: --prompt and --prompt-file cannot be used together");
+    if (a->stop && !*a->stop) cli_fail("--stop expects a non-empty string");
+    return true;
+}
 
+// Where generation starts without a prompt: a newline when the vocabulary has one, else
+// token 0.
+static int *default_start(const Tokenizer *tok, size_t *n) {
+    int *ids = NULL;
+    if (tokenizer_encode(tok, (const unsigned char *)"\n", 1, &ids, n, NULL, 0) && *n > 0) return ids;
+    free(ids);
+    ids = xmalloc(sizeof(int));
+    ids[0] = 0;
+    *n = 1;
+    return ids;
+}
+
+int cmd_sample(int argc, char **argv) {
+    SampleArgs a;
+    if (!parse_args(argc, argv, &a)) return 0;
     char err[1024];
     Checkpoint ck;
-    if (!checkpoint_load(path, &ck, err, sizeof err)) return cli_fail("%s", err);
-    int status = 1;
+    if (!checkpoint_load(a.path, &ck, err, sizeof err)) cli_fail("%s", err);
     unsigned char *text = NULL;
-    int *ids = NULL;
     size_t len = 0, n = 0;
-    if (prompt_file) {
-        text = read_file(prompt_file, &len, err, sizeof err);
-        if (!text) {
-            cli_fail("%s", err);
-            goto done;
-        }
-    } else if (prompt) {
-        len = strlen(prompt);
-        text = (unsigned char *)xstrdup(prompt);
-    }
-    if (text) {
-        if (!tokenizer_encode(ck.tok, text, len, &ids, &n, err, sizeof err)) {
-            cli_fail("prompt: %s", err);
-            goto done;
-        }
-        if (n == 0) {
-            cli_fail("prompt: the prompt is empty (leave the prompt out to start from the default)");
-            goto done;
-        }
-    } else if (!tokenizer_encode(ck.tok, (const unsigned char *)"\n", 1, &ids, &n, err, sizeof err) || n == 0) {
-        // The vocabulary has no newline: start from its first token instead.
-        free(ids);
-        ids = xmalloc(sizeof(int));
-        ids[0] = 0;
-        n = 1;
-    }
-    threads_set(threads > 0 ? (int)threads : 1);
+    int *ids = a.prompt || a.prompt_file
+                   ? cli_read_prompt(ck.tok, a.prompt, a.prompt_file, &text, &len, &n,
+                                     "leave the prompt out to start from the default")
+                   : default_start(ck.tok, &n);
+    threads_set(a.threads > 0 ? (int)a.threads : 1);
 
     GPT m;
     checkpoint_to_model(&ck, &m, 0, 0);
     Generator *g = generator_new(&m);
     Rng rng;
-    rng_seed(&rng, seed);
-    size_t stop_len = stop ? strlen(stop) : 0;
+    rng_seed(&rng, a.seed);
+    size_t stop_len = a.stop ? strlen(a.stop) : 0;
     SampleOut so = {
-        .tok = ck.tok, .stop = stop, .stop_len = stop_len, .tail = stop ? xmalloc(stop_len) : NULL,
-        .last_byte = -1, .trace = trace, .g = g, .cfg = &ck.config, .n_prompt = n,
+        .tok = ck.tok, .stop = a.stop, .stop_len = stop_len, .tail = a.stop ? xmalloc(stop_len) : NULL,
+        .last_byte = -1, .trace = a.trace, .g = g, .cfg = &ck.config, .n_prompt = n,
     };
     size_t total = 0;
     double t0 = now_seconds();
-    for (long s = 0; s < num_samples; s++) {
+    for (long s = 0; s < a.num_samples; s++) {
         if (s > 0) {
             if (so.last_byte != '\n') write_bytes(&so, "\n", 1);
             write_bytes(&so, "---\n", 4);
@@ -249,22 +247,17 @@ int cmd_sample(int argc, char **argv) {
         if (text) write_bytes(&so, text, len);  // a given prompt is part of the text
         fflush(stdout);
         so.tail_len = 0;
-        total += generate(g, ids, n, (size_t)n_tokens, &sc, &rng, on_token, &so);
+        total += generate(g, ids, n, (size_t)a.n_tokens, &a.sc, &rng, on_token, &so);
     }
     double dt = now_seconds() - t0;
     if (so.last_byte != '\n' && so.last_byte != -1) write_bytes(&so, "\n", 1);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_fail("cannot write to standard output");
-    } else {
-        fprintf(stderr, "sampled %zu tokens in %.2f s (%.0f tokens/s)\n", total, dt, dt > 0 ? (double)total / dt : 0.0);
-        status = 0;
-    }
+    if (fflush(stdout) != 0 || ferror(stdout)) cli_fail("cannot write to standard output");
+    fprintf(stderr, "sampled %zu tokens in %.2f s (%.0f tokens/s)\n", total, dt, dt > 0 ? (double)total / dt : 0.0);
     free(so.tail);
     generator_free(g);
     gpt_free(&m);
-done:
     free(text);
     free(ids);
     checkpoint_free(&ck);
-    return status;
+    return 0;
 }

@@ -1,9 +1,9 @@
 // cmd_tokenizer.c -- `gpt tokenizer train|encode|decode|vocab`: standalone tokenizer files.
 //
 // Everything a person types is checked here, before any work: a bad flag or file gives one
-// "error: ..." line and a non-zero status (2 for misuse of the command line, as main does, 1 for
-// a bad value or file), and `train` writes its output (atomically) only at the very end, so a
-// failed command never leaves a file behind.
+// "error: ..." line (cli_misuse, status 2, for misuse of the command line; cli_fail, status 1,
+// for a bad value or file), and `train` writes its output (atomically) only at the very end,
+// so a failed command never leaves a file behind.
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -11,13 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
-#include "tokenizer/tokenizer.h"
 #include "checkpoint/checkpoint.h"
 #include "cli/cli.h"
-#include "cli/cmd_tokenizer.h"
+#include "cli/commands.h"
+#include "common/common.h"
+#include "tokenizer/tokenizer.h"
 
-#define DEFAULT_BPE_VOCAB 512
 
 static const char usage_main[] =
     "usage: gpt tokenizer <command> [options]\n"
@@ -75,7 +74,6 @@ static const char usage_vocab[] =
     "                          checkpoint (its tokenizer is used)\n"
     "  -h, --help              this help\n";
 
-// die(), but returning 1, so that the command can free what it holds on the way out.
 // Writes bytes escaped into out (NUL-terminated, cut short with "..." when out is too small):
 // printable ASCII as itself, the usual backslash escapes, \xNN for everything else.
 static void escape_bytes(const unsigned char *s, size_t n, char *out, size_t cap) {
@@ -107,28 +105,13 @@ static void escape_bytes(const unsigned char *s, size_t n, char *out, size_t cap
     out[k] = 0;
 }
 
-// getopt_long stays quiet (opterr = 0): cli_bad_option reports in our one-line format.
-static void reset_getopt(void) {
-    optind = 0;  // glibc: 0 re-initializes the scanner, so the command can run more than once
-    opterr = 0;
-}
-
-// Every command that reads a tokenizer goes through here, so that accepting other files that
-// hold one (a checkpoint) is a change in this one place.
 // A standalone tokenizer file, or the tokenizer inside a checkpoint (told apart by the
-// checkpoint's magic).
+// checkpoint's magic). Every action that reads a tokenizer goes through here.
 static Tokenizer *load_tokenizer_arg(const char *path) {
     char err[512];
-    FILE *f = fopen(path, "rb");
-    char magic[8] = {0};
-    bool is_checkpoint = f && fread(magic, 1, sizeof magic, f) == sizeof magic && memcmp(magic, "GPTCKPT", 8) == 0;
-    if (f) fclose(f);
-    if (is_checkpoint) {
+    if (checkpoint_has_magic(path)) {
         Checkpoint ck;
-        if (!checkpoint_load(path, &ck, err, sizeof err)) {
-            cli_fail("%s", err);
-            return NULL;
-        }
+        if (!checkpoint_load(path, &ck, err, sizeof err)) cli_fail("%s", err);
         Tokenizer *tok = ck.tok;
         ck.tok = NULL;
         checkpoint_free(&ck);
@@ -149,17 +132,14 @@ static unsigned char *read_input(const char *path, size_t *len, char *name, size
     else
         snprintf(name, name_cap, "'%s'", path);
     unsigned char *buf = read_file(from_stdin ? "/dev/stdin" : path, len, err, sizeof err);
-    if (!buf) {
-        if (from_stdin)
-            cli_fail("cannot read standard input (%s)", err);
-        else
-            cli_fail("%s", err);
-    }
+    if (!buf && from_stdin) cli_fail("cannot read standard input (%s)", err);
+    if (!buf) cli_fail("%s", err);
     return buf;
 }
 
+// The status of an action whose output went to stdout: 0, unless it could not be written.
 static int finish_stdout(void) {
-    if (fflush(stdout) != 0 || ferror(stdout)) return cli_fail("cannot write to standard output: %s", strerror(errno));
+    if (fflush(stdout) != 0 || ferror(stdout)) cli_fail("cannot write to standard output: %s", strerror(errno));
     return 0;
 }
 
@@ -180,9 +160,8 @@ static int run_train(int argc, char **argv) {
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *data_path = NULL, *out_path = NULL, *kind_arg = "char", *vocab_arg = NULL;
-    reset_getopt();
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 'd': data_path = optarg; break;
         case 'o': out_path = optarg; break;
@@ -193,19 +172,19 @@ static int run_train(int argc, char **argv) {
         }
     }
     cli_no_extra_args("tokenizer train", argc, argv, optind, 0);
-    if (!data_path) return cli_fail("missing --data FILE, the text to train the tokenizer on");
-    if (!out_path) return cli_fail("missing --out FILE, where to write the tokenizer");
+    if (!data_path) cli_fail("missing --data FILE, the text to train the tokenizer on");
+    if (!out_path) cli_fail("missing --out FILE, where to write the tokenizer");
     TokenizerKind kind;
     if (strcmp(kind_arg, "char") == 0)
         kind = TOKENIZER_CHAR;
     else if (strcmp(kind_arg, "bpe") == 0)
         kind = TOKENIZER_BPE;
     else
-        return cli_fail("--tokenizer '%s' is not a tokenizer kind; expected char or bpe", kind_arg);
-    long vocab = DEFAULT_BPE_VOCAB;
+        cli_fail("--tokenizer '%s' is not a tokenizer kind; expected char or bpe", kind_arg);
+    long vocab = TOKENIZER_DEFAULT_BPE_VOCAB;
     if (vocab_arg) {
         if (kind != TOKENIZER_BPE)
-            return cli_fail(
+            cli_fail(
                 "--vocab-size applies to --tokenizer bpe only; a char tokenizer's vocabulary is the set of "
                 "characters in the text");
         vocab = cli_long("--vocab-size", vocab_arg, 256, TOKENIZER_MAX_VOCAB);
@@ -214,29 +193,23 @@ static int run_train(int argc, char **argv) {
     char err[512];
     size_t len;
     unsigned char *text = read_file(data_path, &len, err, sizeof err);
-    if (!text) return cli_fail("%s", err);
-    if (len == 0) {
-        free(text);
-        return cli_fail("'%s' is empty; expected the text to train the tokenizer on", data_path);
-    }
+    if (!text) cli_fail("%s", err);
+    if (len == 0) cli_fail("'%s' is empty; expected the text to train the tokenizer on", data_path);
     double t0 = now_seconds();
     Tokenizer *tok =
         kind == TOKENIZER_CHAR ? tokenizer_train_char(text, len) : tokenizer_train_bpe(text, len, (int)vocab, true);
     double seconds = now_seconds() - t0;
     free(text);
-    int status = 0;
-    if (!tokenizer_save(tok, out_path, err, sizeof err))
-        status = cli_fail("%s", err);
-    else
-        fprintf(stderr, "tokenizer: %s, vocab size %d, trained on %zu bytes in %.2f s; wrote %s\n",
-                tokenizer_kind_name(kind), tokenizer_vocab_size(tok), len, seconds, out_path);
+    if (!tokenizer_save(tok, out_path, err, sizeof err)) cli_fail("%s", err);
+    fprintf(stderr, "tokenizer: %s, vocab size %d, trained on %zu bytes in %.2f s; wrote %s\n",
+            tokenizer_kind_name(kind), tokenizer_vocab_size(tok), len, seconds, out_path);
     tokenizer_free(tok);
-    return status;
+    return 0;
 }
 
-// encode and decode take the same options.
-static int parse_io_options(const char *action, const char *usage, int argc, char **argv, const char **tok_path,
-                            const char **input, bool *help) {
+// encode and decode take the same options. False after --help.
+static bool parse_io_options(const char *action, const char *usage, int argc, char **argv, const char **tok_path,
+                             const char **input) {
     static const struct option opts[] = {{"tokenizer-file", required_argument, NULL, 't'},
                                          {"input", required_argument, NULL, 'i'},
                                          {"help", no_argument, NULL, 'h'},
@@ -245,73 +218,47 @@ static int parse_io_options(const char *action, const char *usage, int argc, cha
     snprintf(cmd_name, sizeof cmd_name, "tokenizer %s", action);
     *tok_path = NULL;
     *input = NULL;
-    *help = false;
-    reset_getopt();
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 't': *tok_path = optarg; break;
         case 'i': *input = optarg; break;
         case 'h':
             fputs(usage, stdout);
-            *help = true;
-            return finish_stdout();
+            finish_stdout();
+            return false;
         default: cli_bad_option(cmd_name, c, argv, opts);
         }
     }
     cli_no_extra_args(cmd_name, argc, argv, optind, 0);
-    if (!*tok_path) return cli_fail("missing --tokenizer-file FILE, the tokenizer to %s with", action);
-    return 0;
+    if (!*tok_path) cli_fail("missing --tokenizer-file FILE, the tokenizer to %s with", action);
+    return true;
 }
 
 static int run_encode(int argc, char **argv) {
     const char *tok_path, *input_path;
     char input_name[300];
-    bool help;
-    int status = parse_io_options("encode", usage_encode, argc, argv, &tok_path, &input_path, &help);
-    if (status || help) return status;
+    if (!parse_io_options("encode", usage_encode, argc, argv, &tok_path, &input_path)) return 0;
     Tokenizer *tok = load_tokenizer_arg(tok_path);
-    if (!tok) return 1;
     size_t len;
     unsigned char *text = read_input(input_path, &len, input_name, sizeof input_name);
-    if (!text) {
-        tokenizer_free(tok);
-        return 1;
-    }
     int *ids;
     size_t n;
     char err[512];
-    if (!tokenizer_encode(tok, text, len, &ids, &n, err, sizeof err)) {
-        status = cli_fail("cannot encode %s: %s", input_name, err);
-    } else {
-        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
-        putchar('\n');
-        status = finish_stdout();
-        free(ids);
-    }
+    if (!tokenizer_encode(tok, text, len, &ids, &n, err, sizeof err)) cli_fail("cannot encode %s: %s", input_name, err);
+    for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    putchar('\n');
+    free(ids);
     free(text);
     tokenizer_free(tok);
-    return status;
+    return finish_stdout();
 }
 
-static int run_decode(int argc, char **argv) {
-    const char *tok_path, *input_path;
-    char input_name[300];
-    bool help;
-    int status = parse_io_options("decode", usage_decode, argc, argv, &tok_path, &input_path, &help);
-    if (status || help) return status;
-    Tokenizer *tok = load_tokenizer_arg(tok_path);
-    if (!tok) return 1;
-    size_t len;
-    unsigned char *text = read_input(input_path, &len, input_name, sizeof input_name);
-    if (!text) {
-        tokenizer_free(tok);
-        return 1;
-    }
-    int vocab = tokenizer_vocab_size(tok);
+// The ids of the text: whole numbers separated by whitespace, each an id of the vocabulary.
+static int *parse_ids(const unsigned char *text, size_t len, int vocab, const char *input_name, size_t *n_out) {
     int *ids = xmalloc((len / 2 + 1) * sizeof *ids);  // an id and its separator take two bytes at least
     size_t n = 0;
-    for (size_t i = 0; i < len && !status;) {
+    for (size_t i = 0; i < len;) {
         if (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r')) {
             i++;
             continue;
@@ -319,7 +266,7 @@ static int run_decode(int argc, char **argv) {
         size_t start = i;
         while (i < len && !(text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r'))) i++;
         // parse_long wants a C string; a word too long for this buffer is no id anyway.
-        char word[40];
+        char word[40], shown[64];
         size_t wlen = i - start;
         long v = 0;
         bool numeric = wlen < sizeof word && !memchr(text + start, 0, wlen);
@@ -328,48 +275,50 @@ static int run_decode(int argc, char **argv) {
             word[wlen] = 0;
             numeric = parse_long(word, -2147483647L - 1, 2147483647L, &v);
         }
-        if (!numeric && looks_like_integer(text + start, wlen)) {
-            char shown[64];
-            escape_bytes(text + start, wlen, shown, sizeof shown);
-            status = cli_fail("token id %s (item %zu of %s) is out of range; this tokenizer has ids 0..%d", shown, n + 1,
-                          input_name, vocab - 1);
-        } else if (!numeric) {
-            char shown[64];
-            escape_bytes(text + start, wlen, shown, sizeof shown);
-            status = cli_fail("\"%s\" (item %zu of %s) is not a token id; expected whole numbers separated by whitespace",
-                          shown, n + 1, input_name);
-        } else if (v < 0 || v >= vocab) {
-            status = cli_fail("token id %ld (item %zu of %s) is out of range; this tokenizer has ids 0..%d", v, n + 1,
-                          input_name, vocab - 1);
-        } else {
-            ids[n++] = (int)v;
-        }
+        if (!numeric) escape_bytes(text + start, wlen, shown, sizeof shown);
+        if (!numeric && looks_like_integer(text + start, wlen))
+            cli_fail("token id %s (item %zu of %s) is out of range; this tokenizer has ids 0..%d", shown, n + 1,
+                     input_name, vocab - 1);
+        if (!numeric)
+            cli_fail("\"%s\" (item %zu of %s) is not a token id; expected whole numbers separated by whitespace", shown,
+                     n + 1, input_name);
+        if (v < 0 || v >= vocab)
+            cli_fail("token id %ld (item %zu of %s) is out of range; this tokenizer has ids 0..%d", v, n + 1,
+                     input_name, vocab - 1);
+        ids[n++] = (int)v;
     }
-    if (!status) {
-        unsigned char *out;
-        size_t out_len;
-        char err[512];
-        if (!tokenizer_decode(tok, ids, n, &out, &out_len, err, sizeof err)) {
-            status = cli_fail("cannot decode %s: %s", input_name, err);  // not reached: ids were checked above
-        } else {
-            fwrite(out, 1, out_len, stdout);
-            status = finish_stdout();
-            free(out);
-        }
-    }
+    *n_out = n;
+    return ids;
+}
+
+static int run_decode(int argc, char **argv) {
+    const char *tok_path, *input_path;
+    char input_name[300];
+    if (!parse_io_options("decode", usage_decode, argc, argv, &tok_path, &input_path)) return 0;
+    Tokenizer *tok = load_tokenizer_arg(tok_path);
+    size_t len, n;
+    unsigned char *text = read_input(input_path, &len, input_name, sizeof input_name);
+    int *ids = parse_ids(text, len, tokenizer_vocab_size(tok), input_name, &n);
+    unsigned char *out;
+    size_t out_len;
+    char err[512];
+    // The ids were checked above, so this does not fail.
+    if (!tokenizer_decode(tok, ids, n, &out, &out_len, err, sizeof err))
+        cli_fail("cannot decode %s: %s", input_name, err);
+    fwrite(out, 1, out_len, stdout);
+    free(out);
     free(ids);
     free(text);
     tokenizer_free(tok);
-    return status;
+    return finish_stdout();
 }
 
 static int run_vocab(int argc, char **argv) {
     static const struct option opts[] = {
         {"tokenizer-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *tok_path = NULL;
-    reset_getopt();
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    cli_options_start();
+    for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
         switch (c) {
         case 't': tok_path = optarg; break;
         case 'h': fputs(usage_vocab, stdout); return finish_stdout();
@@ -377,9 +326,8 @@ static int run_vocab(int argc, char **argv) {
         }
     }
     cli_no_extra_args("tokenizer vocab", argc, argv, optind, 0);
-    if (!tok_path) return cli_fail("missing --tokenizer-file FILE, the tokenizer to list");
+    if (!tok_path) cli_fail("missing --tokenizer-file FILE, the tokenizer to list");
     Tokenizer *tok = load_tokenizer_arg(tok_path);
-    if (!tok) return 1;
     size_t cap = 64;
     char *shown = xmalloc(cap);
     for (int id = 0; id < tokenizer_vocab_size(tok); id++) {
@@ -399,10 +347,8 @@ static int run_vocab(int argc, char **argv) {
 
 int cmd_tokenizer(int argc, char **argv) {
     // A missing or unknown command is misuse of the command line: status 2, as in main.
-    if (argc < 2) {
-        cli_fail("missing tokenizer command; expected train, encode, decode or vocab (see ./gpt tokenizer --help)");
-        return 2;
-    }
+    if (argc < 2)
+        cli_misuse("missing tokenizer command; expected train, encode, decode or vocab (see ./gpt tokenizer --help)");
     const char *action = argv[1];
     if (strcmp(action, "--help") == 0 || strcmp(action, "-h") == 0 || strcmp(action, "help") == 0) {
         fputs(usage_main, stdout);
@@ -413,7 +359,6 @@ int cmd_tokenizer(int argc, char **argv) {
     if (strcmp(action, "encode") == 0) return run_encode(argc - 1, argv + 1);
     if (strcmp(action, "decode") == 0) return run_decode(argc - 1, argv + 1);
     if (strcmp(action, "vocab") == 0) return run_vocab(argc - 1, argv + 1);
-    cli_fail("unknown tokenizer command '%s'; expected train, encode, decode or vocab (see ./gpt tokenizer --help)",
-         action);
-    return 2;
+    cli_misuse("unknown tokenizer command '%s'; expected train, encode, decode or vocab (see ./gpt tokenizer --help)",
+               action);
 }

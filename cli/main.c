@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/common.h"
 #include "train/dist.h"
@@ -20,6 +21,7 @@ static const char usage[] =
     "  bench       time training steps (or, with --sample, generation): speed, MFU, memory\n"
     "  gradcheck   check every parameter's gradient against finite differences\n"
     "  tokenizer   train, inspect and use standalone tokenizers\n"
+    "  export      write a checkpoint as GGUF (llama.cpp) or safetensors (Hugging Face)\n"
     "\n"
     "Run 'gpt <command> --help' for a command's options.\n";
 
@@ -44,21 +46,24 @@ static int run(int argc, char **argv) {
         {"bench", cmd_bench},
         {"gradcheck", cmd_gradcheck},
         {"tokenizer", cmd_tokenizer},
+        {"export", cmd_export},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0) {
             if (dist_size() > 1 && strcmp(cmd, "train") != 0 && strcmp(cmd, "bench") != 0)
-                die("'%s' runs as one process; under mpirun only train and bench share the work among ranks", cmd);
+                cli_fail("'%s' runs as one process; under mpirun only train and bench share the work among ranks", cmd);
             return commands[i].run(argc - 1, argv + 1);
         }
-    fprintf(stderr, "error: unknown command '%s' (expected one of: train, sample, info, attention, bench, gradcheck, tokenizer; see ./gpt --help)\n", cmd);
-    return 2;
+    cli_misuse("unknown command '%s' (expected one of: train, sample, info, attention, bench, gradcheck, tokenizer, export; "
+               "see ./gpt --help)",
+               cmd);
 }
 
 // Under mpirun every rank runs main; train and bench share the work among the ranks
 // (train/dist.h).
 int main(int argc, char **argv) {
-    dist_init(&argc, &argv);
+    char err[512];
+    if (!dist_init(&argc, &argv, err, sizeof err)) cli_fail("%s", err);
     int status = run(argc, argv);
     dist_finalize();
     return status;

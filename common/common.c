@@ -18,16 +18,19 @@
 
 void (*die_hook)(int status) = NULL;
 
-void die(const char *fmt, ...) {
-    va_list ap;
+void die_with_status(int status, const char *fmt, va_list ap) {
     fflush(stdout);
     fputs("error: ", stderr);
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
-    if (die_hook) die_hook(1);
-    exit(1);
+    if (die_hook) die_hook(status);
+    exit(status);
+}
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    die_with_status(1, fmt, ap);
 }
 
 void warn(const char *fmt, ...) {
@@ -71,8 +74,7 @@ float *xalloc_floats(size_t count) {
     if (count > SIZE_MAX / sizeof(float)) die("out of memory: %zu floats do not fit in memory", count);
     // Blocks of 2 MiB or more (weights, gradients, optimizer state, activations) are aligned
     // to 2 MiB and offered to the kernel for transparent huge pages, where it has them: the
-    // training step walks tens of MiB, more than the TLB covers in 4 KiB pages. (About 3%
-    // per step on the default model here.)
+    // training step walks tens of MiB, more than the TLB covers in 4 KiB pages.
     size_t align = bytes >= HUGE_BLOCK ? HUGE_BLOCK : 64;
     bytes = (bytes + align - 1) & ~(align - 1);
     float *p = aligned_alloc(align, bytes);
@@ -331,6 +333,50 @@ double rng_normal(Rng *r) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    // The second byte's range carries the strictness: E0 and F0 would be overlong below A0
+    // and 90, ED would be a surrogate from A0 up, F4 would pass U+10FFFF from 90 up.
+    int len;
+    uint32_t v;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;  // a continuation byte, C0/C1 (always overlong) or F5..FF (beyond U+10FFFF)
+    }
+    if (n < (size_t)len || s[1] < lo || s[1] > hi) return 0;
+    v = v << 6 | (s[1] & 0x3F);
+    for (int k = 2; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        v = v << 6 | (s[k] & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+void format_duration(double seconds, char *out, size_t cap) {
+    if (!isfinite(seconds) || seconds < 0) seconds = 0;
+    long t = (long)(seconds + 0.5);
+    if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -341,8 +387,7 @@ double now_seconds(void) {
 #include <nmmintrin.h>
 
 // CRC-32C with the SSE4.2 instruction that computes exactly this CRC (polynomial 0x1EDC6F41,
-// reflected), 8 bytes at a time: several GB/s, where the tables below give about one. Texts of
-// gigabytes are checksummed twice at start-up, so it matters there.
+// reflected), 8 bytes at a time. A text of gigabytes is checksummed at every start-up.
 uint32_t crc32c(uint32_t crc, const void *data, size_t n) {
     const unsigned char *p = data;
     uint64_t c = ~crc;

@@ -1,8 +1,9 @@
-// common.h -- the helpers every module uses: fatal errors, checked allocation and I/O,
-// strict number parsing, the seeded random number generator, timing.
+// common.h -- the helpers every module uses: the error convention, checked allocation and
+// I/O, strict number parsing, the seeded random number generator, timing.
 #ifndef GPT_COMMON_H
 #define GPT_COMMON_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,11 +15,24 @@
 #define PRINTF_LIKE(f, a)
 #endif
 
+// ---- errors: one convention ----
+//   - A person's bad input -- a malformed flag, a missing, empty or unreadable file, a
+//     damaged checkpoint, a prompt the vocabulary lacks -- is found by library code, which
+//     returns false (or NULL) with a one-line reason in the caller's buffer (char *err,
+//     size_t errlen; set_error formats it). The reason travels up to the command layer
+//     (cli/), which prints it as the one "error: ..." line and exits non-zero (cli/cli.h).
+//     Library code never exits on a person's input.
+//   - A caller's bug (an argument no correct caller passes) is an assert.
+//   - What no caller could do anything about -- running out of memory -- is die().
+
 // Prints "error: <message>" as one line on stderr and exits with status 1.
 _Noreturn void die(const char *fmt, ...) PRINTF_LIKE(1, 2);
-// When set, die() calls it with the exit status after printing, before exit: under MPI it
-// ends the whole job (train/dist.c), so that one rank's fatal error never leaves the
-// others waiting for it. It must not return.
+// What die() and the command layer's cli_fail do: stdout flushed, "error: <message>" as one
+// line on stderr, die_hook, exit with status.
+_Noreturn void die_with_status(int status, const char *fmt, va_list ap);
+// When set, called with the exit status after the error line, before exit: under MPI it
+// ends the whole job (train/dist.c), so that one rank's fatal error never leaves the others
+// waiting for it. It must not return.
 extern void (*die_hook)(int status);
 // Prints "warning: <message>" as one line on stderr.
 void warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
@@ -85,8 +99,15 @@ double rng_double(Rng *r);
 // Standard normal (Box-Muller in double).
 double rng_normal(Rng *r);
 
+// Strict UTF-8: the length (1..4) of the valid sequence at s[0..n), with its code point in
+// *cp, or 0 when s[0] does not begin one (overlong, surrogate, > U+10FFFF, truncated, or a
+// stray continuation byte).
+int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
 // Monotonic wall time in seconds.
 double now_seconds(void);
+// A duration as a clock shows it: "4:05" (minutes and seconds), "1:02:03" from an hour on.
+void format_duration(double seconds, char *out, size_t cap);
 
 // CRC-32C (Castagnoli), incremental: crc = crc32c(crc, data, n), starting from 0.
 uint32_t crc32c(uint32_t crc, const void *data, size_t n);

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,13 +82,6 @@ void text_close(TextFile *t) {
 }
 
 // ---- progress -----------------------------------------------------------------------------
-static void format_eta(double s, char *buf, size_t n) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long v = (long)(s + 0.5);
-    if (v >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-    else snprintf(buf, n, "%ld:%02ld", v / 60, v % 60);
-}
-
 void text_progress_start(TextProgress *p, const char *label, const char *path, uint64_t total) {
     memset(p, 0, sizeof *p);
     p->label = label;
@@ -106,7 +98,7 @@ void text_progress_update(TextProgress *p, uint64_t done) {
     p->last = now;
     double rate = (double)done / (elapsed > 0 ? elapsed : 1e-9);
     char eta[32];
-    format_eta(rate > 0 ? (double)(p->total - done) / rate : 0, eta, sizeof eta);
+    format_duration(rate > 0 ? (double)(p->total - done) / rate : 0, eta, sizeof eta);
     char line[1400];
     snprintf(line, sizeof line, "%s %s: %3.0f%% (%.0f/%.0f MB) | %.1f MB/s | ETA %s", p->label, p->path,
              p->total ? 100.0 * (double)done / (double)p->total : 100.0, (double)done / 1e6, (double)p->total / 1e6,

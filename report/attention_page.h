@@ -1,7 +1,5 @@
 // attention_page.h -- what `gpt attention` shows: every head's attention over a prompt,
 // two numbers that summarise each head, and the self-contained HTML page built from them.
-// (Implemented in cli/cmd_attention.c; separate from the command so tests can check the
-// numbers the page is made of.)
 #ifndef GPT_ATTENTION_PAGE_H
 #define GPT_ATTENTION_PAGE_H
 

@@ -16,7 +16,9 @@
 
 #include <stb_ds.h>
 
+#include "common/buf.h"
 #include "common/common.h"
+#include "report/markup.h"
 
 #define METRICS_FILE "metrics.csv"
 #define SVG_FILE "loss.svg"
@@ -35,49 +37,13 @@ static const char *const metrics_names[METRICS_FIELDS] = {
 #define SVG_MAX_MARKERS 400
 
 // ---------------------------------------------------------------------------------------------
-// A growing string on an stb_ds char array (no NUL until sb_finish).
-
-static void sb_printf(char **sb, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-static void sb_printf(char **sb, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    assert(n >= 0);
-    size_t old = arrlenu(*sb);
-    arrsetlen(*sb, old + (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(*sb + old, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    arrsetlen(*sb, old + (size_t)n);
-}
-
-static void sb_append(char **sb, const void *data, size_t n) {
-    if (n) memcpy(arraddnptr(*sb, n), data, n);
-}
-
-static void sb_puts(char **sb, const char *s) { sb_append(sb, s, strlen(s)); }
-
-// A malloc'd, NUL-terminated copy; frees the array.
-static char *sb_finish(char **sb, size_t *len) {
-    size_t n = arrlenu(*sb);
-    char *out = xmalloc(n + 1);
-    if (n) memcpy(out, *sb, n);
-    out[n] = 0;
-    arrfree(*sb);
-    if (len) *len = n;
-    return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The rows and the samples in memory.
 
 void report_init(Report *r) { memset(r, 0, sizeof *r); }
 
 void report_free(Report *r) {
     arrfree(r->rows);
-    arrfree(r->samples);
+    buf_free(&r->samples);
     memset(r, 0, sizeof *r);
 }
 
@@ -131,40 +97,40 @@ void report_add_eval(Report *r, long step, float train_loss, float val_loss, dou
 // is written as given, except that control characters are escaped (\n, \t, \xNN): a header
 // must stay one line for report_load to find the blocks again.
 void report_add_sample(Report *r, long step, const char *prompt_note, const unsigned char *text, size_t len) {
-    sb_printf(&r->samples, "--- step %ld", step);
+    buf_printf(&r->samples, "--- step %ld", step);
     if (prompt_note) {
-        sb_puts(&r->samples, " (");
+        buf_puts(&r->samples, " (");
         for (const unsigned char *p = (const unsigned char *)prompt_note; *p; p++) {
-            if (*p == '\n') sb_puts(&r->samples, "\\n");
-            else if (*p == '\t') sb_puts(&r->samples, "\\t");
-            else if (*p == '\r') sb_puts(&r->samples, "\\r");
-            else if (*p < 0x20 || *p == 0x7f) sb_printf(&r->samples, "\\x%02x", *p);
-            else arrput(r->samples, (char)*p);
+            if (*p == '\n') buf_puts(&r->samples, "\\n");
+            else if (*p == '\t') buf_puts(&r->samples, "\\t");
+            else if (*p == '\r') buf_puts(&r->samples, "\\r");
+            else if (*p < 0x20 || *p == 0x7f) buf_printf(&r->samples, "\\x%02x", *p);
+            else buf_putc(&r->samples, (char)*p);
         }
-        sb_puts(&r->samples, ")");
+        buf_puts(&r->samples, ")");
     }
-    sb_puts(&r->samples, " ---\n");
-    sb_append(&r->samples, text, len);
+    buf_puts(&r->samples, " ---\n");
+    buf_add(&r->samples, text, len);
     // The text ends its last line, then one blank line separates it from the next block.
-    if (len > 0 && text[len - 1] != '\n') arrput(r->samples, '\n');
-    arrput(r->samples, '\n');
+    if (len > 0 && text[len - 1] != '\n') buf_putc(&r->samples, '\n');
+    buf_putc(&r->samples, '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
 // metrics.csv
 
 // Non-finite values are empty cells.
-static void csv_cell(char **sb, const char *fmt, double v) {
-    arrput(*sb, ',');
-    if (isfinite(v)) sb_printf(sb, fmt, v);
+static void csv_cell(Buf *sb, const char *fmt, double v) {
+    buf_putc(sb, ',');
+    if (isfinite(v)) buf_printf(sb, fmt, v);
 }
 
 static char *metrics_csv(const Report *r, size_t *len) {
-    char *sb = NULL;
-    sb_puts(&sb, METRICS_HEADER "\n");
+    Buf sb = {0};
+    buf_puts(&sb, METRICS_HEADER "\n");
     for (ptrdiff_t i = 0; i < arrlen(r->rows); i++) {
         const MetricsRow *w = &r->rows[i];
-        sb_printf(&sb, "%ld", w->step);
+        buf_printf(&sb, "%ld", w->step);
         csv_cell(&sb, "%.6g", w->batch_loss);
         csv_cell(&sb, "%.6g", w->train_loss);
         csv_cell(&sb, "%.6g", w->val_loss);
@@ -172,9 +138,9 @@ static char *metrics_csv(const Report *r, size_t *len) {
         csv_cell(&sb, "%.6g", w->grad_norm);
         csv_cell(&sb, "%.1f", w->tokens_per_s);
         csv_cell(&sb, "%.3f", w->elapsed_s);
-        arrput(sb, '\n');
+        buf_putc(&sb, '\n');
     }
-    return sb_finish(&sb, len);
+    return buf_take(&sb, len);
 }
 
 // A cell of a data line (n bytes, not NUL-terminated) as a string in buf; false if it cannot
@@ -293,7 +259,7 @@ static bool sample_header(const char *line, size_t n, long *step) {
 }
 
 // Keeps the text before the first header and the blocks whose step is <= max_step.
-static bool load_samples(char **samples, const char *path, long max_step, char *err, size_t errlen) {
+static bool load_samples(Buf *samples, const char *path, long max_step, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) return true;
     size_t len;
@@ -306,7 +272,7 @@ static bool load_samples(char **samples, const char *path, long max_step, char *
         size_t n = nl ? (size_t)(nl - p) : len - pos;
         long step;
         if (sample_header(p, n, &step)) keep = step <= max_step;
-        if (keep) sb_append(samples, p, n + (nl != NULL));
+        if (keep) buf_add(samples, p, n + (nl != NULL));
         pos += n + (nl != NULL);
     }
     free(text);
@@ -346,7 +312,7 @@ bool report_write(const Report *r, const char *dir, const char *title, char *err
     char *svg = report_svg(r, title);
     char *paths[3] = {join_path(dir, METRICS_FILE), join_path(dir, SAMPLES_FILE), join_path(dir, SVG_FILE)};
     bool ok = write_file_atomic(paths[0], csv, csv_len, err, errlen) &&
-              write_file_atomic(paths[1], r->samples, arrlenu(r->samples), err, errlen) &&
+              write_file_atomic(paths[1], r->samples.s, r->samples.len, err, errlen) &&
               write_file_atomic(paths[2], svg, strlen(svg), err, errlen);
     for (int i = 0; i < 3; i++) free(paths[i]);
     free(csv);
@@ -405,63 +371,24 @@ static int tick_decimals(double tick) { return tick >= 1 ? 0 : (int)ceil(-log10(
 static double map_x(const Axis *a, double v) { return PLOT_X0 + (v - a->lo) / (a->hi - a->lo) * (PLOT_X1 - PLOT_X0); }
 static double map_y(const Axis *a, double v) { return PLOT_Y1 - (v - a->lo) / (a->hi - a->lo) * (PLOT_Y1 - PLOT_Y0); }
 
-// Text content or an attribute value: XML's five special characters as entities, control
-// characters (not allowed in XML 1.0) as spaces, and bytes that are not UTF-8 as U+FFFD, so
-// the document stays well-formed whatever the title holds.
-static void xml_escape(char **sb, const char *s) {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            if (c == '<') sb_puts(sb, "&lt;");
-            else if (c == '>') sb_puts(sb, "&gt;");
-            else if (c == '&') sb_puts(sb, "&amp;");
-            else if (c == '"') sb_puts(sb, "&quot;");
-            else if (c == '\'') sb_puts(sb, "&apos;");
-            else if (c < 0x20 || c == 0x7f) arrput(*sb, ' ');
-            else arrput(*sb, (char)c);
-            p++;
-            continue;
-        }
-        // A well-formed UTF-8 sequence (no overlongs, surrogates, or code points past U+10FFFF).
-        size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-        size_t k = 1;
-        for (; k < n; k++) {
-            unsigned b = p[k];
-            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf)) break;
-        }
-        // U+FFFE and U+FFFF are not XML characters either.
-        bool nonchar = n == 3 && c == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf);
-        if (n && k == n && !nonchar) {
-            sb_append(sb, p, n);
-            p += n;
-        } else {
-            sb_puts(sb, "\xef\xbf\xbd");
-            p += k ? k : 1;
-        }
-    }
-}
-
-static void svg_polyline(char **sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
+static void svg_polyline(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
                          double width, double opacity) {
     if (n < 2) return;
-    sb_printf(sb, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
+    buf_printf(sb, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
                   "stroke-linejoin=\"round\" points=\"", color, width, opacity);
     for (size_t i = 0; i < n; i++)
-        sb_printf(sb, "%s%.1f,%.1f", i ? " " : "", map_x(ax, pts[i].x), map_y(ay, pts[i].y));
-    sb_puts(sb, "\"/>\n");
+        buf_printf(sb, "%s%.1f,%.1f", i ? " " : "", map_x(ax, pts[i].x), map_y(ay, pts[i].y));
+    buf_puts(sb, "\"/>\n");
 }
 
-static void svg_markers(char **sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
+static void svg_markers(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
                         double radius) {
     if (n > SVG_MAX_MARKERS) return;
-    sb_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
+    buf_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
     for (size_t i = 0; i < n; i++)
-        sb_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
-                  radius);
-    sb_puts(sb, "</g>\n");
+        buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
+                   radius);
+    buf_puts(sb, "</g>\n");
 }
 
 // Averages runs of consecutive points so that at most max_points remain.
@@ -484,32 +411,41 @@ static Point *downsample(Point *pts, size_t *n, size_t max_points) {
     return out;
 }
 
-char *report_svg(const Report *r, const char *title) {
-    if (!title) title = "";
-    Point *batch = NULL, *train = NULL, *val = NULL;
-    double lo = INFINITY, hi = -INFINITY;
-    long max_step = 0;
+// The three series of the plot (batch loss, evaluations' train and val loss), their range of
+// losses in *lo, *hi and the last step that has any.
+typedef struct {
+    Point *pts[3];  // stb_ds arrays: batch, train, val
+    size_t n[3];
+    double lo, hi;
+    long max_step;
+} Series;
+
+enum { SERIES_BATCH, SERIES_TRAIN, SERIES_VAL };
+
+static void collect_series(const Report *r, Series *s) {
+    memset(s, 0, sizeof *s);
+    s->lo = INFINITY;
+    s->hi = -INFINITY;
     for (ptrdiff_t i = 0; i < arrlen(r->rows); i++) {
         const MetricsRow *w = &r->rows[i];
-        double x = (double)w->step;
         const float v[3] = {w->batch_loss, w->train_loss, w->val_loss};
-        Point **series[3] = {&batch, &train, &val};
         for (int k = 0; k < 3; k++) {
             if (!isfinite(v[k])) continue;
-            arrput(*series[k], ((Point){x, v[k]}));
-            lo = fmin(lo, v[k]);
-            hi = fmax(hi, v[k]);
-            if (w->step > max_step) max_step = w->step;
+            arrput(s->pts[k], ((Point){(double)w->step, v[k]}));
+            s->lo = fmin(s->lo, v[k]);
+            s->hi = fmax(s->hi, v[k]);
+            if (w->step > s->max_step) s->max_step = w->step;
         }
     }
-    size_t n_batch = arrlenu(batch), n_train = arrlenu(train), n_val = arrlenu(val);
-    batch = downsample(batch, &n_batch, SVG_MAX_BATCH_POINTS);
-    bool empty = n_batch + n_train + n_val == 0;
+    for (int k = 0; k < 3; k++) s->n[k] = arrlenu(s->pts[k]);
+    s->pts[SERIES_BATCH] = downsample(s->pts[SERIES_BATCH], &s->n[SERIES_BATCH], SVG_MAX_BATCH_POINTS);
+}
 
-    // Axes. x runs from step 0 to a round number at or past the last step, in whole steps.
-    // y spans the data, widened to a tenth of its level when the values (nearly) coincide.
-    Axis ax = axis_around(0, max_step > 0 ? (double)max_step : 1, 8, 1);
-    if (empty) lo = 0, hi = 1;
+// x runs from step 0 to a round number at or past the last step, in whole steps. y spans the
+// data, widened to a tenth of its level when the values (nearly) coincide.
+static void choose_axes(const Series *s, bool empty, Axis *ax, Axis *ay) {
+    *ax = axis_around(0, s->max_step > 0 ? (double)s->max_step : 1, 8, 1);
+    double lo = empty ? 0 : s->lo, hi = empty ? 1 : s->hi;
     double min_span = fmax(0.1 * fabs(0.5 * (lo + hi)), 1e-3);
     if (hi - lo < min_span) {
         double mid = 0.5 * (lo + hi), data_lo = lo;
@@ -517,24 +453,15 @@ char *report_svg(const Report *r, const char *title) {
         hi = mid + 0.5 * min_span;
         if (data_lo >= 0 && lo < 0) hi -= lo, lo = 0;  // a loss axis need not go below zero
     }
-    Axis ay = axis_around(lo, hi, 6, 0);
+    *ay = axis_around(lo, hi, 6, 0);
+}
 
-    char *sb = NULL;
-    sb_printf(&sb,
-              "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-              "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
-              "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
-              SVG_W, SVG_H, SVG_W, SVG_H);
-    sb_puts(&sb, "<title>");
-    xml_escape(&sb, title);
-    sb_puts(&sb, "</title>\n");
-    sb_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
-
-    // Title, and under it the latest evaluation (or the latest batch loss before any).
-    sb_printf(&sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
+// The title, and under it the latest evaluation (or the latest batch loss before any).
+static void svg_title(Buf *sb, const Report *r, const Series *s, const char *title) {
+    buf_printf(sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
                    "fill=\"%s\">", SVG_W / 2, COLOR_TEXT);
-    xml_escape(&sb, title);
-    sb_puts(&sb, "</text>\n");
+    markup_escape(sb, title);
+    buf_puts(sb, "</text>\n");
     char note[160] = "";
     for (ptrdiff_t i = arrlen(r->rows) - 1; i >= 0 && !note[0]; i--) {
         const MetricsRow *w = &r->rows[i];
@@ -543,60 +470,53 @@ char *report_svg(const Report *r, const char *title) {
         else if (isfinite(w->val_loss))
             snprintf(note, sizeof note, "val %.4f at step %ld", w->val_loss, w->step);
     }
+    const Point *batch = s->pts[SERIES_BATCH];
+    size_t n_batch = s->n[SERIES_BATCH];
     if (!note[0] && n_batch)
         snprintf(note, sizeof note, "batch loss %.4f at step %ld (no evaluation yet)", batch[n_batch - 1].y,
                  (long)batch[n_batch - 1].x);
     if (note[0])
-        sb_printf(&sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
-                  SVG_W / 2, COLOR_TEXT, note);
+        buf_printf(sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
+                   SVG_W / 2, COLOR_TEXT, note);
+}
 
-    // Grid and tick labels.
-    sb_printf(&sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
-    long nx = lround((ax.hi - ax.lo) / ax.tick), ny = lround((ay.hi - ay.lo) / ay.tick);
+// The grid, the tick labels and the axis names.
+static void svg_grid(Buf *sb, const Axis *ax, const Axis *ay) {
+    buf_printf(sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
+    long nx = lround((ax->hi - ax->lo) / ax->tick), ny = lround((ay->hi - ay->lo) / ay->tick);
     for (long i = 0; i <= nx; i++) {
-        double x = map_x(&ax, ax.lo + (double)i * ax.tick);
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
+        double x = map_x(ax, ax->lo + (double)i * ax->tick);
+        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
     }
     for (long i = 0; i <= ny; i++) {
-        double y = map_y(&ay, ay.lo + (double)i * ay.tick);
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
+        double y = map_y(ay, ay->lo + (double)i * ay->tick);
+        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
     }
-    sb_puts(&sb, "</g>\n");
-    sb_printf(&sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
+    buf_puts(sb, "</g>\n");
+    buf_printf(sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
     for (long i = 0; i <= nx; i++) {
-        double v = ax.lo + (double)i * ax.tick;
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(&ax, v),
-                  PLOT_Y1 + 16, v);
+        double v = ax->lo + (double)i * ax->tick;
+        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(ax, v),
+                   PLOT_Y1 + 16, v);
     }
-    int dec = tick_decimals(ay.tick);
+    int dec = tick_decimals(ay->tick);
     for (long i = 0; i <= ny; i++) {
-        double v = ay.lo + (double)i * ay.tick;
-        if (fabs(v) < 1e-6 * ay.tick) v = 0;  // no "-0.0"
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
-                  map_y(&ay, v) + 4, dec, v);
+        double v = ay->lo + (double)i * ay->tick;
+        if (fabs(v) < 1e-6 * ay->tick) v = 0;  // no "-0.0"
+        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
+                   map_y(ay, v) + 4, dec, v);
     }
-    sb_puts(&sb, "</g>\n");
-    sb_printf(&sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
-              0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
-    sb_printf(&sb,
-              "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
-              "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
-              0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
+    buf_puts(sb, "</g>\n");
+    buf_printf(sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
+               0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
+    buf_printf(sb,
+               "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
+               "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
+               0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
+}
 
-    // The curves: batch loss faint underneath, the evaluations on top.
-    svg_polyline(&sb, batch, n_batch, &ax, &ay, COLOR_BATCH, 1, 0.9);
-    if (n_batch == 1) svg_markers(&sb, batch, n_batch, &ax, &ay, COLOR_BATCH, 2);
-    svg_polyline(&sb, train, n_train, &ax, &ay, COLOR_TRAIN, 2, 1);
-    svg_markers(&sb, train, n_train, &ax, &ay, COLOR_TRAIN, 3);
-    svg_polyline(&sb, val, n_val, &ax, &ay, COLOR_VAL, 2, 1);
-    svg_markers(&sb, val, n_val, &ax, &ay, COLOR_VAL, 3);
-    if (empty)
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
-                       "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
-    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
-              PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
-
-    // Legend, top right inside the plot (losses fall, so that corner is usually free).
+// The legend, top right inside the plot (losses fall, so that corner is usually free).
+static void svg_legend(Buf *sb) {
     static const struct {
         const char *label, *color;
         double width;
@@ -607,21 +527,56 @@ char *report_svg(const Report *r, const char *title) {
         {"val loss (eval)", COLOR_VAL, 2, true},
     };
     double lx = PLOT_X1 - 158, ly = PLOT_Y0 + 8;
-    sb_printf(&sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
-    sb_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
+    buf_printf(sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
+    buf_printf(sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
                    "stroke=\"#cccccc\"/>\n", lx, ly);
     for (int i = 0; i < 3; i++) {
         double y = ly + 15 + 18 * i;
-        sb_printf(&sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
-                  lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
+        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
+                   lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
         if (legend[i].marker)
-            sb_printf(&sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
-        sb_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
+            buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
+        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
     }
-    sb_puts(&sb, "</g>\n</svg>\n");
+    buf_puts(sb, "</g>\n");
+}
 
-    arrfree(batch);
-    arrfree(train);
-    arrfree(val);
-    return sb_finish(&sb, NULL);
+char *report_svg(const Report *r, const char *title) {
+    if (!title) title = "";
+    Series s;
+    collect_series(r, &s);
+    bool empty = s.n[SERIES_BATCH] + s.n[SERIES_TRAIN] + s.n[SERIES_VAL] == 0;
+    Axis ax, ay;
+    choose_axes(&s, empty, &ax, &ay);
+
+    Buf sb = {0};
+    buf_printf(&sb,
+               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
+               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
+               SVG_W, SVG_H, SVG_W, SVG_H);
+    buf_puts(&sb, "<title>");
+    markup_escape(&sb, title);
+    buf_puts(&sb, "</title>\n");
+    buf_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
+    svg_title(&sb, r, &s, title);
+    svg_grid(&sb, &ax, &ay);
+
+    // The curves: batch loss faint underneath, the evaluations on top.
+    const Point *const *p = (const Point *const *)s.pts;
+    svg_polyline(&sb, p[SERIES_BATCH], s.n[SERIES_BATCH], &ax, &ay, COLOR_BATCH, 1, 0.9);
+    if (s.n[SERIES_BATCH] == 1) svg_markers(&sb, p[SERIES_BATCH], 1, &ax, &ay, COLOR_BATCH, 2);
+    svg_polyline(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 2, 1);
+    svg_markers(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 3);
+    svg_polyline(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 2, 1);
+    svg_markers(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 3);
+    if (empty)
+        buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
+                        "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
+    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
+               PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
+    svg_legend(&sb);
+    buf_puts(&sb, "</svg>\n");
+    for (int k = 0; k < 3; k++) arrfree(s.pts[k]);
+    return buf_take(&sb, NULL);
 }

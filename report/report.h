@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/buf.h"
+
 // One row per step. NAN marks an empty cell: batch_loss is empty on a row that only
 // records an evaluation (step 0), train_loss/val_loss are empty between evaluations.
 typedef struct {
@@ -22,7 +24,7 @@ typedef struct {
 
 typedef struct {
     MetricsRow *rows;  // stb_ds array
-    char *samples;     // stb_ds array of chars: the samples.txt text
+    Buf samples;       // the samples.txt text
 } Report;
 
 void report_init(Report *r);

@@ -14,15 +14,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/common.h"
-#include "model/gpt.h"
-#include "tests/tests.h"
-#include "tests/test_util.h"
-#include "tokenizer/tokenizer.h"
-#include "train/adamw.h"
 #include "checkpoint/checkpoint.h"
 #include "cli/commands.h"
-#include "train/train.h"
+#include "common/buf.h"
+#include "common/common.h"
+#include "model/gpt.h"
+#include "tests/test_util.h"
+#include "tests/tests.h"
+#include "tokenizer/tokenizer.h"
+#include "train/adamw.h"
+#include "train/train_state.h"
 
 // The format's constants, as documented at the top of checkpoint/checkpoint.c. The tests poke at
 // the bytes of real files, so they spell the layout out themselves.
@@ -143,13 +144,16 @@ static unsigned char *edit_bytes(const unsigned char *b, size_t n, size_t at, si
     return o;
 }
 
+static bool ck_is_empty(const Checkpoint *ck) {
+    const CheckpointTraining *t = &ck->training;
+    return ck->tok == NULL && ck->params == NULL && t->settings == NULL && t->state == NULL && t->opt_m == NULL &&
+           t->opt_v == NULL;
+}
+
 static void assert_ck_empty(const Checkpoint *ck) {
-    ck_assert_ptr_null(ck->tok);
-    ck_assert_ptr_null(ck->params);
-    ck_assert_ptr_null(ck->opt_m);
-    ck_assert_ptr_null(ck->opt_v);
+    ck_assert(ck_is_empty(ck));
     ck_assert_uint_eq(ck->num_params, 0);
-    ck_assert(!ck->has_train_state);
+    ck_assert(!ck->has_training);
 }
 
 // Loads from an exact-size copy, so AddressSanitizer sees any read past the end.
@@ -173,6 +177,23 @@ static void assert_mem_fails(const unsigned char *b, size_t n, const char *reaso
     ck_assert_msg(strncmp(err, "'mem.ckpt' ", 11) == 0, "'%s' does not name the file first", err);
     ck_assert_ptr_null(strchr(err, '\n'));
     assert_ck_empty(&ck);
+}
+
+// b loads, but its training state must not decode: these words, the file named first, one line.
+static void assert_run_fails(const unsigned char *b, size_t n, const char *reason) {
+    Checkpoint ck;
+    char err[512] = "";
+    ck_assert_msg(load_mem(b, n, &ck, err, sizeof err), "%s", err);
+    ck_assert(ck.has_training);
+    TrainConfig tc;
+    TrainState ts;
+    bool ok = train_state_decode(&ck, "mem.ckpt", &tc, &ts, err, sizeof err);
+    checkpoint_free(&ck);
+    ck_assert_msg(!ok, "decoded, expected a failure saying '%s'", reason);
+    ck_assert_msg(strstr(err, reason) != NULL, "'%s' does not say '%s'", err, reason);
+    ck_assert_msg(strncmp(err, "'mem.ckpt' is not a valid checkpoint: ", 38) == 0, "'%s' does not name the file first",
+                  err);
+    ck_assert_ptr_null(strchr(err, '\n'));
 }
 
 static void assert_load_fails(const char *path, const char *reason) {
@@ -263,8 +284,8 @@ static void fixture_free(Fixture *f) {
 
 static void save_ok(const Fixture *f, bool train, const char *path) {
     char err[512] = "";
-    bool ok = train ? checkpoint_save(path, &f->m, f->tok, &f->opt, &f->tc, &f->ts, err, sizeof err)
-                    : checkpoint_save(path, &f->m, f->tok, NULL, NULL, NULL, err, sizeof err);
+    bool ok = train ? train_checkpoint_save(path, &f->m, f->tok, &f->opt, &f->tc, &f->ts, err, sizeof err)
+                    : checkpoint_save(path, &f->m, f->tok, NULL, err, sizeof err);
     ck_assert_msg(ok, "save failed: %s", err);
 }
 
@@ -346,16 +367,20 @@ static void assert_round_trip(const Fixture *f, bool train) {
     assert_tokenizers_equal(ck.tok, f->tok);
     ck_assert_uint_eq(ck.num_params, f->m.num_params);
     ck_assert_mem_eq(ck.params, f->m.params, f->m.num_params * sizeof(float));
-    ck_assert(ck.has_train_state == train);
+    ck_assert(ck.has_training == train);
     if (train) {
-        assert_train_config_eq(&ck.train, &f->tc);
-        assert_train_state_eq(&ck.state, &f->ts);
-        ck_assert_int_eq(ck.opt_step, f->opt.step);
-        ck_assert_mem_eq(ck.opt_m, f->opt.m, f->m.num_params * sizeof(float));
-        ck_assert_mem_eq(ck.opt_v, f->opt.v, f->m.num_params * sizeof(float));
+        TrainConfig tc;
+        TrainState ts;
+        ck_assert_msg(train_state_decode(&ck, path, &tc, &ts, err, sizeof err), "decode failed: %s", err);
+        assert_train_config_eq(&tc, &f->tc);
+        assert_train_state_eq(&ts, &f->ts);
+        ck_assert_int_eq(ck.training.opt_step, f->opt.step);
+        ck_assert_mem_eq(ck.training.opt_m, f->opt.m, f->m.num_params * sizeof(float));
+        ck_assert_mem_eq(ck.training.opt_v, f->opt.v, f->m.num_params * sizeof(float));
     } else {
-        ck_assert_ptr_null(ck.opt_m);
-        ck_assert_ptr_null(ck.opt_v);
+        ck_assert_ptr_null(ck.training.opt_m);
+        ck_assert_ptr_null(ck.training.opt_v);
+        ck_assert_ptr_null(ck.training.settings);
     }
 
     // The model built from it has the same weights.
@@ -409,6 +434,38 @@ START_TEST(test_round_trip_larger_than_the_write_buffer) {
 }
 END_TEST
 
+START_TEST(test_training_records_travel_as_bytes) {
+    // checkpoint/ frames the two training records without reading them: what goes in comes
+    // back, byte for byte, whatever it is (train/ gives it meaning).
+    Fixture f;
+    tiny_fixture(&f);
+    unsigned char settings[] = "any bytes\0at all", state[] = {1, 2, 3};
+    CheckpointTraining t = {.settings = settings, .settings_len = sizeof settings, .state = state,
+                            .state_len = sizeof state, .opt_step = 5, .opt_m = f.opt.m, .opt_v = f.opt.v};
+    TempDir td;
+    temp_dir(&td);
+    const char *path = temp_path(&td, "ck.bin");
+    char err[512];
+    ck_assert_msg(checkpoint_save(path, &f.m, f.tok, &t, err, sizeof err), "%s", err);
+    Checkpoint ck;
+    ck_assert_msg(checkpoint_load(path, &ck, err, sizeof err), "%s", err);
+    ck_assert(ck.has_training);
+    ck_assert_uint_eq(ck.training.settings_len, sizeof settings);
+    ck_assert_mem_eq(ck.training.settings, settings, sizeof settings);
+    ck_assert_uint_eq(ck.training.state_len, sizeof state);
+    ck_assert_mem_eq(ck.training.state, state, sizeof state);
+    ck_assert_int_eq(ck.training.opt_step, 5);
+    // They are not a run's records, and decoding says so.
+    TrainConfig tc;
+    TrainState ts;
+    ck_assert(!train_state_decode(&ck, path, &tc, &ts, err, sizeof err));
+    ck_assert_msg(strstr(err, "training settings (TCFG)") != NULL, "%s", err);
+    checkpoint_free(&ck);
+    temp_cleanup(&td);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(test_saved_file_starts_with_magic_and_version) {
     Fixture f;
     tiny_fixture(&f);
@@ -435,6 +492,40 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
 }
 END_TEST
 
+START_TEST(test_settings_record_keeps_its_byte_layout) {
+    // The TCFG record spelled out field by field, as version 1 lays it out: the rows of
+    // train/config.h must keep this order and these encodings, or older checkpoints would be
+    // read wrong.
+    Fixture f;
+    tiny_fixture(&f);
+    size_t n;
+    unsigned char *b = saved_bytes(&f, true, &n);
+    uint64_t len;
+    size_t at = find_section(b, n, "TCFG", &len) + 12;
+    unsigned char want[256];
+    size_t k = 0;
+#define U32(v) (put32(want + k, (uint32_t)(v)), k += 4)
+#define U64(v) (put64(want + k, (uint64_t)(v)), k += 8)
+#define F32(v) U32(f32_bits(v))
+#define STR(s) (U32(strlen(s)), memcpy(want + k, s, strlen(s)), k += strlen(s))
+    STR("data/some text with spaces.txt");
+    STR("runs/tiny");
+    U32(5), U32(4), U32(1), U32(2), U32(4);                         // model: V, T, L, H, C
+    U32(3), U64(500), F32(3e-4f), F32(3e-5f), U64(11), U64(450);     // batch_size .. lr_decay_iters
+    F32(0.05f), F32(0.85f), F32(0.95f), F32(0.5f), U32(2);           // weight_decay .. grad_accum
+    U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
+    U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
+#undef U32
+#undef U64
+#undef F32
+#undef STR
+    ck_assert_uint_eq(len, k);
+    ck_assert_mem_eq(b + at, want, k);
+    free(b);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(test_saving_over_a_checkpoint_replaces_it) {
     Fixture f;
     tiny_fixture(&f);
@@ -449,7 +540,7 @@ START_TEST(test_saving_over_a_checkpoint_replaces_it) {
     Checkpoint ck;
     char err[512];
     ck_assert_msg(checkpoint_load(path, &ck, err, sizeof err), "%s", err);
-    ck_assert(!ck.has_train_state);
+    ck_assert(!ck.has_training);
     ck_assert(ck.params[0] == 42.0f);
     checkpoint_free(&ck);
     temp_cleanup(&td);
@@ -519,7 +610,7 @@ START_TEST(test_load_every_truncation_fails) {
             char err[512] = "";
             bool ok = load_mem(b, k, &ck, err, sizeof err);
             const char *expect = k == 0 ? "is empty" : k < FIXED_BYTES ? "is truncated" : "checksum mismatch";
-            bool empty = ck.tok == NULL && ck.params == NULL && ck.opt_m == NULL && ck.opt_v == NULL;
+            bool empty = ck_is_empty(&ck);
             if (ok) checkpoint_free(&ck);
             if (ok || !strstr(err, expect) || !empty) {
                 bad = k;
@@ -561,7 +652,7 @@ START_TEST(test_load_every_bit_flip_fails) {
             bool ok = checkpoint_load_from_memory(copy, n, "flip", &ck, err, sizeof err);
             copy[at] = b[at];
             const char *expect = at < 8 ? "bad magic" : at < HEADER_BYTES ? "checkpoint version" : "checksum mismatch";
-            bool empty = ck.tok == NULL && ck.params == NULL && ck.opt_m == NULL && ck.opt_v == NULL;
+            bool empty = ck_is_empty(&ck);
             if (ok) checkpoint_free(&ck);
             if (ok || !strstr(err, expect) || !empty) {
                 bad = bit;
@@ -706,11 +797,11 @@ START_TEST(test_load_non_finite_values_fail) {
     saved = get32(b + best);
     put32(b + best, nan_bits);
     fix_crc(b, n);
-    assert_mem_fails(b, n, "best_val_loss");
+    assert_run_fails(b, n, "best_val_loss");
     put32(b + best, saved);
     for (int i = 0; i < 4; i++) put64(b + s + 8 + 8 * i, 0);
     fix_crc(b, n);
-    assert_mem_fails(b, n, "all-zero RNG state");
+    assert_run_fails(b, n, "all-zero RNG state");
     free(b);
     fixture_free(&f);
 }
@@ -727,31 +818,31 @@ START_TEST(test_load_bad_training_settings_fail) {
     uint32_t saved = get32(b + t);
     put32(b + t, 5000);
     fix_crc(b, n);
-    assert_mem_fails(b, n, "data_path of 5000 bytes");
+    assert_run_fails(b, n, "data_path of 5000 bytes");
     put32(b + t, 1024);  // one more than its field holds with the NUL
     fix_crc(b, n);
-    assert_mem_fails(b, n, "data_path of 1024 bytes (at most 1023)");
+    assert_run_fails(b, n, "data_path of 1024 bytes (at most 1023)");
     put32(b + t, saved);
     // A NUL inside it.
     b[t + 4] = 0;
     fix_crc(b, n);
-    assert_mem_fails(b, n, "NUL byte inside data_path");
+    assert_run_fails(b, n, "NUL byte inside data_path");
     b[t + 4] = (unsigned char)f.tc.data_path[0];
     // batch_size 0: right after the two strings and the model config.
     size_t bs = t + 4 + strlen(f.tc.data_path) + 4 + strlen(f.tc.out_dir) + 20;
     put32(b + bs, 0);
     fix_crc(b, n);
-    assert_mem_fails(b, n, "batch_size = 0");
+    assert_run_fails(b, n, "batch_size = 0");
     put32(b + bs, (uint32_t)f.tc.batch_size);
     // lr NaN: after batch_size and iters.
     put32(b + bs + 12, 0x7FC00000u);
     fix_crc(b, n);
-    assert_mem_fails(b, n, "lr = nan");
+    assert_run_fails(b, n, "lr = nan");
     // The tokenizer kind, 4 bytes from the end.
     put32(b + bs + 12, 0);
     put32(b + t + len - 8, 5);
     fix_crc(b, n);
-    assert_mem_fails(b, n, "tokenizer kind 5");
+    assert_run_fails(b, n, "tokenizer kind 5");
     free(b);
     fixture_free(&f);
 }
@@ -789,7 +880,7 @@ START_TEST(test_load_unknown_duplicate_missing_and_oversized_sections_fail) {
     Checkpoint ck;
     char err[512];
     ck_assert_msg(load_mem(moved, n, &ck, err, sizeof err), "%s", err);
-    ck_assert(ck.has_train_state);
+    ck_assert(ck.has_training);
     checkpoint_free(&ck);
     free(moved);
 
@@ -812,7 +903,7 @@ START_TEST(test_load_unknown_duplicate_missing_and_oversized_sections_fail) {
     unsigned char *grown = edit_bytes(b, n, tsta + 12 + (size_t)len, 0, "\0\0\0\0", 4, &m);
     put64(grown + tsta + 4, len + 4);
     fix_crc(grown, m);
-    assert_mem_fails(grown, m, "4 unexpected bytes at its end");
+    assert_run_fails(grown, m, "its training state (TSTA) section has 4 unexpected bytes at its end");
     free(grown);
     free(b);
     fixture_free(&f);
@@ -829,7 +920,7 @@ START_TEST(test_save_into_missing_directory_fails_and_creates_nothing) {
     temp_dir(&td);
     const char *path = temp_path(&td, "no/such/dir/ck.bin");
     char err[512] = "";
-    ck_assert(!checkpoint_save(path, &f.m, f.tok, NULL, NULL, NULL, err, sizeof err));
+    ck_assert(!checkpoint_save(path, &f.m, f.tok, NULL, err, sizeof err));
     ck_assert_msg(strstr(err, path) != NULL && strstr(err, "No such file or directory") != NULL, "%s", err);
     char names[256];
     ck_assert_int_eq(dir_list(td.dir, names, sizeof names), 0);
@@ -858,7 +949,7 @@ START_TEST(test_failed_save_leaves_the_old_checkpoint_intact) {
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
     f.m.params[0] = 1.5f;
     char err[512] = "";
-    bool ok = checkpoint_save(path, &f.m, f.tok, &f.opt, &f.tc, &f.ts, err, sizeof err);
+    bool ok = train_checkpoint_save(path, &f.m, f.tok, &f.opt, &f.tc, &f.ts, err, sizeof err);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
     signal(SIGXFSZ, prev);
 
@@ -888,7 +979,7 @@ START_TEST(test_save_onto_a_directory_fails_and_leaves_no_temp_file) {
     const char *path = temp_path(&td, "adir");
     ck_assert_int_eq(mkdir(path, 0755), 0);
     char err[512] = "";
-    ck_assert(!checkpoint_save(path, &f.m, f.tok, NULL, NULL, NULL, err, sizeof err));
+    ck_assert(!checkpoint_save(path, &f.m, f.tok, NULL, err, sizeof err));
     ck_assert_msg(strstr(err, "cannot rename") != NULL, "%s", err);
     char names[256];
     ck_assert_int_eq(dir_list(td.dir, names, sizeof names), 1);
@@ -971,14 +1062,23 @@ START_TEST(test_info_describes_a_checkpoint) {
     assert_has(r.out, "training state:  yes");
     assert_has(r.out, "17 of 500");
     assert_has(r.out, "2.5000 at step 10");
-    assert_has(r.out, "1h 02m 03s");
+    assert_has(r.out, "1:02:03 (3723.");
     assert_has(r.out, "data/some text with spaces.txt");
-    assert_has(r.out, "grad accum 2");
-    assert_has(r.out, "0.0003");
-    assert_has(r.out, "warmup 11");
-    assert_has(r.out, "weight decay 0.05");
-    assert_has(r.out, "grad clip      0.5");
-    assert_has(r.out, "18364758544493064720");  // the seed
+    assert_has(r.out, "5000000000 bytes, crc32c deadbeef");
+    // Every setting, by its name in TrainConfig.
+    assert_has(r.out, "\nsettings:\n");
+    assert_has(r.out, "  out_dir         runs/tiny\n");
+    assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5\n");
+    assert_has(r.out, "  batch_size      3\n");
+    assert_has(r.out, "  lr              0.0003\n");
+    assert_has(r.out, "  lr_decay_iters  450\n");
+    assert_has(r.out, "  weight_decay    0.05\n");
+    assert_has(r.out, "  grad_clip       0.5\n");
+    assert_has(r.out, "  grad_accum      2\n");
+    assert_has(r.out, "  sample_interval 0\n");
+    assert_has(r.out, "  seed            18364758544493064720\n");
+    assert_has(r.out, "  tokenizer       bpe\n");
+    assert_has(r.out, "  bpe_vocab_size  777\n");
     assert_has(r.out, "h.0.w_q");
     assert_has(r.out, "h.0.w_o");
     assert_has(r.out, "4x4");
@@ -1029,7 +1129,9 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_round_trip_without_training_state);
     tcase_add_test(tc, test_round_trip_with_training_state);
     tcase_add_test(tc, test_round_trip_larger_than_the_write_buffer);
+    tcase_add_test(tc, test_training_records_travel_as_bytes);
     tcase_add_test(tc, test_saved_file_starts_with_magic_and_version);
+    tcase_add_test(tc, test_settings_record_keeps_its_byte_layout);
     tcase_add_test(tc, test_saving_over_a_checkpoint_replaces_it);
     suite_add_tcase(s, tc);
 

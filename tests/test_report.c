@@ -314,8 +314,8 @@ START_TEST(test_sample_blocks_have_step_headers_and_a_blank_line) {
     const char *expect = "--- step 500 ---\nTo be\nor not\n\n"
                          "--- step 1000 (prompt: \"\\n\") ---\nends with newline\n\n"
                          "--- step 1500 (a\\nb\\tc\\x01) ---\n\n";
-    ck_assert_int_eq(arrlen(r.samples), (ptrdiff_t)strlen(expect));
-    ck_assert_mem_eq(r.samples, expect, strlen(expect));
+    ck_assert_uint_eq(r.samples.len, strlen(expect));
+    ck_assert_mem_eq(r.samples.s, expect, strlen(expect));
     report_free(&r);
 }
 END_TEST
@@ -413,8 +413,8 @@ START_TEST(test_load_round_trips_rows_and_samples) {
     ck_assert_msg(report_load(&back, dir, 1000000, err, sizeof err), "%s", err);
     ck_assert_int_eq(arrlen(back.rows), arrlen(r.rows));
     for (ptrdiff_t i = 0; i < arrlen(r.rows); i++) assert_rows_equal(&r.rows[i], &back.rows[i]);
-    ck_assert_int_eq(arrlen(back.samples), arrlen(r.samples));
-    ck_assert_mem_eq(back.samples, r.samples, (size_t)arrlen(r.samples));
+    ck_assert_uint_eq(back.samples.len, r.samples.len);
+    ck_assert_mem_eq(back.samples.s, r.samples.s, r.samples.len);
     // The loaded report writes the same files again.
     char *csv1 = get_file(dir, "metrics.csv");
     ck_assert_msg(report_write(&back, dir, "t", err, sizeof err), "%s", err);
@@ -442,11 +442,11 @@ START_TEST(test_load_keeps_only_what_happened_up_to_max_step) {
     ck_assert_int_eq(arrlast(back.rows).step, 25);
     for (ptrdiff_t i = 0; i < arrlen(back.rows); i++) assert_rows_equal(&r.rows[i], &back.rows[i]);
     const char *first = "--- step 20 ---\nsample text at 20\nsecond line\n\n";
-    ck_assert_int_eq(arrlen(back.samples), (ptrdiff_t)strlen(first));
-    ck_assert_mem_eq(back.samples, first, strlen(first));
+    ck_assert_uint_eq(back.samples.len, strlen(first));
+    ck_assert_mem_eq(back.samples.s, first, strlen(first));
     // Steps before the first sample: no samples at all; max_step 0: only the first eval.
     ck_assert_msg(report_load(&back, dir, 19, err, sizeof err), "%s", err);
-    ck_assert_int_eq(arrlen(back.samples), 0);
+    ck_assert_uint_eq(back.samples.len, 0);
     ck_assert_msg(report_load(&back, dir, 0, err, sizeof err), "%s", err);
     ck_assert_int_eq(arrlen(back.rows), 1);
     ck_assert_float_eq(back.rows[0].val_loss, 4.5f);
@@ -464,7 +464,7 @@ START_TEST(test_load_of_a_directory_without_files_is_an_empty_report) {
     char err[256] = "";
     ck_assert_msg(report_load(&r, dir, 100, err, sizeof err), "%s", err);
     ck_assert_int_eq(arrlen(r.rows), 0);
-    ck_assert_int_eq(arrlen(r.samples), 0);
+    ck_assert_uint_eq(r.samples.len, 0);
     report_free(&r);
     run_dir_remove(dir);
 }
@@ -478,13 +478,13 @@ START_TEST(test_load_reads_samples_with_text_before_the_first_block) {
     char err[256] = "";
     ck_assert_msg(report_load(&r, dir, 50, err, sizeof err), "%s", err);
     const char *expect = "notes\n--- step 5 ---\nfive\n\n--- step 50 (x) ---\nfifty\n\n";
-    ck_assert_int_eq(arrlen(r.samples), (ptrdiff_t)strlen(expect));
-    ck_assert_mem_eq(r.samples, expect, strlen(expect));
+    ck_assert_uint_eq(r.samples.len, strlen(expect));
+    ck_assert_mem_eq(r.samples.s, expect, strlen(expect));
     // A line that only looks like a header ("--- step 9x ---") belongs to the block it is in.
     const char *lookalikes = "--- step 1 ---\n--- step 9x ---\n--- step 7\n\n";
     put_file(dir, "samples.txt", lookalikes);
     ck_assert_msg(report_load(&r, dir, 1, err, sizeof err), "%s", err);
-    ck_assert_int_eq(arrlen(r.samples), (ptrdiff_t)strlen(lookalikes));
+    ck_assert_uint_eq(r.samples.len, strlen(lookalikes));
     report_free(&r);
     run_dir_remove(dir);
 }

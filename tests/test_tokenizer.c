@@ -11,11 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/commands.h"
 #include "common/common.h"
 #include "tests/tests.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
-#include "cli/cmd_tokenizer.h"
 
 #define SHAKESPEARE "data/tinyshakespeare.txt"
 
@@ -244,7 +244,7 @@ START_TEST(test_char_utf8_decoder_is_strict_at_every_boundary) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint32_t cp = 0xDEAD;
-        int len = tokenizer_utf8_decode(u8(cases[i].s), strlen(cases[i].s), &cp);
+        int len = utf8_decode(u8(cases[i].s), strlen(cases[i].s), &cp);
         ck_assert_msg(len == cases[i].len, "case %zu: length %d, expected %d", i, len, cases[i].len);
         if (len) ck_assert_uint_eq(cp, cases[i].cp);
     }
@@ -977,7 +977,7 @@ START_TEST(test_load_of_bad_files_fails_with_a_message) {
 END_TEST
 
 // ---------------------------------------------------------------------------------------------
-// The command line. Each run is a child process: the command may exit (die, cli_bad_option)
+// The command line. Each run is a child process: the command may exit (cli_fail, cli_misuse)
 // rather than return, and its stdin, stdout and stderr are files.
 
 typedef struct {

@@ -10,9 +10,10 @@
 #include "model/gpt.h"
 #include "tests/test_util.h"
 #include "tests/tests.h"
-#include "train/adamw.h"
 #include "checkpoint/checkpoint.h"
+#include "train/adamw.h"
 #include "train/train.h"
+#include "train/train_state.h"
 
 static char *make_tmpdir(void) {
     char tmpl[] = "/tmp/gpt_test_train_XXXXXX";
@@ -281,31 +282,32 @@ START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
 
     TrainConfig tc;
     TrainOptions quiet = {.quiet = true};
+    char path[1300], err[512] = "";
     tiny_run_config(&tc, data, out_a);
-    ck_assert_int_eq(train_run(&tc, &quiet), 0);
+    ck_assert_msg(train_run(&tc, &quiet, err, sizeof err) == 0, "%s", err);
 
     tiny_run_config(&tc, data, out_b);
     TrainOptions stop = {.quiet = true, .stop_after = 13};  // mid-way between evaluations
-    ck_assert_int_eq(train_run(&tc, &stop), 0);
-    char path[1300], err[512];
+    ck_assert_msg(train_run(&tc, &stop, err, sizeof err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/ckpt.bin", out_b);
-    Checkpoint *ck = xcalloc(1, sizeof *ck);
-    ck_assert_msg(checkpoint_load(path, ck, err, sizeof err), "%s", err);
-    ck_assert_int_eq(ck->state.step, 13);
-    TrainConfig resumed = ck->train;
-    TrainOptions resume = {.quiet = true, .resume = ck};
-    ck_assert_int_eq(train_run(&resumed, &resume), 0);
+    TrainResume *res = xcalloc(1, sizeof *res);
+    ck_assert_msg(train_resume_load(res, path, err, sizeof err), "%s", err);
+    ck_assert_int_eq(res->state.step, 13);
+    TrainConfig resumed = res->config;
+    TrainOptions resume = {.quiet = true, .resume = res};
+    ck_assert_msg(train_run(&resumed, &resume, err, sizeof err) == 0, "%s", err);
 
-    Checkpoint a, b;
+    TrainResume a, b;
     snprintf(path, sizeof path, "%s/ckpt.bin", out_a);
-    ck_assert_msg(checkpoint_load(path, &a, err, sizeof err), "%s", err);
+    ck_assert_msg(train_resume_load(&a, path, err, sizeof err), "%s", err);
     snprintf(path, sizeof path, "%s/ckpt.bin", out_b);
-    ck_assert_msg(checkpoint_load(path, &b, err, sizeof err), "%s", err);
+    ck_assert_msg(train_resume_load(&b, path, err, sizeof err), "%s", err);
     ck_assert_int_eq(a.state.step, 30);
     ck_assert_int_eq(b.state.step, 30);
-    ck_assert_int_eq(memcmp(a.params, b.params, a.num_params * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(a.opt_m, b.opt_m, a.num_params * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(a.opt_v, b.opt_v, a.num_params * sizeof(float)), 0);
+    size_t bytes = a.ckpt.num_params * sizeof(float);
+    ck_assert_int_eq(memcmp(a.ckpt.params, b.ckpt.params, bytes), 0);
+    ck_assert_int_eq(memcmp(a.ckpt.training.opt_m, b.ckpt.training.opt_m, bytes), 0);
+    ck_assert_int_eq(memcmp(a.ckpt.training.opt_v, b.ckpt.training.opt_v, bytes), 0);
     ck_assert_int_eq(memcmp(a.state.rng, b.state.rng, sizeof a.state.rng), 0);
     ck_assert_float_eq(a.state.best_val_loss, b.state.best_val_loss);
     // The same losses at every step, and the same evaluations.
@@ -323,7 +325,7 @@ START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
     ck_assert_int_eq(memcmp(sa, sb, la), 0);
     ck_assert_ptr_nonnull(strstr((char *)sa, "--- step 15"));
     free(sa), free(sb), free(ma), free(mb);
-    checkpoint_free(&a), checkpoint_free(&b);
+    train_resume_free(&a), train_resume_free(&b);
     free(text);
     rm_rf(dir);
     free(dir);
@@ -344,22 +346,33 @@ START_TEST(test_run_learns_and_writes_its_files) {
     tc.iters = 80;
     tc.grad_accum = 1;
     TrainOptions o = {.quiet = true};
-    ck_assert_int_eq(train_run(&tc, &o), 0);
+    char err[512] = "";
+    ck_assert_msg(train_run(&tc, &o, err, sizeof err) == 0, "%s", err);
     const char *files[] = {"ckpt.bin", "best.bin", "metrics.csv", "loss.svg", "samples.txt"};
     for (int i = 0; i < 5; i++) {
         char p[1300];
         snprintf(p, sizeof p, "%s/%s", out, files[i]);
         ck_assert_msg(access(p, R_OK) == 0, "missing %s", p);
     }
-    char p[1300], err[512];
+    char p[1300];
     snprintf(p, sizeof p, "%s/best.bin", out);
-    Checkpoint ck;
-    ck_assert_msg(checkpoint_load(p, &ck, err, sizeof err), "%s", err);
+    TrainResume ck;
+    ck_assert_msg(train_resume_load(&ck, p, err, sizeof err), "%s", err);
     // A repetitive text is learned far below the uniform loss ln(V).
-    ck_assert_msg(ck.state.best_val_loss < 0.6f * logf((float)ck.config.vocab_size), "best val loss %f",
+    ck_assert_msg(ck.state.best_val_loss < 0.6f * logf((float)ck.ckpt.config.vocab_size), "best val loss %f",
                   ck.state.best_val_loss);
-    checkpoint_free(&ck);
-    // A fresh run into the same directory is refused rather than overwriting it.
+    train_resume_free(&ck);
+    // A fresh run into the same directory is refused rather than overwriting it: the run
+    // returns (nothing touched) with the reason.
+    TrainConfig again;
+    tiny_run_config(&again, data, out);
+    ck_assert_int_eq(train_run(&again, &o, err, sizeof err), TRAIN_FAILED);
+    ck_assert_msg(strstr(err, "already holds a training run") != NULL, "%s", err);
+    // So is a text that is not there.
+    tiny_run_config(&again, "/nonexistent/text.txt", out);
+    o.force = true;
+    ck_assert_int_eq(train_run(&again, &o, err, sizeof err), TRAIN_FAILED);
+    ck_assert_msg(strstr(err, "cannot open '/nonexistent/text.txt'") != NULL, "%s", err);
     free(text);
     rm_rf(dir);
     free(dir);

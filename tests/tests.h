@@ -12,6 +12,7 @@ Suite *report_suite(void);
 Suite *generate_suite(void);
 Suite *train_suite(void);
 Suite *parity_suite(void);
+Suite *export_suite(void);
 Suite *data_suite(void);
 
 #endif

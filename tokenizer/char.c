@@ -21,43 +21,6 @@
 #include "common/common.h"
 #include "tokenizer/internal.h"
 
-int tokenizer_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    // The second byte's range carries the strictness: E0 and F0 would be overlong below A0
-    // and 90, ED would be a surrogate from A0 up, F4 would pass U+10FFFF from 90 up.
-    int len;
-    uint32_t v;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;  // a continuation byte, C0/C1 (always overlong) or F5..FF (beyond U+10FFFF)
-    }
-    if (n < (size_t)len || s[1] < lo || s[1] > hi) return 0;
-    v = v << 6 | (s[1] & 0x3F);
-    for (int k = 2; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        v = v << 6 | (s[k] & 0x3F);
-    }
-    *cp = v;
-    return len;
-}
-
 static int utf8_encode(uint32_t cp, unsigned char *out) {
     if (cp < 0x80) {
         out[0] = (unsigned char)cp;
@@ -105,7 +68,7 @@ size_t tokenizer_char_collector_add(CharCollector *c, const unsigned char *text,
             continue;
         }
         uint32_t cp;
-        int n = tokenizer_utf8_decode(text + i, len - i, &cp);
+        int n = utf8_decode(text + i, len - i, &cp);
         if (n) {
             seen[cp >> 3] |= (unsigned char)(1u << (cp & 7));
             i += (size_t)n;
@@ -208,7 +171,7 @@ bool tokenizer_char_encode(const Tokenizer *tok, const unsigned char *text, size
             continue;
         }
         uint32_t cp;
-        int len_cp = tokenizer_utf8_decode(text + i, len - i, &cp);
+        int len_cp = utf8_decode(text + i, len - i, &cp);
         int id = -1;
         if (len_cp) {
             // hmgeti_ts leaves the map untouched, so several threads may encode at once.

@@ -57,11 +57,6 @@ static inline uint64_t bpe_pair_key(int left, int right) { return (uint64_t)(uin
 // A zeroed tokenizer of the given kind (no tables yet).
 Tokenizer *tokenizer_alloc(TokenizerKind kind);
 
-// Strict UTF-8: the length (1..4) of the valid sequence at s[0..n), with its code point in
-// *cp, or 0 when s[0] does not begin one (overlong, surrogate, > U+10FFFF, truncated, or a
-// stray continuation byte).
-int tokenizer_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
-
 // Fill in bytes, offsets and the lookup tables from the kind's defining data (units and
 // n_codepoints for char, merges for bpe), which the caller has validated.
 void tokenizer_char_build(Tokenizer *tok);

@@ -108,7 +108,7 @@ size_t tokenizer_find_unknown(const Tokenizer *tok, const unsigned char *text, s
             u.unit = text[i];
         } else {
             uint32_t cp;
-            int k = tokenizer_utf8_decode(text + i, len - i, &cp);
+            int k = utf8_decode(text + i, len - i, &cp);
             if (k) {
                 u.unit = cp;
                 n = (size_t)k;
@@ -169,7 +169,7 @@ size_t tokenizer_count_invalid_utf8(const unsigned char *text, size_t len) {
             continue;
         }
         uint32_t cp;
-        int k = tokenizer_utf8_decode(text + i, len - i, &cp);
+        int k = utf8_decode(text + i, len - i, &cp);
         if (k) {
             i += (size_t)k;
         } else {

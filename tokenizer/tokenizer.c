@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 #include "tokenizer/internal.h"
 
@@ -79,6 +80,15 @@ const unsigned char *tokenizer_token_bytes(const Tokenizer *tok, int id, size_t 
     return tok->bytes + tok->offsets[id];
 }
 
+int tokenizer_bpe_merge_count(const Tokenizer *tok) { return tok->kind == TOKENIZER_BPE ? tok->n_merges : 0; }
+
+bool tokenizer_bpe_merge(const Tokenizer *tok, int i, int *left, int *right) {
+    if (i < 0 || i >= tokenizer_bpe_merge_count(tok)) return false;
+    *left = tok->merges[2 * i];
+    *right = tok->merges[2 * i + 1];
+    return true;
+}
+
 bool tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n, unsigned char **out, size_t *len, char *err,
                       size_t errlen) {
     size_t total = 0;
@@ -107,17 +117,6 @@ bool tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n, unsigned c
 
 // ---------------------------------------------------------------------------------------------
 // The image.
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 unsigned char *tokenizer_serialize(const Tokenizer *tok, size_t *len) {
     bool is_char = tok->kind == TOKENIZER_CHAR;

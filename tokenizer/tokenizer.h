@@ -19,6 +19,8 @@ typedef enum { TOKENIZER_CHAR = 1, TOKENIZER_BPE = 2 } TokenizerKind;
 
 // The largest BPE vocabulary: the limit for --vocab-size flags and for images read back.
 #define TOKENIZER_MAX_VOCAB (1 << 20)
+// The BPE vocabulary size when none is asked for.
+#define TOKENIZER_DEFAULT_BPE_VOCAB 512
 
 typedef struct Tokenizer Tokenizer;
 
@@ -39,6 +41,12 @@ bool tokenizer_encode(const Tokenizer *tok, const unsigned char *text, size_t le
 
 // The bytes of one token (not NUL-terminated); NULL for an id out of range.
 const unsigned char *tokenizer_token_bytes(const Tokenizer *tok, int id, size_t *len);
+
+// bpe: merge i (0 <= i < tokenizer_bpe_merge_count) joins ids *left and *right, both below
+// 256 + i, into id 256 + i; the order of the merges is the order encoding applies them in.
+// A char tokenizer has no merges (count 0); false for i out of range.
+int tokenizer_bpe_merge_count(const Tokenizer *tok);
+bool tokenizer_bpe_merge(const Tokenizer *tok, int i, int *left, int *right);
 
 // Decodes n ids into a malloc'd buffer (with a NUL after *len bytes). False, with a reason,
 // if an id is out of range.

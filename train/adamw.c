@@ -1,6 +1,7 @@
 // adamw.c -- the optimizer, gradient clipping and the learning-rate schedule.
 #include "train/adamw.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ void adamw_update_scaled(AdamW *opt, GPT *model, float lr, float grad_scale, con
 
 float grad_norm(AdamW *opt, const float *grads, size_t n) {
     size_t chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
-    if (chunks > opt->n_chunks) die("grad_norm: %zu floats exceed the optimizer's %zu", n, opt->n);
+    assert(chunks <= opt->n_chunks && "grad_norm: more floats than the optimizer was made for");
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < chunks; c++) {
         size_t lo = c * NORM_CHUNK, hi = lo + NORM_CHUNK < n ? lo + NORM_CHUNK : n;

@@ -11,7 +11,7 @@
 static int rank = 0, size = 1;
 static bool initialized = false;
 
-void dist_init(int *argc, char ***argv) {
+bool dist_init(int *argc, char ***argv, char *err, size_t errlen) {
     int provided;
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     initialized = true;
@@ -19,11 +19,16 @@ void dist_init(int *argc, char ***argv) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    // die() on one rank: the others may be waiting for it inside a collective, so it ends
-    // them all (Open MPI names the rank on stderr). Alone, it is a plain exit, as without MPI.
+    // A fatal error on one rank: the others may be waiting for it inside a collective, so
+    // it ends them all (Open MPI names the rank on stderr). Alone, it is a plain exit.
     if (size > 1) die_hook = dist_abort;
-    if (provided < MPI_THREAD_FUNNELED)
-        die("this MPI offers no MPI_THREAD_FUNNELED support (OpenMP threads beside MPI calls on the main thread)");
+    if (provided < MPI_THREAD_FUNNELED) {
+        set_error(err, errlen,
+                  "this MPI offers no MPI_THREAD_FUNNELED support (OpenMP threads beside MPI calls on the main "
+                  "thread)");
+        return false;
+    }
+    return true;
 }
 
 void dist_finalize(void) {
@@ -75,16 +80,20 @@ void dist_abort(int status) {
 
 // Launched by mpirun, a build without MPI would be N independent runs writing the same
 // files: refuse instead.
-void dist_init(int *argc, char ***argv) {
+bool dist_init(int *argc, char ***argv, char *err, size_t errlen) {
     (void)argc, (void)argv;
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         long n;
-        if (v && parse_long(v, 1, 1L << 30, &n) && n > 1)
-            die("this ./gpt was built without MPI but runs as one of %ld processes (%s); rebuild with make MPI=1",
-                n, vars[i]);
+        if (v && parse_long(v, 1, 1L << 30, &n) && n > 1) {
+            set_error(err, errlen,
+                      "this ./gpt was built without MPI but runs as one of %ld processes (%s); rebuild with make MPI=1",
+                      n, vars[i]);
+            return false;
+        }
     }
+    return true;
 }
 
 void dist_finalize(void) {}

@@ -11,9 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Joins the job (MPI_Init_thread) and makes die() on any rank stop every rank
-// (MPI_Abort) instead of leaving the others waiting in a collective. Call first in main.
-void dist_init(int *argc, char ***argv);
+// Joins the job (MPI_Init_thread) and makes a fatal error on any rank (die(), cli_fail)
+// stop every rank (MPI_Abort) instead of leaving the others waiting in a collective. Call
+// first in main. False with a reason when this process cannot take part: its MPI lacks
+// what gpt needs, or (built without MPI) mpirun started several copies of it.
+bool dist_init(int *argc, char ***argv, char *err, size_t errlen);
 // Leaves the job; waits for every rank to get here.
 void dist_finalize(void);
 

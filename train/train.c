@@ -30,42 +30,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "model/generate.h"
-#include "train/adamw.h"
-#include "checkpoint/checkpoint.h"
-#include "train/dist.h"
 #include "report/report.h"
+#include "train/adamw.h"
+#include "train/dist.h"
 #include "train/lock.h"
-
-void train_config_defaults(TrainConfig *tc) {
-    memset(tc, 0, sizeof *tc);
-    snprintf(tc->data_path, sizeof tc->data_path, "%s", "data/tinyshakespeare.txt");
-    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", "out");
-    tc->model = (GPTConfig){.vocab_size = 0, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
-    tc->batch_size = 12;
-    tc->iters = 2000;
-    tc->lr = 1e-3f;
-    tc->min_lr = 1e-4f;
-    tc->warmup_iters = 100;
-    tc->lr_decay_iters = 0;  // 0: the same as iters
-    tc->weight_decay = 0.1f;
-    tc->beta1 = 0.9f;
-    tc->beta2 = 0.99f;
-    tc->grad_clip = 1.0f;
-    tc->grad_accum = 1;
-    tc->eval_interval = 250;
-    tc->eval_iters = 20;
-    tc->sample_interval = 500;
-    tc->sample_tokens = 200;
-    tc->log_interval = 50;
-    tc->seed = 1337;
-    tc->threads = 0;
-    tc->tokenizer = TOKENIZER_CHAR;
-    tc->bpe_vocab_size = 512;
-}
+#include "train/train_state.h"
 
 // ---- signals --------------------------------------------------------------------------
 static volatile sig_atomic_t stop_signal = 0;
@@ -102,13 +76,6 @@ static void progress_clear(Progress *p) {
         fputs("\r\033[K", stderr);
         p->line_open = false;
     }
-}
-
-static void format_duration(double s, char *buf, size_t n) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
 static void progress_step(Progress *p, const TrainConfig *tc, long step, float loss, float lr, float norm,
@@ -165,8 +132,22 @@ typedef struct {
     int rank, n_ranks;    // this process among the data-parallel processes (0 of 1 alone)
     long die_rank, die_step;  // test hook (GPT_TEST_DIE_*): that rank dies after that step
     bool die_by_kill;
+    char *err;            // the caller's buffer for why the run failed
+    size_t errlen;
     char ids_note[1300];  // where the token ids came from, for the banner
 } Run;
+
+// Records why the run cannot go on; returns false, for `return fail(r, ...)`.
+static bool fail(Run *r, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static bool fail(Run *r, const char *fmt, ...) {
+    if (r->err && r->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->err, r->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
 
 // A seed for one purpose at one step, mixed in stages so that no two (seed, step,
 // purpose) share a stream.
@@ -197,24 +178,17 @@ static float evaluate_split(Run *r, Split split, long step) {
     return (float)share;
 }
 
+// Appends each generated token's bytes to the sample's text.
 typedef struct {
     const Tokenizer *tok;
-    unsigned char *buf;
-    size_t len, cap;
+    Buf text;
 } SampleText;
 
 static bool collect_token(int token, void *ctx) {
     SampleText *s = ctx;
     size_t n;
     const unsigned char *bytes = tokenizer_token_bytes(s->tok, token, &n);
-    if (!bytes) return true;
-    if (s->len + n + 1 > s->cap) {
-        s->cap = (s->len + n + 1) * 2;
-        s->buf = xrealloc(s->buf, s->cap);
-    }
-    memcpy(s->buf + s->len, bytes, n);
-    s->len += n;
-    s->buf[s->len] = 0;
+    if (bytes) buf_add(&s->text, bytes, n);
     return true;
 }
 
@@ -236,17 +210,17 @@ static void print_sample(Run *r, long step) {
     rng_seed(&rng, derived_seed(tc->seed, step, 7));
     SamplerConfig sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f};
     int prompt = sample_prompt_token(r);
-    SampleText text = {.tok = r->tok};
-    collect_token(prompt, &text);
+    SampleText s = {.tok = r->tok};
+    collect_token(prompt, &s);
     generator_reset(r->gen);
-    generate(r->gen, &prompt, 1, (size_t)tc->sample_tokens, &sc, &rng, collect_token, &text);
-    report_add_sample(&r->report, step, NULL, text.buf ? text.buf : (const unsigned char *)"", text.len);
-    progress_note(&r->progress, "--- sample at step %ld ---\n%.*s\n---", step, (int)text.len,
-                  text.buf ? (const char *)text.buf : "");
-    free(text.buf);
+    generate(r->gen, &prompt, 1, (size_t)tc->sample_tokens, &sc, &rng, collect_token, &s);
+    size_t len;
+    char *text = buf_take(&s.text, &len);
+    report_add_sample(&r->report, step, NULL, (const unsigned char *)text, len);
+    progress_note(&r->progress, "--- sample at step %ld ---\n%.*s\n---", step, (int)len, text);
+    free(text);
 }
 
-// Rank 0 alone writes files (here and in write_report).
 // Names the first parameter tensor holding a NaN or an infinity, in the weights or (with
 // grads) in their gradients; NULL when all are finite.
 static const char *nonfinite_tensor(const GPT *m, bool grads) {
@@ -259,36 +233,37 @@ static const char *nonfinite_tensor(const GPT *m, bool grads) {
     return NULL;
 }
 
-static void save_run(Run *r, const char *path) {
-    char err[512];
-    if (r->rank != 0) return;
+// Rank 0 alone writes files (here and in write_report).
+static bool save_run(Run *r, const char *path) {
+    if (r->rank != 0) return true;
     // Never a non-finite checkpoint: the last good one stays where it is.
     const char *bad = nonfinite_tensor(&r->model, false);
     if (bad)
-        die("step %ld: the weights hold a non-finite value (in %s); not saving over '%s' (the last good "
-            "checkpoint stays)",
-            r->ts.step, bad, path);
-    if (!checkpoint_save(path, &r->model, r->tok, &r->opt, r->tc, &r->ts, err, sizeof err)) die("%s", err);
+        return fail(r,
+                    "step %ld: the weights hold a non-finite value (in %s); not saving over '%s' (the last good "
+                    "checkpoint stays)",
+                    r->ts.step, bad, path);
+    return train_checkpoint_save(path, &r->model, r->tok, &r->opt, r->tc, &r->ts, r->err, r->errlen);
 }
 
-static void write_report(Run *r) {
-    char err[512], title[2048];
-    if (r->rank != 0) return;
+static bool write_report(Run *r) {
+    char title[2048];
+    if (r->rank != 0) return true;
     snprintf(title, sizeof title, "%s: L%d H%d C%d T%d, %s tokenizer (%d)", r->tc->data_path, r->tc->model.n_layer,
              r->tc->model.n_head, r->tc->model.n_embd, r->tc->model.block_size,
              tokenizer_kind_name(tokenizer_kind(r->tok)), tokenizer_vocab_size(r->tok));
-    if (!report_write(&r->report, r->tc->out_dir, title, err, sizeof err)) die("%s", err);
+    return report_write(&r->report, r->tc->out_dir, title, r->err, r->errlen);
 }
 
 // Writes ckpt.bin (and the report files) for the current step, once per step.
-static void checkpoint_now(Run *r) {
-    if (r->saved_step == r->ts.step) return;
+static bool checkpoint_now(Run *r) {
+    if (r->saved_step == r->ts.step) return true;
     // The report first: a crash between the two writes then leaves metrics rows beyond the
     // checkpoint, which a resume drops, rather than a checkpoint beyond the rows, whose
     // missing rows nothing would bring back.
-    write_report(r);
-    save_run(r, r->ckpt_path);
+    if (!write_report(r) || !save_run(r, r->ckpt_path)) return false;
     r->saved_step = r->ts.step;
+    return true;
 }
 
 // A fingerprint of where a rank is: its step and its weights.
@@ -299,30 +274,34 @@ static uint64_t state_fingerprint(const Run *r) {
 
 // Before the first step: the ranks must train on the same text from the same state (on
 // several machines, each reads its own copy of the data and of ckpt.bin).
-static void check_ranks_agree(const Run *r) {
-    if (r->n_ranks == 1) return;
+static bool check_ranks_agree(Run *r) {
+    if (r->n_ranks == 1) return true;
     if (!dist_all_equal_u64((uint64_t)r->data.text_crc << 32 ^ r->data.text_bytes))
-        die("the %d ranks read different training texts ('%s' is %llu bytes, CRC-32C %08x on rank %d): every "
-            "machine needs the same file at the same path",
-            r->n_ranks, r->tc->data_path, (unsigned long long)r->data.text_bytes, r->data.text_crc, r->rank);
+        return fail(r,
+                    "the %d ranks read different training texts ('%s' is %llu bytes, CRC-32C %08x on rank %d): every "
+                    "machine needs the same file at the same path",
+                    r->n_ranks, r->tc->data_path, (unsigned long long)r->data.text_bytes, r->data.text_crc, r->rank);
     if (!dist_all_equal_u64(state_fingerprint(r)))
-        die("the %d ranks start from different models (step %ld on rank %d): every rank must read the same "
-            "%s (on several machines: a shared directory, or the same copy everywhere)",
-            r->n_ranks, r->ts.step, r->rank, r->ckpt_path);
+        return fail(r,
+                    "the %d ranks start from different models (step %ld on rank %d): every rank must read the same "
+                    "%s (on several machines: a shared directory, or the same copy everywhere)",
+                    r->n_ranks, r->ts.step, r->rank, r->ckpt_path);
+    return true;
 }
 
-static void evaluate(Run *r, double run_start, double elapsed_before) {
+static bool evaluate(Run *r, double run_start, double elapsed_before) {
     long step = r->ts.step;
     // Identical updates from identical sums keep every rank's weights the same; checked
     // here, where it costs one pass over the weights per evaluation.
     if (r->n_ranks > 1 && !dist_all_equal_u64(state_fingerprint(r)))
-        die("internal: the ranks' weights differ at step %ld (rank %d)", step, r->rank);
+        return fail(r, "internal: the ranks' weights differ at step %ld (rank %d)", step, r->rank);
     float tl = evaluate_split(r, SPLIT_TRAIN, step);
     float vl = evaluate_split(r, SPLIT_VAL, step);
     if (!isfinite(tl) || !isfinite(vl))
-        die("step %ld: the evaluation loss is not finite (train %g, val %g); stopped without saving, the last "
-            "checkpoint (step %ld) is intact (try a lower --lr)",
-            step, tl, vl, r->saved_step);
+        return fail(r,
+                    "step %ld: the evaluation loss is not finite (train %g, val %g); stopped without saving, the last "
+                    "checkpoint (step %ld) is intact (try a lower --lr)",
+                    step, tl, vl, r->saved_step);
     r->ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
     report_add_eval(&r->report, step, tl, vl, r->ts.elapsed_s);
     bool best = vl < r->ts.best_val_loss;
@@ -333,13 +312,13 @@ static void evaluate(Run *r, double run_start, double elapsed_before) {
     // best.bin first: a crash between the two saves then leaves ckpt.bin at an earlier
     // step, whose resumed run reaches this evaluation again and saves the same best.bin.
     // (The other order could leave ckpt.bin claiming a best that best.bin does not hold.)
-    if (best) save_run(r, r->best_path);
+    if (best && !save_run(r, r->best_path)) return false;
     r->saved_step = -1;  // the evaluation is news: save even if this step was saved
-    checkpoint_now(r);
+    if (!checkpoint_now(r)) return false;
     progress_note(&r->progress, "step %ld: train loss %.4f, val loss %.4f%s", step, tl, vl,
                   best ? " (best so far; saved best.bin)" : "");
+    return true;
 }
-
 
 static void print_banner(Run *r, bool resumed) {
     TrainConfig *tc = r->tc;
@@ -372,11 +351,13 @@ static void print_banner(Run *r, bool resumed) {
 }
 
 // A new run never writes over another one, unless asked to.
-static void refuse_existing_run(const Run *r) {
+static bool refuse_existing_run(Run *r) {
     if (access(r->ckpt_path, F_OK) == 0 && !r->opts->force)
-        die("'%s' already holds a training run; --resume continues it, --force starts a new one over it "
-            "(or choose another --out)",
-            r->ckpt_path);
+        return fail(r,
+                    "'%s' already holds a training run; --resume continues it, --force starts a new one over it "
+                    "(or choose another --out)",
+                    r->ckpt_path);
+    return true;
 }
 
 // The run's token ids (data/prepare.h), once data_scan has read the text. Rank 0 takes the
@@ -384,25 +365,27 @@ static void refuse_existing_run(const Run *r) {
 // built, is there a run to write down) and maps the ids from DIR/tokens.bin, encoding them
 // into it when it holds another text or tokenizer. The other ranks then map that file if
 // they see it (one machine, or a shared directory), else encode the text into memory.
-static void load_tokens(Run *r, DataText *dt, bool new_run) {
+static bool load_tokens(Run *r, DataText *dt, bool new_run) {
     TrainConfig *tc = r->tc;
-    char err[1400], cache[1100];
+    char cache[1100];
     snprintf(cache, sizeof cache, "%s/tokens.bin", tc->out_dir);
     DataTokensSpec spec = {.cache_path = cache, .write = r->rank == 0, .block_size = tc->model.block_size,
                            .progress = !r->progress.quiet};
     DataIdsSource src = DATA_IDS_IN_MEMORY;
     double seconds = 0;
-    if (r->rank == 0) {
-        if (!run_lock_create(tc->out_dir, err, sizeof err)) die("%s", err);
-        if (new_run) refuse_existing_run(r);  // again, now that the directory is ours alone
-        if (!data_tokens(dt, &spec, &r->data, &src, &seconds, err, sizeof err)) die("%s", err);
-    }
+    // (A rank that fails here returns, and the command ends the whole job: no rank is left
+    // waiting in the collective below.)
+    if (r->rank == 0 &&
+        (!run_lock_create(tc->out_dir, r->err, r->errlen) || (new_run && !refuse_existing_run(r)) ||
+         !data_tokens(dt, &spec, &r->data, &src, &seconds, r->err, r->errlen)))
+        return false;
     int sync = 0;
     dist_allreduce_max_int(&sync);  // a collective: rank 0's tokens.bin is complete before the others look
-    if (r->rank != 0 && !data_tokens(dt, &spec, &r->data, &src, &seconds, err, sizeof err)) die("%s", err);
+    if (r->rank != 0 && !data_tokens(dt, &spec, &r->data, &src, &seconds, r->err, r->errlen)) return false;
     const char *how = src == DATA_IDS_CACHED ? "read from" : src == DATA_IDS_WRITTEN ? "written to" : "kept in memory, not";
     snprintf(r->ids_note, sizeof r->ids_note, "token ids: %d bytes each, %s %s (%.1f s; reading the text took %.1f s)",
              r->data.id_bytes, how, cache, seconds, dt->seconds);
+    return true;
 }
 
 // What a new run starts from besides its weights: step 0, no evaluation yet, an empty report.
@@ -419,214 +402,236 @@ static void start_state(Run *r) {
     report_init(&r->report);
 }
 
-static void setup_fresh(Run *r) {
+// The text and the tokenizer, the model and the optimizer of a new run.
+static bool setup_fresh(Run *r) {
     TrainConfig *tc = r->tc;
-    char err[1400];
-    refuse_existing_run(r);
+    if (!refuse_existing_run(r)) return false;
     DataText dt;
     DataScanSpec scan = {.train_kind = tc->tokenizer, .bpe_vocab_size = tc->bpe_vocab_size,
                          .progress = !r->progress.quiet};
-    if (!data_scan(&dt, tc->data_path, &scan, err, sizeof err)) die("%s", err);
+    if (!data_scan(&dt, tc->data_path, &scan, r->err, r->errlen)) return false;
     r->tok = dt.trained;  // the run keeps the tokenizer (dt.tok still points to it)
     dt.trained = NULL;
     tc->model.vocab_size = tokenizer_vocab_size(r->tok);
-    if (!gpt_config_check(&tc->model, err, sizeof err)) die("%s", err);
-    load_tokens(r, &dt, true);
+    bool ok = gpt_config_check(&tc->model, r->err, r->errlen) && load_tokens(r, &dt, true);
     data_text_close(&dt);
+    if (!ok) return false;
     gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
     start_state(r);
+    return true;
 }
 
 // --init-from: a new run (new directory, optimizer state and schedule) on the weights and
 // tokenizer of a checkpoint, whose model config the run takes whatever the settings say.
-static void setup_init_from(Run *r, Checkpoint *ck) {
+static bool setup_init_from(Run *r, Checkpoint *ck) {
     TrainConfig *tc = r->tc;
-    char err[1400], source[1200];
-    refuse_existing_run(r);
+    if (!refuse_existing_run(r)) return false;
     tc->model = ck->config;
     r->tok = ck->tok;
     ck->tok = NULL;
     tc->tokenizer = tokenizer_kind(r->tok);
     if (tc->tokenizer == TOKENIZER_BPE) tc->bpe_vocab_size = tokenizer_vocab_size(r->tok);
+    char source[1200];
     snprintf(source, sizeof source, "the checkpoint '%s'", r->opts->init_from_path);
     DataText dt;
     DataScanSpec scan = {.tok = r->tok, .tok_source = source, .progress = !r->progress.quiet};
-    if (!data_scan(&dt, tc->data_path, &scan, err, sizeof err)) die("%s", err);
-    load_tokens(r, &dt, true);
+    if (!data_scan(&dt, tc->data_path, &scan, r->err, r->errlen)) return false;
+    bool ok = load_tokens(r, &dt, true);
     data_text_close(&dt);
+    if (!ok) return false;
     checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
     start_state(r);
+    return true;
 }
 
-static void setup_resume(Run *r, Checkpoint *ck) {
+// The run of a checkpoint, on the same text it was trained on.
+static bool setup_resume(Run *r, TrainResume *res) {
     TrainConfig *tc = r->tc;
-    char err[1400];
+    Checkpoint *ck = &res->ckpt;
     tc->model = ck->config;  // the model is what the weights are, whatever the settings say
     r->tok = ck->tok;
     ck->tok = NULL;
+    report_init(&r->report);
     DataText dt;
     DataScanSpec scan = {.tok = r->tok, .tok_source = "the checkpoint", .check_text = true,
-                         .text_crc = ck->state.data_crc, .text_bytes = ck->state.data_bytes,
+                         .text_crc = res->state.data_crc, .text_bytes = res->state.data_bytes,
                          .progress = !r->progress.quiet};
-    if (!data_scan(&dt, tc->data_path, &scan, err, sizeof err)) die("%s", err);
-    load_tokens(r, &dt, false);
+    if (!data_scan(&dt, tc->data_path, &scan, r->err, r->errlen)) return false;
+    bool ok = load_tokens(r, &dt, false);
     data_text_close(&dt);
+    if (!ok) return false;
     checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
     adamw_init(&r->opt, r->model.num_params);
-    memcpy(r->opt.m, ck->opt_m, r->model.num_params * sizeof(float));
-    memcpy(r->opt.v, ck->opt_v, r->model.num_params * sizeof(float));
-    r->opt.step = ck->opt_step;
-    r->ts = ck->state;
-    report_init(&r->report);
+    memcpy(r->opt.m, ck->training.opt_m, r->model.num_params * sizeof(float));
+    memcpy(r->opt.v, ck->training.opt_v, r->model.num_params * sizeof(float));
+    r->opt.step = ck->training.opt_step;
+    r->ts = res->state;
     // The other ranks need only ckpt.bin: the report is rank 0's to write.
-    if (r->rank == 0 && !report_load(&r->report, tc->out_dir, r->ts.step, err, sizeof err)) die("%s", err);
+    return r->rank != 0 || report_load(&r->report, tc->out_dir, r->ts.step, r->err, r->errlen);
 }
 
 // A test hook: GPT_TEST_DIE_RANK=r GPT_TEST_DIE_STEP=s make rank r die() once s steps are
 // done (with GPT_TEST_DIE_KILL=1 it kills itself with SIGKILL instead), to show that the
 // other ranks stop rather than wait for it in a collective.
-static void read_test_hook(Run *r) {
+static bool read_test_hook(Run *r) {
     const char *rank = getenv("GPT_TEST_DIE_RANK"), *step = getenv("GPT_TEST_DIE_STEP");
     r->die_rank = -1;
-    if (!rank || !step) return;
+    if (!rank || !step) return true;
     if (!parse_long(rank, 0, 1L << 30, &r->die_rank) || !parse_long(step, 0, 1L << 62, &r->die_step))
-        die("GPT_TEST_DIE_RANK '%s' and GPT_TEST_DIE_STEP '%s' must be whole numbers", rank, step);
+        return fail(r, "GPT_TEST_DIE_RANK '%s' and GPT_TEST_DIE_STEP '%s' must be whole numbers", rank, step);
     const char *kill = getenv("GPT_TEST_DIE_KILL");
     r->die_by_kill = kill && strcmp(kill, "1") == 0;
+    return true;
 }
 
 static void test_hook_step(const Run *r, long step) {
     if (r->rank != r->die_rank || step != r->die_step) return;
     if (r->die_by_kill) raise(SIGKILL);
+    // die(), as a rank that ran out of memory would: the job must end, not hang.
     die("rank %d dies after step %ld as GPT_TEST_DIE_RANK and GPT_TEST_DIE_STEP ask", r->rank, step);
 }
 
-int train_run(TrainConfig *tc, const TrainOptions *opts) {
-    char err[512];
+// Everything before the first step: the data, the model, the run directory, the banner.
+static bool start(Run *r) {
+    TrainConfig *tc = r->tc;
+    const TrainOptions *opts = r->opts;
+    if (!read_test_hook(r)) return false;
+    // A directory that exists is claimed before anything in it is looked at (a new one when
+    // it is created, in load_tokens).
+    bool ok = r->rank != 0 || run_lock_existing(tc->out_dir, r->err, r->errlen);
+    if (ok)
+        ok = opts->resume      ? setup_resume(r, opts->resume)
+             : opts->init_from ? setup_init_from(r, opts->init_from)
+                               : setup_fresh(r);
+    if (opts->resume) {
+        train_resume_free(opts->resume);
+        free(opts->resume);
+    }
+    if (opts->init_from) {
+        checkpoint_free(opts->init_from);
+        free(opts->init_from);
+    }
+    // Only now, with the data read and the model built, is there a run to write down: a
+    // bad input never leaves an empty run directory behind.
+    if (!ok || (r->rank == 0 && !ensure_dir(tc->out_dir, r->err, r->errlen)) || !check_ranks_agree(r)) return false;
+    int B = tc->batch_size, T = tc->model.block_size;
+    r->x = xmalloc((size_t)B * T * sizeof(int));
+    r->y = xmalloc((size_t)B * T * sizeof(int));
+    r->model.trace_shapes = opts->trace_shapes;
+    print_banner(r, opts->resume != NULL);
+    return true;
+}
+
+// One optimizer update at step s: grad_accum micro-batches on each rank, the gradients
+// averaged over them all, clipped, applied. False (nothing updated) on a non-finite loss or
+// gradient.
+static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start, double elapsed_before) {
+    TrainConfig *tc = r->tc;
+    int B = tc->batch_size, T = tc->model.block_size;
+    double t0 = now_seconds();
+    float loss = 0;
+    int n_micro = r->n_ranks * tc->grad_accum;  // micro-batches per step over all ranks
+    for (int micro = 0; micro < tc->grad_accum; micro++) {
+        uint64_t global_micro = (uint64_t)r->rank * (uint64_t)tc->grad_accum + (uint64_t)micro;
+        Rng batch_rng;
+        rng_seed(&batch_rng, derived_seed(tc->seed, s, 1000 + global_micro));
+        dataset_batch(&r->data, SPLIT_TRAIN, &batch_rng, B, T, r->x, r->y);
+        loss += gpt_forward(&r->model, r->x, r->y, B, T) / (float)n_micro;
+        // The first micro-batch writes the gradients afresh, the others add to them.
+        if (micro == 0) gpt_backward_set(&r->model, 1.0f / (float)n_micro);
+        else gpt_backward(&r->model, 1.0f / (float)n_micro);
+    }
+    // Each rank holds the sum of its own scaled gradients; one in-place all-reduce of the
+    // whole block makes it the mean over every micro-batch of every rank, on every rank.
+    dist_allreduce_sum_floats(r->model.grads, r->model.num_params);
+    dist_allreduce_sum_floats(&loss, 1);
+    float norm = grad_norm(&r->opt, r->model.grads, r->model.num_params);
+    if (!isfinite(loss) || !isfinite(norm)) {
+        const char *bad = nonfinite_tensor(&r->model, true);
+        return fail(r,
+                    "step %ld: the loss is %g and the gradient norm %g; first non-finite gradient: %s. Stopped "
+                    "before updating; the last checkpoint (step %ld) is intact (try a lower --lr)",
+                    s + 1, loss, norm, bad ? bad : "none (the loss itself)", r->saved_step);
+    }
+    long decay_iters = tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters;
+    float lr = lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
+    adamw_update_scaled(&r->opt, &r->model, lr, clip_factor(norm, tc->grad_clip), acfg);  // clipping folded in
+    r->ts.step = s + 1;
+    double dt = now_seconds() - t0;
+    double tok_s = (double)B * T * n_micro / dt;
+    r->ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
+    MetricsRow row = {.step = r->ts.step, .batch_loss = loss, .train_loss = NAN, .val_loss = NAN, .lr = lr,
+                      .grad_norm = norm, .tokens_per_s = (float)tok_s, .elapsed_s = r->ts.elapsed_s};
+    report_add_step(&r->report, &row);
+    progress_step(&r->progress, tc, r->ts.step, loss, lr, norm, dt, tok_s);
+    return true;
+}
+
+// The steps, with their evaluations, samples and checkpoints, until the last step or a
+// stop. Returns the exit status (0, or 128 + the signal), or -1 with the reason in r->err.
+static int loop(Run *r, bool resumed) {
+    TrainConfig *tc = r->tc;
+    AdamWConfig acfg = {.beta1 = tc->beta1, .beta2 = tc->beta2, .eps = 1e-8f, .weight_decay = tc->weight_decay};
+    long start = r->ts.step;
+    double run_start = now_seconds(), elapsed_before = r->ts.elapsed_s;
+    if (resumed) r->saved_step = start;  // what is on disk is this very state
+    for (;;) {
+        long s = r->ts.step;
+        // A resumed run's first step was evaluated and sampled (or deliberately not) before it stopped.
+        bool again = resumed && s == start;
+        bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || s == tc->iters;
+        if (eval_due && tc->eval_iters > 0 && !again && !evaluate(r, run_start, elapsed_before)) return -1;
+        if (r->rank == 0 && tc->sample_interval > 0 && s > 0 && !again &&
+            (s % tc->sample_interval == 0 || s == tc->iters)) {
+            print_sample(r, s);
+            if (!write_report(r)) return -1;
+        }
+        // At the end the final evaluation has checkpointed, unless there was none.
+        if (s >= tc->iters) return checkpoint_now(r) ? 0 : -1;
+        // A signal may reach the ranks at different steps: they agree to stop at the same one.
+        int stop = stop_signal;
+        dist_allreduce_max_int(&stop);
+        if (stop || (r->opts->stop_after > 0 && s >= r->opts->stop_after)) {
+            r->ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
+            if (!checkpoint_now(r)) return -1;
+            if (!stop) {
+                progress_note(&r->progress, "stopped at step %ld as asked: saved %s", s, r->ckpt_path);
+                return 0;
+            }
+            progress_note(&r->progress, "%s at step %ld: saved %s; continue with: ./gpt train --resume --out %s",
+                          stop == SIGINT ? "interrupted" : "terminated", s, r->ckpt_path, tc->out_dir);
+            return 128 + stop;
+        }
+        test_hook_step(r, s);
+        if (!train_step(r, s, &acfg, run_start, elapsed_before)) return -1;
+    }
+}
+
+int train_run(TrainConfig *tc, const TrainOptions *opts, char *err, size_t errlen) {
     if (tc->threads > 0) threads_set(tc->threads);
     Run r;
     memset(&r, 0, sizeof r);
     r.tc = tc;
     r.opts = opts;
+    r.err = err;
+    r.errlen = errlen;
     r.saved_step = -1;
     r.rank = dist_rank();
     r.n_ranks = dist_size();
     r.progress.tty = isatty(STDERR_FILENO);
     r.progress.quiet = opts->quiet || r.rank != 0;
-    read_test_hook(&r);
     snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/ckpt.bin", tc->out_dir);
     snprintf(r.best_path, sizeof r.best_path, "%s/best.bin", tc->out_dir);
-    // A directory that exists is claimed before anything in it is looked at (a new one when
-    // it is created, in load_tokens).
-    if (r.rank == 0 && !run_lock_existing(tc->out_dir, err, sizeof err)) die("%s", err);
     bool resumed = opts->resume != NULL;
-    if (resumed) {
-        setup_resume(&r, opts->resume);
-        checkpoint_free(opts->resume);
-        free(opts->resume);
-    } else if (opts->init_from) {
-        setup_init_from(&r, opts->init_from);
-        checkpoint_free(opts->init_from);
-        free(opts->init_from);
-    } else {
-        setup_fresh(&r);
-    }
-    // Only now, with the data read and the model built, is there a run to write down: a
-    // bad input never leaves an empty run directory behind.
-    if (r.rank == 0 && !ensure_dir(tc->out_dir, err, sizeof err)) die("%s", err);
-    check_ranks_agree(&r);
-    int B = tc->batch_size, T = tc->model.block_size;
-    r.x = xmalloc((size_t)B * T * sizeof(int));
-    r.y = xmalloc((size_t)B * T * sizeof(int));
-    r.model.trace_shapes = opts->trace_shapes;
-    print_banner(&r, resumed);
-
-    AdamWConfig acfg = {.beta1 = tc->beta1, .beta2 = tc->beta2, .eps = 1e-8f, .weight_decay = tc->weight_decay};
-    long decay_iters = tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters;
-    long start = r.ts.step;
-    double run_start = now_seconds(), elapsed_before = r.ts.elapsed_s;
-    int status = 0;
-    if (resumed) r.saved_step = start;  // what is on disk is this very state
-
-    for (;;) {
-        long s = r.ts.step;
-        bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || s == tc->iters;
-        // A resumed run's first step was evaluated (or deliberately not) before it stopped.
-        if (eval_due && tc->eval_iters > 0 && !(resumed && s == start)) evaluate(&r, run_start, elapsed_before);
-        if (r.rank == 0 && tc->sample_interval > 0 && s > 0 && !(resumed && s == start) &&
-            (s % tc->sample_interval == 0 || s == tc->iters)) {
-            print_sample(&r, s);
-            write_report(&r);
-        }
-        if (s >= tc->iters) {
-            checkpoint_now(&r);  // already done by the final evaluation, unless there was none
-            break;
-        }
-        // A signal may reach the ranks at different steps: they agree to stop at the same one.
-        int stop = stop_signal;
-        dist_allreduce_max_int(&stop);
-        if (stop || (opts->stop_after > 0 && s >= opts->stop_after)) {
-            r.ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
-            checkpoint_now(&r);
-            if (stop) {
-                progress_note(&r.progress, "%s at step %ld: saved %s; continue with: ./gpt train --resume --out %s",
-                              stop == SIGINT ? "interrupted" : "terminated", s, r.ckpt_path, tc->out_dir);
-                status = 128 + stop;
-            } else {
-                progress_note(&r.progress, "stopped at step %ld as asked: saved %s", s, r.ckpt_path);
-            }
-            goto done;
-        }
-
-        test_hook_step(&r, s);
-        double t0 = now_seconds();
-        float loss = 0;
-        int n_micro = r.n_ranks * tc->grad_accum;  // micro-batches per step over all ranks
-        for (int micro = 0; micro < tc->grad_accum; micro++) {
-            uint64_t global_micro = (uint64_t)r.rank * (uint64_t)tc->grad_accum + (uint64_t)micro;
-            Rng batch_rng;
-            rng_seed(&batch_rng, derived_seed(tc->seed, s, 1000 + global_micro));
-            dataset_batch(&r.data, SPLIT_TRAIN, &batch_rng, B, T, r.x, r.y);
-            loss += gpt_forward(&r.model, r.x, r.y, B, T) / (float)n_micro;
-            // The first micro-batch writes the gradients afresh, the others add to them.
-            if (micro == 0) gpt_backward_set(&r.model, 1.0f / (float)n_micro);
-            else gpt_backward(&r.model, 1.0f / (float)n_micro);
-        }
-        // Each rank holds the sum of its own scaled gradients; one in-place all-reduce of the
-        // whole block makes it the mean over every micro-batch of every rank, on every rank.
-        dist_allreduce_sum_floats(r.model.grads, r.model.num_params);
-        dist_allreduce_sum_floats(&loss, 1);
-        float norm = grad_norm(&r.opt, r.model.grads, r.model.num_params);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            const char *bad = nonfinite_tensor(&r.model, true);
-            progress_clear(&r.progress);
-            if (r.rank == 0)
-                fprintf(stderr,
-                        "error: step %ld: the loss is %g and the gradient norm %g; first non-finite gradient: %s. "
-                        "Stopped before updating; the last checkpoint (step %ld) is intact (try a lower --lr)\n",
-                        s + 1, loss, norm, bad ? bad : "none (the loss itself)", r.saved_step);
-            status = 1;
-            goto done;
-        }
-        float lr = lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
-        adamw_update_scaled(&r.opt, &r.model, lr, clip_factor(norm, tc->grad_clip), &acfg);  // clipping folded in
-        r.ts.step = s + 1;
-        double dt = now_seconds() - t0;
-        double tok_s = (double)B * T * n_micro / dt;
-        r.ts.elapsed_s = elapsed_before + (now_seconds() - run_start);
-        MetricsRow row = {.step = r.ts.step, .batch_loss = loss, .train_loss = NAN, .val_loss = NAN, .lr = lr,
-                          .grad_norm = norm, .tokens_per_s = (float)tok_s, .elapsed_s = r.ts.elapsed_s};
-        report_add_step(&r.report, &row);
-        progress_step(&r.progress, tc, r.ts.step, loss, lr, norm, dt, tok_s);
-    }
-    {
+    int status = start(&r) ? loop(&r, resumed) : -1;
+    if (status == 0 && r.ts.step >= tc->iters) {
         char dur[32];
         format_duration(r.ts.elapsed_s, dur, sizeof dur);
-        progress_note(&r.progress, "done: %ld steps in %s; best val loss %.4f at step %ld. Wrote %s/ckpt.bin, best.bin, "
+        progress_note(&r.progress,
+                      "done: %ld steps in %s; best val loss %.4f at step %ld. Wrote %s/ckpt.bin, best.bin, "
                       "metrics.csv, loss.svg, samples.txt",
                       r.ts.step, dur, r.ts.best_val_loss, r.ts.best_step, tc->out_dir);
     }
-done:
     progress_clear(&r.progress);
     if (r.gen) generator_free(r.gen);
     free(r.x);
@@ -637,5 +642,5 @@ done:
     dataset_free(&r.data);
     tokenizer_free(r.tok);
     run_lock_release();
-    return status;
+    return status < 0 ? TRAIN_FAILED : status;
 }

@@ -15,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/common.h"
 #include "tests/fuzz/fuzz_check.h"
-#include "checkpoint/checkpoint.h"
+#include "train/train_state.h"
 
 // What an accepted checkpoint promises its users.
 static void check_loaded(const Checkpoint *ck) {
@@ -31,12 +32,23 @@ static void check_loaded(const Checkpoint *ck) {
         size_t n;
         CHECK(tokenizer_token_bytes(ck->tok, id, &n) != NULL);
     }
-    if (ck->has_train_state) {
-        for (size_t i = 0; i < ck->num_params; i++) CHECK(isfinite(ck->opt_m[i]) && isfinite(ck->opt_v[i]) && ck->opt_v[i] >= 0);
-        CHECK(ck->state.step >= 0 && ck->opt_step >= 0);
-        CHECK(ck->train.batch_size >= 1 && ck->train.grad_accum >= 1);
+    const CheckpointTraining *t = &ck->training;
+    if (ck->has_training) {
+        for (size_t i = 0; i < ck->num_params; i++)
+            CHECK(isfinite(t->opt_m[i]) && isfinite(t->opt_v[i]) && t->opt_v[i] >= 0);
+        CHECK(t->opt_step >= 0);
+        // The run's records decode, or are refused with one line naming the input.
+        TrainConfig tc;
+        TrainState ts;
+        char err[512] = "";
+        if (train_state_decode(ck, "fuzz.bin", &tc, &ts, err, sizeof err)) {
+            CHECK(ts.step >= 0 && tc.batch_size >= 1 && tc.grad_accum >= 1);
+        } else {
+            CHECK(strncmp(err, "'fuzz.bin' ", 11) == 0);
+            CHECK(strchr(err, '\n') == NULL);
+        }
     } else {
-        CHECK(ck->opt_m == NULL && ck->opt_v == NULL);
+        CHECK(t->settings == NULL && t->state == NULL && t->opt_m == NULL && t->opt_v == NULL);
     }
     // The tokenizer it holds survives another trip through its image.
     size_t len;
@@ -70,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         // A refusal is one line naming the input, and leaves nothing allocated behind.
         CHECK(strncmp(err, "'fuzz.bin' ", 11) == 0);
         CHECK(strchr(err, '\n') == NULL);
-        CHECK(ck.tok == NULL && ck.params == NULL && ck.opt_m == NULL && ck.opt_v == NULL);
+        CHECK(ck.tok == NULL && ck.params == NULL && ck.training.opt_m == NULL && ck.training.opt_v == NULL &&
+              ck.training.settings == NULL && ck.training.state == NULL);
     }
     free(buf);
     return 0;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
@@ -102,7 +103,7 @@ static size_t reference_bpe(const Tokenizer *tok, const unsigned char *text, siz
 static bool chars_known(const Tokenizer *tok, const unsigned char *text, size_t len) {
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int n = tokenizer_utf8_decode(text + i, len - i, &cp);
+        int n = utf8_decode(text + i, len - i, &cp);
         if (n == 0) n = 1;
         int *ids;
         size_t k;

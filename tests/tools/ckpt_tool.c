@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
-#include "train/adamw.h"
 #include "checkpoint/checkpoint.h"
+#include "common/common.h"
+#include "train/train_state.h"
 
 static void load(const char *path, Checkpoint *ck) {
     char err[1024];
@@ -32,9 +32,15 @@ static int digest(const char *path) {
     size_t bytes = ck.num_params * sizeof(float);
     printf("V=%d T=%d L=%d H=%d C=%d params=%zu crc=%08x", c->vocab_size, c->block_size, c->n_layer, c->n_head,
            c->n_embd, ck.num_params, (unsigned)crc32c(0, ck.params, bytes));
-    if (ck.has_train_state)
-        printf(" step=%ld best_step=%ld opt_step=%ld m=%08x v=%08x", ck.state.step, ck.state.best_step, ck.opt_step,
-               (unsigned)crc32c(0, ck.opt_m, bytes), (unsigned)crc32c(0, ck.opt_v, bytes));
+    if (ck.has_training) {
+        TrainConfig tc;
+        TrainState ts;
+        char err[1024];
+        if (!train_state_decode(&ck, path, &tc, &ts, err, sizeof err)) die("%s", err);
+        const CheckpointTraining *t = &ck.training;
+        printf(" step=%ld best_step=%ld opt_step=%ld m=%08x v=%08x", ts.step, ts.best_step, t->opt_step,
+               (unsigned)crc32c(0, t->opt_m, bytes), (unsigned)crc32c(0, t->opt_v, bytes));
+    }
     printf("\n");
     checkpoint_free(&ck);
     return 0;
@@ -46,18 +52,9 @@ static int save(Checkpoint *ck, const char *out, float factor, bool keep_train) 
     checkpoint_to_model(ck, &m, 0, 0);
     for (size_t i = 0; i < m.num_params; i++) m.params[i] *= factor;
     char err[1024];
-    bool ok;
-    if (keep_train && ck->has_train_state) {
-        AdamW opt;
-        adamw_init(&opt, m.num_params);
-        memcpy(opt.m, ck->opt_m, m.num_params * sizeof(float));
-        memcpy(opt.v, ck->opt_v, m.num_params * sizeof(float));
-        opt.step = ck->opt_step;
-        ok = checkpoint_save(out, &m, ck->tok, &opt, &ck->train, &ck->state, err, sizeof err);
-        adamw_free(&opt);
-    } else {
-        ok = checkpoint_save(out, &m, ck->tok, NULL, NULL, NULL, err, sizeof err);
-    }
+    // The training state goes back as it came: its records need no decoding to be copied.
+    bool ok = checkpoint_save(out, &m, ck->tok, keep_train && ck->has_training ? &ck->training : NULL, err,
+                              sizeof err);
     gpt_free(&m);
     checkpoint_free(ck);
     if (!ok) die("%s", err);
