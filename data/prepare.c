@@ -296,6 +296,14 @@ bool data_tokens(DataText *dt, const DataTokensSpec *spec, Dataset *d, DataIdsSo
     const char *name = dt->text.path;
     TokensKey key;
     tokens_key(&key, dt->tok, dt->text.bytes, dt->crc);
+    if (spec->cache_path && spec->write) {
+        // The caller holds the directory: a temporary file in it is a killed writer's.
+        const char *slash = strrchr(spec->cache_path, '/');
+        char *dir = xstrdup(slash ? spec->cache_path : ".");
+        if (slash) dir[slash == spec->cache_path ? 1 : slash - spec->cache_path] = 0;
+        tokens_remove_leftovers(dir);
+        free(dir);
+    }
     if (spec->cache_path) {
         TokensMap m;
         char why[512];
@@ -313,15 +321,6 @@ bool data_tokens(DataText *dt, const DataTokensSpec *spec, Dataset *d, DataIdsSo
     TokensWriter w;
     bool to_file = spec->cache_path && spec->write;
     if (to_file) {
-        const char *slash = strrchr(spec->cache_path, '/');
-        if (slash) {
-            char *dir = xstrdup(spec->cache_path);
-            dir[slash - spec->cache_path] = 0;
-            tokens_remove_leftovers(*dir ? dir : "/");
-            free(dir);
-        } else {
-            tokens_remove_leftovers(".");
-        }
         if (!tokens_writer_open(&w, spec->cache_path, &key, err, errlen)) return false;
         e.w = &w;
     }

@@ -491,9 +491,14 @@ START_TEST(test_token_file_is_written_reused_and_rewritten) {
         struct stat st;
         ck_assert_int_eq(stat(cache, &st), 0);
         ck_assert_uint_eq((uint64_t)st.st_size, TOKENS_HEADER_BYTES + 2 * k);
-        // Reused.
+        // Reused; and what a killed writer left is cleared away by the next one that holds
+        // the directory.
+        char *leftover = path_in(dir, "tokens.bin.tmp.99999");
+        write_bytes(leftover, "x", 1);
         ck_assert_msg(tokens_via(text, cache, &scan, 16, &d, &src, err, sizeof err), "%s", err);
         ck_assert_int_eq(src, DATA_IDS_CACHED);
+        ck_assert(!exists(leftover));
+        free(leftover);
         ck_assert_uint_eq(d.n_tokens, k);
         dataset_free(&d);
         // Damaged (one id flipped): warned about and rewritten, the ids right again.
