@@ -39,6 +39,12 @@ uint64_t cli_u64(const char *flag, const char *value) {
     return v;
 }
 
+GPTKernels cli_kernels(const char *value) {
+    GPTKernels k;
+    if (!gpt_kernels_parse(value, &k)) cli_fail("--kernels expects fast or textbook, got '%s'", value);
+    return k;
+}
+
 void cli_options_start(void) {
     optind = 0;  // glibc: 0 re-initializes the scanner
     opterr = 0;

@@ -30,6 +30,8 @@ _Noreturn void cli_misuse(const char *fmt, ...) PRINTF_LIKE(1, 2);
 long cli_long(const char *flag, const char *value, long lo, long hi);
 double cli_double(const char *flag, const char *value, double lo, double hi);
 uint64_t cli_u64(const char *flag, const char *value);
+// --kernels fast|textbook
+GPTKernels cli_kernels(const char *value);
 
 // Scans a command's options: cli_options_start() once, then cli_next_option() until -1. It
 // is getopt_long with no short options but -h, kept quiet (cli_bad_option reports instead),

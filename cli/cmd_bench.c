@@ -12,6 +12,7 @@
 #include "model/generate.h"
 #include "model/gpt.h"
 #include "kernels/profile.h"
+#include "kernels/vec.h"
 #include "train/adamw.h"
 #include "train/config.h"
 #include "cli/cli.h"
@@ -20,7 +21,8 @@
 static const char usage[] =
     "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
     "                 [--vocab-size N] [--steps N] [--warmup N] [--threads N] [--profile]\n"
-    "       gpt bench --sample [model flags] [--tokens N] [--threads N]\n"
+    "                 [--kernels fast|textbook]\n"
+    "       gpt bench --sample [model flags] [--tokens N] [--threads N] [--kernels fast|textbook]\n"
     "\n"
     "Times full training steps (forward, backward, gradient clipping, AdamW) on random tokens\n"
     "and prints ms/step (median, min, max), tokens/s, model FLOPs per token (nanoGPT's\n"
@@ -30,12 +32,13 @@ static const char usage[] =
     "Under mpirun (make MPI=1) every rank times the same step on its own batches, with the\n"
     "gradients summed over the ranks as in training, and rank 0 reports all ranks together.\n"
     "\n"
-    "  --profile      also time each kind of op (ms per step and share)\n"
+    "  --profile      also time each kind of op (ms per step and share; fast kernels)\n"
+    "  --kernels K    fast (default) or textbook: the plain loops of model/layers.c\n"
     "  --sample       time generation instead: incremental decoding with the KV cache,\n"
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
 
-enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS };
+enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -45,9 +48,6 @@ static int cmp_double(const void *a, const void *b) {
 // FP32 FMA peak of the threads in use: each thread runs 12 independent chains of 16-wide
 // fused multiply-adds (enough to hide the FMA latency) for a fixed count; the total FLOPs
 // over the slowest thread's time.
-#if defined(__GNUC__) || defined(__clang__)
-typedef float vec16 __attribute__((vector_size(64)));
-#endif
 
 static double measure_peak_gflops(void) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -92,10 +92,11 @@ static long peak_rss_kib(void) {
 
 static double mib(size_t floats) { return (double)floats * sizeof(float) / 1048576.0; }
 
-static int bench_sample(const GPTConfig *cfg, long tokens, int threads) {
+static int bench_sample(const GPTConfig *cfg, long tokens, int threads, GPTKernels kernels) {
     threads_set(threads > 0 ? threads : 1);
     GPT m;
     gpt_init(&m, cfg, 0, 1337, GPT_INIT_WEIGHTS);
+    m.kernels = kernels;
     Generator *g = generator_new(&m);
     SamplerConfig sc = {.temperature = 0.8f, .top_k = 200, .top_p = 1.0f};
     double times[5];
@@ -109,9 +110,11 @@ static int bench_sample(const GPTConfig *cfg, long tokens, int threads) {
         times[run] = (now_seconds() - t0) / (double)(n ? n : 1);
     }
     qsort(times, 5, sizeof times[0], cmp_double);
-    printf("gpt bench --sample: L%d H%d C%d T%d V%d, %zu parameters, %d thread%s\n", cfg->n_layer, cfg->n_head,
-           cfg->n_embd, cfg->block_size, cfg->vocab_size, m.num_params, threads_get(), threads_get() == 1 ? "" : "s");
-    printf("generation: %ld tokens per run, 5 runs (KV cache; window slides at block_size)\n", tokens);
+    printf("gpt bench --sample: L%d H%d C%d T%d V%d, %zu parameters, %d thread%s, %s kernels\n", cfg->n_layer,
+           cfg->n_head, cfg->n_embd, cfg->block_size, cfg->vocab_size, m.num_params, threads_get(),
+           threads_get() == 1 ? "" : "s", gpt_kernels_name(kernels));
+    printf("generation: %ld tokens per run, 5 runs (%s; window slides at block_size)\n", tokens,
+           kernels == GPT_KERNELS_FAST ? "KV cache" : "the whole window for every token");
     printf("tokens/s: median %.0f  (best %.0f, worst %.0f)\n", 1.0 / times[2], 1.0 / times[0], 1.0 / times[4]);
     printf("per token: median %.1f us\n", times[2] * 1e6);
     generator_free(g);
@@ -142,7 +145,7 @@ static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, co
         }
         double t0 = now_seconds();
         gpt_forward(m, x, y, B, T);
-        gpt_backward_set(m, 1.0f / (float)ranks);  // as training: overwrites, no clearing pass
+        gpt_backward(m, 1.0f / (float)ranks, GRAD_SET);  // as training: overwrites, no clearing pass
         dist_allreduce_sum_floats(m->grads, m->num_params);
         float norm = 0;
         PROF(PROF_CLIP, norm = grad_norm(&opt, m->grads, m->num_params));
@@ -172,8 +175,9 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     double achieved = flops_token * tok_s / 1e9;
     const char *threads_s = threads_get() == 1 ? "" : "s";
     if (ranks == 1)
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s\n", cfg->n_layer, cfg->n_head,
-               cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s);
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s%s\n", cfg->n_layer, cfg->n_head,
+               cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s,
+               m->kernels == GPT_KERNELS_FAST ? "" : ", textbook kernels");
     else
         printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg->n_layer,
                cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s);
@@ -221,12 +225,14 @@ int cmd_bench(int argc, char **argv) {
     int B = defaults.batch_size, steps = 20, warmup = 3, threads = 0;
     long tokens = 2000;
     bool profile = false, sample = false;
+    GPTKernels kernels = GPT_KERNELS_FAST;
     static const struct option opts[] = {
         CLI_MODEL_OPTIONS CLI_VOCAB_OPTION
         {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
         {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
         {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
-        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0},
+        {"kernels", required_argument, 0, OPT_KERNELS},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     cli_options_start();
     for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
@@ -237,6 +243,7 @@ int cmd_bench(int argc, char **argv) {
         case OPT_PROFILE: profile = true; break;
         case OPT_SAMPLE: sample = true; break;
         case OPT_TOKENS: tokens = cli_long("--tokens", optarg, 1, 100000000); break;
+        case OPT_KERNELS: kernels = cli_kernels(optarg); break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("bench", c, argv, opts);
@@ -246,11 +253,14 @@ int cmd_bench(int argc, char **argv) {
     char err[256];
     if (!gpt_config_check(&cfg, err, sizeof err)) cli_fail("%s", err);
     if (sample && dist_size() > 1) cli_fail("bench --sample times one process; run it without mpirun");
-    if (sample) return bench_sample(&cfg, tokens, threads);
+    if (profile && kernels != GPT_KERNELS_FAST)
+        cli_fail("--profile times the fast kernels; the textbook ones are not timed");
+    if (sample) return bench_sample(&cfg, tokens, threads, kernels);
     if (threads > 0) threads_set(threads);
 
     GPT m;
     gpt_init(&m, &cfg, B, 1337, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    m.kernels = kernels;
     AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
                       .weight_decay = defaults.weight_decay};
     double *sorted = time_steps(&m, B, steps, warmup, profile, &ac);

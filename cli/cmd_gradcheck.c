@@ -12,6 +12,7 @@
 static const char usage[] =
     "usage: gpt gradcheck [--vocab-size N] [--n-layer N] [--n-head N] [--n-embd N]\n"
     "                     [--block-size N] [--batch-size N] [--seed N] [--scale X] [--trace-shapes]\n"
+    "                     [--kernels fast|textbook]\n"
     "\n"
     "Checks the gradient of the mean loss with respect to every parameter: the float model's\n"
     "backward pass against central finite differences of an independent double-precision\n"
@@ -24,9 +25,10 @@ static const char usage[] =
     "  --batch-size N   default 2        --seed N        default 1337\n"
     "  --scale X        standard deviation of the random weights checked (default 0.3; the\n"
     "                   0.02 training init makes attention nearly uniform and hides mistakes)\n"
-    "  --trace-shapes   print each tensor's shape through the first forward pass\n";
+    "  --trace-shapes   print each tensor's shape through the first forward pass\n"
+    "  --kernels K      the backward pass checked: fast (default) or textbook\n";
 
-enum { OPT_SEED = 256, OPT_SCALE, OPT_TRACE };
+enum { OPT_SEED = 256, OPT_SCALE, OPT_TRACE, OPT_KERNELS };
 
 int cmd_gradcheck(int argc, char **argv) {
     GPTConfig cfg = {.vocab_size = 11, .block_size = 5, .n_layer = 2, .n_head = 2, .n_embd = 8};
@@ -34,10 +36,12 @@ int cmd_gradcheck(int argc, char **argv) {
     uint64_t seed = 1337;
     double scale = 0.3;
     bool trace = false;
+    GPTKernels kernels = GPT_KERNELS_FAST;
     static const struct option opts[] = {
         CLI_MODEL_OPTIONS CLI_VOCAB_OPTION
         {"seed", required_argument, 0, OPT_SEED},        {"scale", required_argument, 0, OPT_SCALE},
-        {"trace-shapes", no_argument, 0, OPT_TRACE},     {"help", no_argument, 0, 'h'},
+        {"trace-shapes", no_argument, 0, OPT_TRACE},     {"kernels", required_argument, 0, OPT_KERNELS},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     cli_options_start();
@@ -46,6 +50,7 @@ int cmd_gradcheck(int argc, char **argv) {
         case OPT_SEED: seed = cli_u64("--seed", optarg); break;
         case OPT_SCALE: scale = cli_double("--scale", optarg, 1e-6, 10); break;
         case OPT_TRACE: trace = true; break;
+        case OPT_KERNELS: kernels = cli_kernels(optarg); break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("gradcheck", c, argv, opts);
@@ -58,6 +63,7 @@ int cmd_gradcheck(int argc, char **argv) {
     GPT m;
     gpt_init(&m, &cfg, B, seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
     m.trace_shapes = trace;
+    m.kernels = kernels;
     Rng r;
     rng_seed(&r, seed ^ 0x5eedULL);
     for (int i = 0; i < m.n_param_tensors; i++) {
@@ -69,8 +75,8 @@ int cmd_gradcheck(int argc, char **argv) {
     int *idx = xmalloc((size_t)n * sizeof(int)), *targets = xmalloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) idx[i] = (int)rng_below(&r, (uint64_t)cfg.vocab_size);
     for (int i = 0; i < n; i++) targets[i] = (int)rng_below(&r, (uint64_t)cfg.vocab_size);
-    printf("gradcheck: V=%d L=%d H=%d C=%d T=%d B=%d, %zu parameters, random weights of scale %g\n", cfg.vocab_size,
-           cfg.n_layer, cfg.n_head, cfg.n_embd, T, B, m.num_params, scale);
+    printf("gradcheck: V=%d L=%d H=%d C=%d T=%d B=%d, %zu parameters, random weights of scale %g, %s kernels\n",
+           cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, T, B, m.num_params, scale, gpt_kernels_name(kernels));
     fflush(stdout);
     int failures = gpt_gradcheck(&m, idx, targets, B, T, GRADCHECK_TOL, stdout);
     free(idx);

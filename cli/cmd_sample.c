@@ -18,7 +18,7 @@
 static const char usage[] =
     "usage: gpt sample CKPT [--prompt TEXT | --prompt-file FILE] [--tokens N] [--temperature X]\n"
     "                  [--top-k K] [--top-p P] [--seed S] [--num-samples N] [--stop STRING]\n"
-    "                  [--threads N] [--trace-shapes]\n"
+    "                  [--threads N] [--trace-shapes] [--kernels fast|textbook]\n"
     "\n"
     "Generates text from the model in checkpoint CKPT, writing each token to stdout as soon as\n"
     "it is picked. A given prompt is printed first, then its continuation. Without a prompt the\n"
@@ -42,6 +42,8 @@ static const char usage[] =
     "  --threads N         OpenMP threads (default 1: a token at a time is little work, and one\n"
     "                      thread is fastest for small models and immune to a busy machine)\n"
     "  --trace-shapes      print the shapes of one decoding step to stderr at the first token\n"
+    "  --kernels K         fast (default): the KV cache; textbook: the plain loops of\n"
+    "                      model/layers.c over the whole window for every token\n"
     "  -h, --help          this help\n";
 
 enum {
@@ -56,6 +58,7 @@ enum {
     OPT_STOP,
     OPT_THREADS,
     OPT_TRACE,
+    OPT_KERNELS,
 };
 
 // What the per-token callback needs: where the text goes and when to stop.
@@ -70,48 +73,16 @@ typedef struct {
     const Generator *g;
     const GPTConfig *cfg;
     size_t n_prompt;
+    GPTKernels kernels;
 } SampleOut;
 
-static void trace_line(const char *what, const char *sym, const char *dims) {
-    fprintf(stderr, "  %-40s %-14s = %s\n", what, sym, dims);
-}
-
-// The shapes of the step that processes one new token, against the window it will join.
+// The shapes of the step that processes one new token, against the window it joins.
 static void print_step_shapes(const SampleOut *so) {
-    const GPTConfig *c = so->cfg;
-    int C = c->n_embd, H = c->n_head, hs = C / H, V = c->vocab_size, T = c->block_size;
-    int w = generator_window(so->g);
-    int t = w < T ? w + 1 : T / 2 + 1;  // keys the new query sees (after a slide if the window is full)
-    char d[96];
-    fprintf(stderr, "shape trace, one decoding step with the KV cache: C=%d H=%d hs=C/H=%d V=%d L=%d, t=%d keys\n", C,
-            H, hs, V, c->n_layer, t);
-    fprintf(stderr, "  (the prompt's %zu tokens ran before as one batched pass, (%zu,C) rows through each layer)\n",
-            so->n_prompt, so->n_prompt < (size_t)T ? so->n_prompt : (size_t)T);
-    snprintf(d, sizeof d, "(1,%d)", C);
-    trace_line("x = wte[token] + wpe[position]", "(1,C)", d);
-    fprintf(stderr, "  block 0 (of %d, all alike):\n", c->n_layer);
-    trace_line("  a = layernorm(x; ln1_w)", "(1,C)", d);
-    trace_line("  q, k, v = a @ W_Q^T, W_K^T, W_V^T", "(1,C) each", d);
-    snprintf(d, sizeof d, "(1,%d,%d)", H, hs);
-    trace_line("  -> view as heads", "(1,H,hs) each", d);
-    snprintf(d, sizeof d, "(%d,%d,%d)", H, t, hs);
-    trace_line("  cached K, V with the new k, v", "(H,t,hs) each", d);
-    snprintf(d, sizeof d, "(%d,1,%d)", H, t);
-    trace_line("  scores q K^T / sqrt(hs)", "(H,1,t)", d);
-    trace_line("  p = softmax(scores)", "(H,1,t)", d);
-    snprintf(d, sizeof d, "(%d,1,%d)", H, hs);
-    trace_line("  p @ V", "(H,1,hs)", d);
-    snprintf(d, sizeof d, "(1,%d)", C);
-    trace_line("  concat heads, @ W_O^T, + x", "(1,C)", d);
-    snprintf(d, sizeof d, "(1,%d)", 4 * C);
-    trace_line("  h = gelu(layernorm(x; ln2_w) @ W_fc^T)", "(1,4C)", d);
-    snprintf(d, sizeof d, "(1,%d)", C);
-    trace_line("  x = x + h @ W_proj^T", "(1,C)", d);
-    trace_line("output: lnf = layernorm(x; lnf_w)", "(1,C)", d);
-    snprintf(d, sizeof d, "(%d)", V);
-    trace_line("logits = lnf @ wte^T", "(V)", d);
-    snprintf(d, sizeof d, "(%d,%d,%d) each", c->n_layer, T, C);
-    trace_line("KV cache: keys, values", "(L,T,C)", d);
+    int T = so->cfg->block_size, w = generator_window(so->g);
+    int keys = w < T ? w + 1 : T / 2 + 1;  // positions the new token sees (after a slide if the window is full)
+    fprintf(stderr, "one decoding step (the prompt's %zu tokens ran before as one pass):\n", so->n_prompt);
+    if (so->kernels == GPT_KERNELS_TEXTBOOK) gpt_print_shape_trace(so->cfg, 1, keys, keys, false, stderr);
+    else gpt_print_shape_trace(so->cfg, 1, 1, keys, true, stderr);
 }
 
 static void write_bytes(SampleOut *so, const void *p, size_t n) {
@@ -150,6 +121,7 @@ typedef struct {
     SamplerConfig sc;
     uint64_t seed;
     bool trace;
+    GPTKernels kernels;
 } SampleArgs;
 
 // Parses and checks the flags; false after --help.
@@ -168,6 +140,7 @@ static bool parse_args(int argc, char **argv, SampleArgs *a) {
         {"stop", required_argument, 0, OPT_STOP},
         {"threads", required_argument, 0, OPT_THREADS},
         {"trace-shapes", no_argument, 0, OPT_TRACE},
+        {"kernels", required_argument, 0, OPT_KERNELS},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -191,6 +164,7 @@ static bool parse_args(int argc, char **argv, SampleArgs *a) {
         case OPT_STOP: a->stop = optarg; break;
         case OPT_THREADS: a->threads = cli_long("--threads", optarg, 1, 4096); break;
         case OPT_TRACE: a->trace = true; break;
+        case OPT_KERNELS: a->kernels = cli_kernels(optarg); break;
         case 'h': fputs(usage, stdout); return false;
         default: cli_bad_option("sample", c, argv, opts);
         }
@@ -229,13 +203,14 @@ int cmd_sample(int argc, char **argv) {
 
     GPT m;
     checkpoint_to_model(&ck, &m, 0, 0);
+    m.kernels = a.kernels;
     Generator *g = generator_new(&m);
     Rng rng;
     rng_seed(&rng, a.seed);
     size_t stop_len = a.stop ? strlen(a.stop) : 0;
     SampleOut so = {
         .tok = ck.tok, .stop = a.stop, .stop_len = stop_len, .tail = a.stop ? xmalloc(stop_len) : NULL,
-        .last_byte = -1, .trace = a.trace, .g = g, .cfg = &ck.config, .n_prompt = n,
+        .last_byte = -1, .trace = a.trace, .g = g, .cfg = &ck.config, .n_prompt = n, .kernels = a.kernels,
     };
     size_t total = 0;
     double t0 = now_seconds();

@@ -48,19 +48,26 @@ static const char usage[] =
     "  --log-interval N (50): progress line every N steps when stderr is not a terminal\n"
     "  --quiet                no progress output\n"
     "  --trace-shapes         print each tensor's shape through the first forward pass\n"
+    "  --kernels fast|textbook\n"
+    "                         the fast kernels (default), or the plain loops of model/layers.c\n"
+    "                         that define the model: slower, the same results up to rounding,\n"
+    "                         for reading and for stepping through in a debugger\n"
     "other:\n"
     "  --seed N (1337)          --threads N (default: all cores)\n"
     "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n";
 
 // The command's own options. The settings' flags come from train/config.h's table (id
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
-enum { OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_STOP_AFTER, OPT_INIT_FROM, OPT_FIELD = 0x800 };
+enum {
+    OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_STOP_AFTER, OPT_INIT_FROM, OPT_FIELD = 0x800
+};
 
 static const struct option own_opts[] = {
     {"resume", no_argument, 0, OPT_RESUME},
     {"force", no_argument, 0, OPT_FORCE},
     {"quiet", no_argument, 0, OPT_QUIET},
     {"trace-shapes", no_argument, 0, OPT_TRACE},
+    {"kernels", required_argument, 0, OPT_KERNELS},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
     {"init-from", required_argument, 0, OPT_INIT_FROM},
     {"help", no_argument, 0, 'h'},
@@ -202,6 +209,7 @@ int cmd_train(int argc, char **argv) {
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
         case OPT_INIT_FROM: init_from = optarg; break;
+        case OPT_KERNELS: to.kernels = cli_kernels(optarg); break;
         case ':':
         case '?': cli_bad_option("train", c, argv, opts);
         default:

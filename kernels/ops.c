@@ -1,8 +1,9 @@
-// ops.c -- forward and backward of every layer (shapes and conventions in ops.h).
+// ops.c -- the fast kernels (contracts in ops.h; the math they compute in model/layers.h).
 #include "kernels/ops.h"
 
 #include <assert.h>
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -11,18 +12,12 @@
 
 #define LN_EPS 1e-5f
 
-double sum_fixed_order(const float *x, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += x[i];
-    return s;
-}
-
 // Channel stripes for the embedding's reductions over rows (a token's rows can be anywhere):
 // one thread owns a stripe of channels and walks all rows in order.
 #define STRIPE 16
 
-// ---- encoder --------------------------------------------------------------------------
-void encoder_forward(float *out, const int *idx, const float *wte, const float *wpe, int B, int T, int C) {
+// ---- embedding ------------------------------------------------------------------------
+void fast_embedding_forward(float *out, const int *idx, const float *wte, const float *wpe, int B, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int t = bt % T;
@@ -33,14 +28,17 @@ void encoder_forward(float *out, const int *idx, const float *wte, const float *
     }
 }
 
-void encoder_backward(float *dwte, float *dwpe, GradWrite dwpe_mode, const float *dout, const int *idx, int B, int T,
-                      int C) {
+void fast_embedding_backward(float *dwte, GradWrite dwte_write, float *dwpe, GradWrite dwpe_write, const float *dout,
+                             const int *idx, int B, int T, int C, int V) {
     // Token rows can repeat, so dwte is reduced per channel stripe over all positions in
     // order; dwpe per position over the batch in order. No two threads touch one element.
     int stripes = (C + STRIPE - 1) / STRIPE;
 #pragma omp parallel for schedule(static)
     for (int s = 0; s < stripes; s++) {
         int c0 = s * STRIPE, c1 = c0 + STRIPE < C ? c0 + STRIPE : C;
+        if (dwte_write == GRAD_SET)
+            for (int v = 0; v < V; v++)
+                for (int c = c0; c < c1; c++) dwte[(size_t)v * C + c] = 0.0f;
         for (int bt = 0; bt < B * T; bt++) {
             float *dwte_v = dwte + (size_t)idx[bt] * C;
             const float *dout_bt = dout + (size_t)bt * C;
@@ -50,7 +48,7 @@ void encoder_backward(float *dwte, float *dwpe, GradWrite dwpe_mode, const float
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float *dwpe_t = dwpe + (size_t)t * C;
-        if (dwpe_mode == GRAD_SET) memset(dwpe_t, 0, (size_t)C * sizeof(float));
+        if (dwpe_write == GRAD_SET) memset(dwpe_t, 0, (size_t)C * sizeof(float));
         for (int b = 0; b < B; b++) {
             const float *dout_bt = dout + ((size_t)b * T + t) * C;
             for (int c = 0; c < C; c++) dwpe_t[c] += dout_bt[c];
@@ -59,7 +57,7 @@ void encoder_backward(float *dwte, float *dwpe, GradWrite dwpe_mode, const float
 }
 
 // ---- layer norm -----------------------------------------------------------------------
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, int N, int C) {
+void fast_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -82,8 +80,9 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 #define LN_BLOCKS 64
 #define LN_SCRATCH 65536
 
-void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWrite dweight_mode, const float *dout,
-                        const float *inp, const float *weight, const float *mean, const float *rstd, int N, int C) {
+void fast_layernorm_backward(float *dinp, GradWrite dinp_write, float *dweight, GradWrite dweight_write,
+                             const float *dout, const float *inp, const float *weight, const float *mean,
+                             const float *rstd, int N, int C) {
     // With xhat = (x - mean) * rstd and g = dout * weight:
     //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),   dweight = sum_n dout * xhat
     int max_blocks = LN_SCRATCH / C < LN_BLOCKS ? LN_SCRATCH / C : LN_BLOCKS;
@@ -108,7 +107,7 @@ void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWr
             }
             float g_mean = sum(g, C) / (float)C, gx_mean = dot(g, xhat, C) / (float)C;
             float *dx = dinp + (size_t)n * C;
-            if (dinp_mode == GRAD_SET) {
+            if (dinp_write == GRAD_SET) {
                 for (int c = 0; c < C; c++) dx[c] = r * (g[c] - g_mean - xhat[c] * gx_mean);
             } else {
                 for (int c = 0; c < C; c++) dx[c] += r * (g[c] - g_mean - xhat[c] * gx_mean);
@@ -117,16 +116,16 @@ void layernorm_backward(float *dinp, GradWrite dinp_mode, float *dweight, GradWr
     }
     for (int blk = 1; blk < blocks; blk++)
         for (int c = 0; c < C; c++) part[c] += part[(size_t)blk * C + c];
-    for (int c = 0; c < C; c++) dweight[c] = (dweight_mode == GRAD_SET ? 0.0f : dweight[c]) + part[c];
+    for (int c = 0; c < C; c++) dweight[c] = (dweight_write == GRAD_SET ? 0.0f : dweight[c]) + part[c];
 }
 
 // ---- linear layers --------------------------------------------------------------------
 // All three products of a linear layer are the one gemm, read through different strides:
 //   forward   out(n,o)   = sum_c inp(n,c) · W(o,c)     A = inp,  B(c,o) = W(o,c)
-//   dinp      dinp(n,c) += sum_o dout(n,o) · W(o,c)    A = dout, B = W
-//   dweight   dW(o,c)   += sum_n dout(n,o) · inp(n,c)  A(o,n) = dout(n,o), B = inp
-static void linear_forward(float *out, const float *res, GemmEpilogue epi, float *gelu_out, const float *inp,
-                           const float *weight, int N, int C, int OC) {
+//   dinp      dinp(n,c)  = sum_o dout(n,o) · W(o,c)    A = dout, B = W
+//   dweight   dW(o,c)    = sum_n dout(n,o) · inp(n,c)  A(o,n) = dout(n,o), B = inp
+static void matmul_forward_epi(float *out, const float *res, GemmEpilogue epi, float *gelu_out, const float *inp,
+                               const float *weight, int N, int C, int OC) {
     GemmArgs g = {
         .M = N, .N = OC, .K = C,
         .a = inp, .rsa = C, .csa = 1,
@@ -138,33 +137,34 @@ static void linear_forward(float *out, const float *res, GemmEpilogue epi, float
     gemm(&g);
 }
 
-void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
-    linear_forward(out, NULL, GEMM_EPI_NONE, NULL, inp, weight, N, C, OC);
+void fast_matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    matmul_forward_epi(out, NULL, GEMM_EPI_NONE, NULL, inp, weight, N, C, OC);
 }
 
-void matmul_forward_residual(float *out, const float *res, const float *inp, const float *weight, int N, int C,
-                             int OC) {
-    linear_forward(out, res, GEMM_EPI_NONE, NULL, inp, weight, N, C, OC);
+void fast_matmul_forward_residual(float *out, const float *res, const float *inp, const float *weight, int N, int C,
+                                  int OC) {
+    matmul_forward_epi(out, res, GEMM_EPI_NONE, NULL, inp, weight, N, C, OC);
 }
 
-void matmul_forward_gelu(float *pre, float *out, const float *inp, const float *weight, int N, int C, int OC) {
-    linear_forward(pre, NULL, GEMM_EPI_GELU, out, inp, weight, N, C, OC);
+void fast_matmul_forward_gelu(float *pre, float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    matmul_forward_epi(pre, NULL, GEMM_EPI_GELU, out, inp, weight, N, C, OC);
 }
 
-void matmul_forward_gelu_deriv(float *deriv, float *out, const float *inp, const float *weight, int N, int C,
-                               int OC) {
-    linear_forward(deriv, NULL, GEMM_EPI_GELU_DERIV, out, inp, weight, N, C, OC);
+void fast_matmul_forward_gelu_deriv(float *deriv, float *out, const float *inp, const float *weight, int N, int C,
+                                    int OC) {
+    matmul_forward_epi(deriv, NULL, GEMM_EPI_GELU_DERIV, out, inp, weight, N, C, OC);
 }
 
-static void linear_backward(float *dinp, GradWrite dinp_mode, const float *dinp_scale, float *dweight,
-                            GradWrite dweight_mode, const float *dout, const float *inp, const float *weight, int N,
-                            int C, int OC) {
+// dinp_scale, when given, multiplies dinp elementwise after the product (GEMM_EPI_SCALE).
+static void matmul_backward_epi(float *dinp, GradWrite dinp_write, const float *dinp_scale, float *dweight,
+                                GradWrite dweight_write, const float *dout, const float *inp, const float *weight,
+                                int N, int C, int OC) {
     if (dinp) {
         GemmArgs g = {
             .M = N, .N = C, .K = OC,
             .a = dout, .rsa = OC, .csa = 1,
             .b = weight, .rsb = C, .csb = 1,
-            .c = dinp, .ldc = C, .write = dinp_mode,
+            .c = dinp, .ldc = C, .write = dinp_write,
             .epilogue = dinp_scale ? GEMM_EPI_SCALE : GEMM_EPI_NONE, .epi_in = dinp_scale,
         };
         gemm(&g);
@@ -174,36 +174,31 @@ static void linear_backward(float *dinp, GradWrite dinp_mode, const float *dinp_
             .M = OC, .N = C, .K = N,
             .a = dout, .rsa = 1, .csa = OC,
             .b = inp, .rsb = C, .csb = 1,
-            .c = dweight, .ldc = C, .write = dweight_mode,
+            .c = dweight, .ldc = C, .write = dweight_write,
             .k_parts = 2,  // the tokens in two halves, each summed by the thread that holds them
         };
         gemm(&g);
     }
 }
 
-void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N,
-                     int C, int OC) {
-    linear_backward(dinp, GRAD_ADD, NULL, dweight, GRAD_ADD, dout, inp, weight, N, C, OC);
+void fast_matmul_backward(float *dinp, GradWrite dinp_write, float *dweight, GradWrite dweight_write,
+                          const float *dout, const float *inp, const float *weight, int N, int C, int OC) {
+    matmul_backward_epi(dinp, dinp_write, NULL, dweight, dweight_write, dout, inp, weight, N, C, OC);
 }
 
-void matmul_backward_set(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
-                         const float *weight, int N, int C, int OC) {
-    linear_backward(dinp, GRAD_SET, NULL, dweight, dweight_mode, dout, inp, weight, N, C, OC);
-}
-
-void matmul_backward_set_gelu(float *dinp, float *dweight, GradWrite dweight_mode, const float *dout, const float *inp,
-                              const float *weight, const float *deriv, int N, int C, int OC) {
-    linear_backward(dinp, GRAD_SET, deriv, dweight, dweight_mode, dout, inp, weight, N, C, OC);
+void fast_matmul_backward_gelu(float *dpre, float *dweight, GradWrite dweight_write, const float *dout,
+                               const float *inp, const float *weight, const float *deriv, int N, int C, int OC) {
+    matmul_backward_epi(dpre, GRAD_SET, deriv, dweight, dweight_write, dout, inp, weight, N, C, OC);
 }
 
 // ---- attention ------------------------------------------------------------------------
-// Two implementations of the same math. The blocked one works per (b,h) on a transposed
-// copy of the head's keys (and, in backward, values), eight queries at a time, so scores
-// are vertical multiply-adds over the key index with no horizontal sums, and only the
-// 16-key vectors that hold unmasked keys are computed; its scratch (2·T·(hs + 32) floats,
-// or 2·T·(hs + 64) where that fits) lives on the stack. For heads too large for that (and for
-// compilers without vector extensions) the row one computes each score as a dot product
-// and needs no scratch. Which runs depends on the shape only.
+// Two fast implementations of model/layers.c's attention. The blocked one works per (b,h)
+// on a transposed copy of the head's keys (and, in backward, values), eight queries at a
+// time, so scores are vertical multiply-adds over the key index with no horizontal sums,
+// and only the 16-key vectors that hold unmasked keys are computed; its scratch
+// (2·T·(hs + 32) floats, or 2·T·(hs + 64) where that fits) lives on the stack. For heads too
+// large for that (and for compilers without vector extensions) the row one computes each
+// score as a dot product and needs no scratch. Which runs depends on the shape only.
 size_t attention_stack_limit = (size_t)1 << 17;  // floats of scratch per head (512 KiB)
 
 // Heads are dealt to threads through a work queue (workqueue.h): contiguous runs, shared
@@ -271,12 +266,12 @@ static void transpose_head(float *kt, const float *qkv_b, size_t C3, size_t col,
 // multiply-adds, and 16 accumulators stay in registers (the shape of the gemm micro-kernel).
 // Rows beyond the last (nq < 8) repeat row 0 and are not written.
 #if VEC_EXT
-// y_r(0..hs) (+)= sum_{j<n} w(r, j) · rows_j for r < nq (adding to y when add, else
-// overwriting it): eight weighted sums of the same rows
+// y_r(0..hs) (+)= sum_{j<n} w(r, j) · rows_j for r < nq, as write says: eight weighted sums
+// of the same rows
 // (values, keys, queries or dO), 32 columns at a time in registers. The weight of output r
 // at step j is w[r·w_rs + j·w_cs]: rows of a p or ds block for P·V and dQ (w_rs = its
 // stride, w_cs = 1), or its columns for dK and dV (w_rs = 1, w_cs = its stride).
-static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restrict w, size_t w_rs, size_t w_cs,
+static void weighted8(float *y, size_t ldy, int nq, GradWrite write, const float *restrict w, size_t w_rs, size_t w_cs,
                       const float *restrict rows, size_t stride, int n, int hs) {
     const float *wr[ATT_Q];
     for (int r = 0; r < ATT_Q; r++) wr[r] = w + (r < nq ? (size_t)r * w_rs : 0);
@@ -285,7 +280,7 @@ static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restr
         vec16 c[ATT_Q][2];
         for (int r = 0; r < ATT_Q; r++)
             for (int v = 0; v < 2; v++) {
-                if (add && r < nq && v < nv) load16(&c[r][v], y + r * ldy + c0 + 16 * v);
+                if (write == GRAD_ADD && r < nq && v < nv) load16(&c[r][v], y + r * ldy + c0 + 16 * v);
                 else c[r][v] = (vec16){0};
             }
         if (nv == 2) {
@@ -317,7 +312,7 @@ static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restr
     for (int col = hs & ~15; col < hs; col++) {
         for (int r = 0; r < nq; r++) {
             const float *w_r = w + r * w_rs;
-            float acc = add ? y[r * ldy + col] : 0.0f;
+            float acc = write == GRAD_ADD ? y[r * ldy + col] : 0.0f;
             for (int j = 0; j < n; j++) acc += w_r[(size_t)j * w_cs] * rows[j * stride + col];
             y[r * ldy + col] = acc;
         }
@@ -329,7 +324,7 @@ static void weighted8(float *y, size_t ldy, int nq, bool add, const float *restr
 // weighted sums, read the other way: the weights are a's rows, the rows summed are mt's.
 static void scores8(float *s, size_t lds, const float *a, size_t lda, int nq, const float *mt, int n, int Tp,
                     int hs) {
-    weighted8(s, lds, nq, false, a, lda, 1, mt, (size_t)Tp, hs, n);
+    weighted8(s, lds, nq, GRAD_SET, a, lda, 1, mt, (size_t)Tp, hs, n);
 }
 
 // Softmax of row s(0..t) of raw scores (scaled by scale), in place; s(t+1..n16) become 0.
@@ -384,7 +379,7 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
                 scores8(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, kt, n16, Tp, hs);
                 for (int r = 0; r < nq; r++)
                     lse[((size_t)b * H + h) * T + t0 + r] = softmax_row(p + (size_t)r * Tp, t0 + r, n16, scale);
-                weighted8(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, false, p, (size_t)Tp, 1,
+                weighted8(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, GRAD_SET, p, (size_t)Tp, 1,
                           qkv_b + 2 * C + h * hs, C3, n, hs);
             }
         }
@@ -397,7 +392,7 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
 static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, float lse_t, float d_t) {
     int chunks = (t + 1 + 15) / 16;  // the vectors that hold unmasked keys; zeros after them
     vec16 zero = {0};
-    for (int v = chunks; v < m / 16; v++) {  // vector stores: a memset call per row cost more
+    for (int v = chunks; v < m / 16; v++) {  // whole-vector stores: rows are short
         store16(p + 16 * v, &zero);
         store16(ds + 16 * v, &zero);
     }
@@ -413,10 +408,10 @@ static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, flo
     }
 }
 
-// With add false, dqkv is overwritten: each dq row gets its one contribution, and each
-// key's dk and dv start from the first query block that reaches it (its own block).
-static void attention_backward_blocked(float *dqkv, bool add, const float *dout, const float *qkv, const float *out,
-                                       const float *lse, int B, int T, int C, int H) {
+// With GRAD_SET, dqkv is overwritten: each dq row gets its one contribution, and each key's
+// dk and dv start from the first query block that reaches it (its own block).
+static void attention_backward_blocked(float *dqkv, GradWrite write, const float *dout, const float *qkv,
+                                       const float *out, const float *lse, int B, int T, int C, int H) {
     int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -451,17 +446,18 @@ static void attention_backward_blocked(float *dqkv, bool add, const float *dout,
                         softmax_grad_row(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale,
                                          lse[((size_t)b * H + h) * T + t], d_t);
                     }
-                    weighted8(dqkv_b + q0 * C3 + h * hs, C3, nq, add, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n,
+                    weighted8(dqkv_b + q0 * C3 + h * hs, C3, nq, write, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n,
                               hs);
                 }
                 // Key by key (eight at a time), the block's contributions: dk_j += sum_t ds(t,j) q_t,
                 // dv_j += sum_t p(t,j) dO_t (zeros stand where t < j).
                 for (int j0 = 0; j0 < t1; j0 += ATT_Q) {
                     int nk = t1 - j0 < ATT_Q ? t1 - j0 : ATT_Q, ts = j0 > t0 ? j0 : t0;
-                    bool add_kv = add || j0 < t0;  // keys before this block were started by earlier ones
-                    weighted8(dqkv_b + j0 * C3 + C + h * hs, C3, nk, add_kv, ds + (size_t)(ts - t0) * Tp + j0, 1,
+                    // keys before this block were started by earlier ones
+                    GradWrite kv_write = write == GRAD_ADD || j0 < t0 ? GRAD_ADD : GRAD_SET;
+                    weighted8(dqkv_b + j0 * C3 + C + h * hs, C3, nk, kv_write, ds + (size_t)(ts - t0) * Tp + j0, 1,
                               (size_t)Tp, qkv_b + ts * C3 + h * hs, C3, t1 - ts, hs);
-                    weighted8(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, add_kv, p + (size_t)(ts - t0) * Tp + j0, 1,
+                    weighted8(dqkv_b + j0 * C3 + 2 * C + h * hs, C3, nk, kv_write, p + (size_t)(ts - t0) * Tp + j0, 1,
                               (size_t)Tp, dout_b + (size_t)ts * C + h * hs, (size_t)C, t1 - ts, hs);
                 }
             }
@@ -474,7 +470,7 @@ static void attention_forward_rows(float *out, float *lse, const float *qkv, int
 static void attention_backward_rows(float *dqkv, const float *dout, const float *qkv, const float *out,
                                     const float *lse, int B, int T, int C, int H);
 
-void attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+void fast_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
 #if VEC_EXT
     if (attention_fits(T, C / H)) {
         attention_forward_blocked(out, lse, qkv, B, T, C, H);
@@ -484,30 +480,20 @@ void attention_forward(float *out, float *lse, const float *qkv, int B, int T, i
     attention_forward_rows(out, lse, qkv, B, T, C, H);
 }
 
-static void attention_backward_any(float *dqkv, bool add, const float *dout, const float *qkv, const float *out,
-                                   const float *lse, int B, int T, int C, int H) {
+void fast_attention_backward(float *dqkv, GradWrite dqkv_write, const float *dout, const float *qkv, const float *out,
+                             const float *lse, int B, int T, int C, int H) {
     // Per query t, with p_j recomputed from the saved log-sum-exp:
     //   dv_j += p_j dO_t;  dp_j = dO_t · v_j;  ds_j = p_j (dp_j - dO_t · O_t)
     //   dq_t += scale sum_j ds_j k_j;  dk_j += scale ds_j q_t
     // (sum_j p_j dp_j = dO_t · O_t, so the softmax backward needs no stored row.)
 #if VEC_EXT
     if (attention_fits(T, C / H)) {
-        attention_backward_blocked(dqkv, add, dout, qkv, out, lse, B, T, C, H);
+        attention_backward_blocked(dqkv, dqkv_write, dout, qkv, out, lse, B, T, C, H);
         return;
     }
 #endif
-    if (!add) memset(dqkv, 0, (size_t)B * T * 3 * C * sizeof(float));
+    if (dqkv_write == GRAD_SET) memset(dqkv, 0, (size_t)B * T * 3 * C * sizeof(float));
     attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
-}
-
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
-                        int T, int C, int H) {
-    attention_backward_any(dqkv, true, dout, qkv, out, lse, B, T, C, H);
-}
-
-void attention_backward_set(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
-                            int B, int T, int C, int H) {
-    attention_backward_any(dqkv, false, dout, qkv, out, lse, B, T, C, H);
 }
 
 static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
@@ -571,24 +557,6 @@ static void attention_backward_rows(float *dqkv, const float *dout, const float 
     }
 }
 
-// ---- GELU -----------------------------------------------------------------------------
-void gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = gelu_scalar(inp[i]);
-}
-
-void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dinp[i] += gelu_grad_scalar(inp[i]) * dout[i];
-}
-
-
-// ---- residual -------------------------------------------------------------------------
-void residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
-}
-
 // ---- softmax + cross-entropy ----------------------------------------------------------
 static inline void row_max_logsum(const float *x, int V, float *mx, float *logsum) {
     float m = -FLT_MAX;
@@ -600,7 +568,7 @@ static inline void row_max_logsum(const float *x, int V, float *mx, float *logsu
     *logsum = logf(s);
 }
 
-void crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V) {
+void fast_crossentropy_forward(float *losses, const float *logits, const int *targets, int N, int V) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
@@ -610,16 +578,18 @@ void crossentropy_forward(float *losses, const float *logits, const int *targets
     }
 }
 
-void crossentropy_backward(float *dlogits, const float *logits, const int *targets, float dloss, int N, int V) {
+void fast_crossentropy_backward(float *dlogits, GradWrite dlogits_write, const float *logits, const int *targets,
+                                float dloss, int N, int V) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         float *dx = dlogits + (size_t)n * V;
         float m, ls;
         row_max_logsum(x, V, &m, &ls);
-        for (int v = 0; v < V; v++) {
-            float p = exp_fast(x[v] - m - ls);
-            dx[v] = dloss * (p - (v == targets[n] ? 1.0f : 0.0f));
+        if (dlogits_write == GRAD_SET) {
+            for (int v = 0; v < V; v++) dx[v] = dloss * (exp_fast(x[v] - m - ls) - (v == targets[n] ? 1.0f : 0.0f));
+        } else {
+            for (int v = 0; v < V; v++) dx[v] += dloss * (exp_fast(x[v] - m - ls) - (v == targets[n] ? 1.0f : 0.0f));
         }
     }
 }

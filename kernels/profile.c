@@ -3,6 +3,6 @@
 bool prof_enabled = false;
 double prof_seconds[PROF_COUNT];
 const char *const prof_names[PROF_COUNT] = {
-    "encoder (fwd+bwd)", "layernorm (fwd+bwd)", "matmul forward", "matmul backward", "attention forward",
+    "embedding (fwd+bwd)", "layernorm (fwd+bwd)", "matmul forward", "matmul backward", "attention forward",
     "attention backward", "softmax+loss (fwd+bwd)", "gradient norm", "adamw (with clipping)",
 };

@@ -8,7 +8,7 @@
 #include "common/common.h"
 
 typedef enum {
-    PROF_ENCODER,
+    PROF_EMBEDDING,
     PROF_LAYERNORM,
     PROF_MATMUL_FWD,  // with the fused GELU (forward) and its gradient (backward)
     PROF_MATMUL_BWD,

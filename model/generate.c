@@ -1,11 +1,13 @@
 // generate.c -- incremental decoding with a KV cache, and the sampler (API in generate.h).
 //
-// One forward routine serves every feed: it runs the new tokens (rows) at absolute
-// positions p0.. through the network, writes their keys and values into the cache, and
-// lets each new query attend over the cached keys 0..its own position. Several rows (a
-// prompt, the re-prefill after a slide) go through the matrix-matrix kernels of ops.c;
-// one row (the common case while sampling) goes through matrix-vector kernels here, which
-// skip the packing and threading that only pay off for many rows.
+// On the fast kernels one forward routine serves every feed: it runs the new tokens (rows)
+// at absolute positions p0.. through the network, writes their keys and values into the
+// cache, and lets each new query attend over the cached keys 0..its own position. Several
+// rows (a prompt, the re-prefill after a slide) go through the matrix-matrix kernels of
+// ops.c; one row (the common case while sampling) goes through matrix-vector kernels here,
+// which skip the packing and threading that only pay off for many rows.
+// On the textbook kernels every feed runs the whole window through gpt_forward: no cache,
+// the definition the cached step is tested against.
 #include "model/generate.h"
 
 #include <assert.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/fastmath.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 
@@ -115,27 +118,34 @@ typedef struct {
     int id;
 } SampleCand;
 
+// The buffers of the cached path, each listed once: GEN_BUF(field, count), count in the
+// sizes L, T (block_size), C, H. Activations hold up to T rows at once (a prefill); a single
+// step uses row 0.
+#define GEN_BUFS(GEN_BUF)                                                                  \
+    GEN_BUF(k_cache, L * T * C)  /* keys of the window by layer; head h is columns h*hs.. */ \
+    GEN_BUF(v_cache, L * T * C)  /* values, likewise */                                    \
+    GEN_BUF(x, T * C)            /* the residual stream */                                 \
+    GEN_BUF(ln, T * C)           /* a layer norm's output */                               \
+    GEN_BUF(ln_mean, T)          /* fast_layernorm_forward's statistics (not used after) */ \
+    GEN_BUF(ln_rstd, T)                                                                    \
+    GEN_BUF(qkv, T * 3 * C)                                                                \
+    GEN_BUF(atty, T * C)         /* heads side by side, before W_O */                      \
+    GEN_BUF(fch, T * 4 * C)      /* W_fc output, before GELU */                            \
+    GEN_BUF(fch_gelu, T * 4 * C)                                                           \
+    GEN_BUF(scores, H * T)       /* one query's scores per head */
+
+#define GEN_FIELD(field, count) float *field;
+
 struct Generator {
     const GPT *m;
     int L, H, C, hs, V, block;
     int n;              // tokens in the window (= the next absolute position)
     int *window;        // (block) their ids
-
-    float *k_cache;     // (L, block, C) keys of the window; head h is columns h*hs..h*hs+hs-1
-    float *v_cache;     // (L, block, C) values, likewise
-
-    // Activations for up to block rows at once (a prefill); a single step uses row 0.
-    float *x;           // (block, C)   the residual stream
-    float *ln;          // (block, C)   a layernorm's output
-    float *ln_mean;     // (block)      layernorm_forward's statistics (not used afterwards)
-    float *ln_rstd;     // (block)
-    float *qkv;         // (block, 3C)
-    float *atty;        // (block, C)   heads side by side, before W_O
-    float *fch;         // (block, 4C)  W_fc output, before GELU
-    float *fch_gelu;    // (block, 4C)
-    float *scores;      // (H, block)   one query's scores per head
-    float *logits;      // (V)          for the token after the window
+    float *logits;      // (V) for the token after the window
     SampleCand *cand;   // (V) sampler scratch, so that generate() never allocates
+
+    GPT *view;          // textbook kernels: m's weights with activations for the window
+    GEN_BUFS(GEN_FIELD) // fast kernels: the cache and the step's activations
 
     bool record;        // store attention probabilities during feeds
     int att_rows;       // rows 0..att_rows-1 of att hold probabilities over the current window
@@ -153,40 +163,31 @@ Generator *generator_new(const GPT *m) {
     g->hs = g->C / g->H;
     g->V = cfg->vocab_size;
     g->block = cfg->block_size;
-    size_t T = (size_t)g->block, C = (size_t)g->C, L = (size_t)g->L;
-    g->window = xcalloc(T, sizeof(int));
-    g->k_cache = xalloc_floats(L * T * C);
-    g->v_cache = xalloc_floats(L * T * C);
-    g->x = xalloc_floats(T * C);
-    g->ln = xalloc_floats(T * C);
-    g->ln_mean = xalloc_floats(T);
-    g->ln_rstd = xalloc_floats(T);
-    g->qkv = xalloc_floats(T * 3 * C);
-    g->atty = xalloc_floats(T * C);
-    g->fch = xalloc_floats(T * 4 * C);
-    g->fch_gelu = xalloc_floats(T * 4 * C);
-    g->scores = xalloc_floats((size_t)g->H * T);
+    g->window = xcalloc((size_t)g->block, sizeof(int));
     g->logits = xalloc_floats((size_t)g->V);
     g->cand = xcalloc((size_t)g->V, sizeof(SampleCand));
+    if (m->kernels == GPT_KERNELS_TEXTBOOK) {
+        g->view = xcalloc(1, sizeof *g->view);
+        gpt_init_view(g->view, m, 1);
+    } else {
+        size_t L = (size_t)g->L, T = (size_t)g->block, C = (size_t)g->C, H = (size_t)g->H;
+#define GEN_ALLOC(field, count) g->field = xalloc_floats(count);
+        GEN_BUFS(GEN_ALLOC)
+#undef GEN_ALLOC
+    }
     return g;
 }
 
 void generator_free(Generator *g) {
     if (!g) return;
     free(g->window);
-    free(g->k_cache);
-    free(g->v_cache);
-    free(g->x);
-    free(g->ln);
-    free(g->ln_mean);
-    free(g->ln_rstd);
-    free(g->qkv);
-    free(g->atty);
-    free(g->fch);
-    free(g->fch_gelu);
-    free(g->scores);
     free(g->logits);
     free(g->cand);
+    if (g->view) gpt_free(g->view);
+    free(g->view);
+#define GEN_FREE(field, count) free(g->field);
+    GEN_BUFS(GEN_FREE)
+#undef GEN_FREE
     free(g->att);
     free(g->att_view);
     free(g);
@@ -200,6 +201,7 @@ void generator_reset(Generator *g) {
 int generator_window(const Generator *g) { return g->n; }
 
 void generator_record_attention(Generator *g, bool on) {
+    assert(!(on && g->view) && "attention maps come from the KV-cache path (fast kernels)");
     if (on && !g->att) {
         size_t n = (size_t)g->L * g->H * g->block * g->block;
         g->att = xalloc_floats(n);  // zeroed: the upper triangle is never written
@@ -261,17 +263,17 @@ static void linear(float *out, const float *res, float *gelu_out, const float *i
     if (n == 1) {
         matvec(out, res, gelu_out, inp, W, K, OC);
     } else if (gelu_out) {
-        matmul_forward_gelu(out, gelu_out, inp, W, n, K, OC);
+        fast_matmul_forward_gelu(out, gelu_out, inp, W, n, K, OC);
     } else if (res) {
-        matmul_forward_residual(out, res, inp, W, n, K, OC);
+        fast_matmul_forward_residual(out, res, inp, W, n, K, OC);
     } else {
-        matmul_forward(out, inp, W, n, K, OC);
+        fast_matmul_forward(out, inp, W, n, K, OC);
     }
 }
 
 static void layernorm_rows(Generator *g, float *out, const float *inp, const float *w, int n) {
     if (n == 1) layernorm_row(out, inp, w, g->C);
-    else layernorm_forward(out, g->ln_mean, g->ln_rstd, inp, w, n, g->C);
+    else fast_layernorm_forward(out, g->ln_mean, g->ln_rstd, inp, w, n, g->C);
 }
 
 // Runs n tokens (window[p0..p0+n-1], already stored) at positions p0.. through the
@@ -322,10 +324,8 @@ static void pack_attention(Generator *g) {
 
 const float *generator_feed(Generator *g, const int *tokens, size_t n) {
     int T = g->block;
-    if (n == 0) die("generator_feed: no tokens to feed");
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= g->V)
-            die("token id %d at position %zu is out of range (vocab size %d)", tokens[i], i, g->V);
+    assert(n > 0);
+    for (size_t i = 0; i < n; i++) assert(tokens[i] >= 0 && tokens[i] < g->V);
 
     int p0;  // the first position that needs computing; window[p0..g->n-1] is new
     if (n >= (size_t)T) {
@@ -354,6 +354,11 @@ const float *generator_feed(Generator *g, const int *tokens, size_t n) {
     }
     // Recorded rows stay valid only if every row before p0 was recorded over this window.
     if (g->att_rows > p0) g->att_rows = p0;
+    if (g->view) {
+        gpt_forward(g->view, g->window, NULL, 1, g->n);
+        memcpy(g->logits, g->view->acts.logits + (size_t)(g->n - 1) * g->V, (size_t)g->V * sizeof(float));
+        return g->logits;
+    }
     forward_rows(g, p0, g->n - p0);
     if (g->record) {
         if (g->att_rows == p0) g->att_rows = g->n;
@@ -458,7 +463,7 @@ int sampler_pick(const float *logits, int V, const SamplerConfig *sc, Rng *rng) 
 size_t generate(Generator *g, const int *prompt, size_t n_prompt, size_t n_new, const SamplerConfig *sc, Rng *rng,
                 bool (*on_token)(int token, void *ctx), void *ctx) {
     // Every call starts from a fresh context: the prompt alone is what the samples follow.
-    if (n_prompt == 0) die("generate: the prompt is empty (it needs at least one token)");
+    assert(n_prompt > 0 && "the prompt has at least one token");
     generator_reset(g);
     const float *logits = generator_feed(g, prompt, n_prompt);
     size_t done = 0;

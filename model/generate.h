@@ -24,6 +24,9 @@ typedef struct {
 typedef struct Generator Generator;
 
 // A generator over m's weights (m needs no activations; it must outlive the generator).
+// It decodes on the kernels m has now: fast, with the KV cache; textbook, running the
+// whole window through gpt_forward for every token (no cache; the definition the cached
+// step is tested against). The window and the logits are the same either way.
 Generator *generator_new(const GPT *m);
 void generator_free(Generator *g);
 
@@ -40,7 +43,8 @@ int generator_window(const Generator *g);
 
 // Attention weights of the last generator_feed, for visualisation: for layer l and head h,
 // row t (0 <= t < window) holds the softmax over key positions 0..t. Returns NULL unless
-// recording was switched on before the feed.
+// recording was switched on before the feed. Recording needs the KV-cache path (a
+// generator made on the fast kernels).
 void generator_record_attention(Generator *g, bool on);
 const float *generator_attention(const Generator *g, int layer, int head);  // (window, window)
 

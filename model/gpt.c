@@ -1,4 +1,7 @@
-// gpt.c -- the whole network (DESIGN.md §3) on the kernels of ops.c.
+// gpt.c -- the whole network (DESIGN.md §3): its forward and backward passes written with
+// the textbook layers of layers.h, one layer per line; then the tensor tables built from
+// gpt.h's lists, the configuration and the model's life cycle. The same passes on the fast
+// kernels are in model/gpt_fast.c; gpt_forward runs either.
 #include "model/gpt.h"
 
 #include <assert.h>
@@ -7,89 +10,210 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "kernels/ops.h"
-#include "kernels/profile.h"
+#include "model/gpt_fast.h"
+#include "model/layers.h"
 
-// ---- the tensor tables ----------------------------------------------------------------
-// Sizes are written as products of symbols: B batch, T block_size, C n_embd, H n_head,
-// V vocab_size, digits multiply. "BT3C" is B*T*3*C. The same table gives every tensor its
-// name, its size and its place in the one contiguous block.
-static size_t dims_size(const char *dims, const GPTConfig *cfg, int B) {
-    size_t n = 1;
-    for (const char *p = dims; *p; p++) {
-        switch (*p) {
-        case 'B': n *= (size_t)B; break;
-        case 'T': n *= (size_t)cfg->block_size; break;
-        case 'C': n *= (size_t)cfg->n_embd; break;
-        case 'H': n *= (size_t)cfg->n_head; break;
-        case 'V': n *= (size_t)cfg->vocab_size; break;
-        default:
-            assert(*p >= '2' && *p <= '9');
-            n *= (size_t)(*p - '0');
-        }
+// ---- forward --------------------------------------------------------------------------
+// The network on the textbook layers. x is the residual stream: each block adds its
+// attention's output to it, then its MLP's.
+static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, int T) {
+    const GPTConfig *cfg = &m->config;
+    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
+    const Weights *w = &m->w;
+    Acts *a = &m->acts;
+    embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
+    const float *x = a->encoded;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        LayerActs *la = &a->layers[l];
+        layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
+        matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
+        attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H);
+        matmul_forward(la->res1, la->atty, lw->w_o, N, C, C);              // the attention's output ...
+        residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
+        layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
+        matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
+        gelu_forward(la->fch_gelu, la->fch, (size_t)N * 4 * C);
+        matmul_forward(la->res2, la->fch_gelu, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
+        residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
+        x = la->res2;
     }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C);
+    matmul_forward(a->logits, a->lnf, w->wte, N, C, V);
+    if (targets) crossentropy_forward(a->losses, a->logits, targets, N, V);
+}
+
+float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
+    const GPTConfig *cfg = &m->config;
+    int V = cfg->vocab_size;
+    // The callers' invariants (ids come from the model's own tokenizer, shapes from its config).
+    assert(T >= 1 && T <= cfg->block_size && B >= 1 && B <= m->max_batch);
+    int N = B * T;
+    for (int i = 0; i < N; i++) assert(idx[i] >= 0 && idx[i] < V && (!targets || (targets[i] >= 0 && targets[i] < V)));
+    if (m->trace_shapes) {
+        gpt_print_shape_trace(cfg, B, T, T, false, stderr);
+        m->trace_shapes = false;
+    }
+    m->B = B;
+    m->T = T;
+    memcpy(m->inputs, idx, (size_t)N * sizeof(int));
+    m->have_targets = targets != NULL;
+    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
+    m->acts_kernels = m->kernels;
+
+    if (m->kernels == GPT_KERNELS_FAST) gpt_fast_forward(m, idx, targets, B, T);
+    else forward_textbook(m, idx, targets, B, T);
+    if (!targets) return -1.0f;
+    double sum = 0.0;  // in double and in order: the same loss whatever the thread count
+    for (int i = 0; i < N; i++) sum += m->acts.losses[i];
+    m->mean_loss = (float)(sum / N);
+    return m->mean_loss;
+}
+
+// ---- backward -------------------------------------------------------------------------
+void gpt_zero_grad(GPT *m) {
+    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
+}
+
+// The forward pass in reverse, on the textbook layers. dres carries the residual stream's
+// gradient down the blocks; every other scratch gradient is written afresh by its first
+// writer. Parameter gradients are written as gw says: each tensor's first writer of the
+// pass uses gw (for wte, the LM head, before the embedding adds its part).
+static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
+    const GPTConfig *cfg = &m->config;
+    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
+    int B = m->B, T = m->T, N = B * T;
+    const Acts *a = &m->acts;
+    ActGrads *d = &m->ag;
+    const Weights *w = &m->w;
+    Weights *g = &m->g;
+
+    crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V);
+    matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V);
+    const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
+    layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const LayerWeights *lw = &w->layers[l];
+        LayerWeights *lg = &g->layers[l];
+        const LayerActs *la = &a->layers[l];
+        const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
+        // A residual add hands its output's gradient to both inputs: the stream's stays in
+        // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm).
+        float *dbranch = d->dln;
+        // res2 = res1 + gelu(ln2 · W_fcᵀ) · W_projᵀ: dres holds d res2, then d res1.
+        residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
+        matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj, N, 4 * C, C);
+        gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);  // in place: d fch_gelu -> d fch
+        matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
+        layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd,
+                           N, C);
+        // res1 = x_in + attention(ln1 · W_qkvᵀ) · W_Oᵀ: dres becomes d x_in.
+        residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
+        matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C);
+        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H);
+        matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
+        layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
+                           C);
+    }
+    embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
+}
+
+void gpt_backward(GPT *m, float dloss, GradWrite gw) {
+    assert(m->grads && "the model was initialised for training");
+    assert(m->have_targets && "the last forward pass had targets");
+    if (m->acts_kernels == GPT_KERNELS_FAST) gpt_fast_backward(m, dloss, gw);
+    else backward_textbook(m, dloss, gw);
+    // wpe's rows past T get no gradient from this batch.
+    const GPTConfig *cfg = &m->config;
+    size_t C = (size_t)cfg->n_embd;
+    if (gw == GRAD_SET && m->T < cfg->block_size)
+        memset(m->g.wpe + (size_t)m->T * C, 0, (size_t)(cfg->block_size - m->T) * C * sizeof(float));
+}
+
+// ---- sizes ----------------------------------------------------------------------------
+// The values of the symbols a size is written in (gpt.h): B batch, T positions, C n_embd,
+// H n_head, V vocab_size; the shape trace adds K (key positions), L (n_layer) and hs (C/H).
+typedef struct {
+    int B, T, K, C, H, V, L;
+} Sizes;
+
+static Sizes sizes_of(const GPTConfig *cfg, int B, int T, int K) {
+    return (Sizes){.B = B, .T = T, .K = K, .C = cfg->n_embd, .H = cfg->n_head, .V = cfg->vocab_size, .L = cfg->n_layer};
+}
+
+// Evaluates dims ("B,T,4C", "B,H,T,hs", "" for a scalar) into d[]; returns the number of
+// dimensions. Each dimension is a product of single digits and symbols ('*' may separate them).
+static int eval_dims(const char *dims, const Sizes *s, long d[8]) {
+    int nd = 0;
+    if (!*dims) return 0;
+    d[0] = 1;
+    for (const char *p = dims; *p; p++) {
+        long f;
+        switch (*p) {
+        case ',': assert(nd < 7); d[++nd] = 1; continue;
+        case '*': continue;
+        case 'B': f = s->B; break;
+        case 'T': f = s->T; break;
+        case 'K': f = s->K; break;
+        case 'C': f = s->C; break;
+        case 'H': f = s->H; break;
+        case 'V': f = s->V; break;
+        case 'L': f = s->L; break;
+        case 'h': assert(p[1] == 's'); p++; f = s->C / s->H; break;
+        default: assert(*p >= '2' && *p <= '9'); f = *p - '0';
+        }
+        d[nd] *= f;
+    }
+    return nd + 1;
+}
+
+static size_t dims_numel(const char *dims, const Sizes *s) {
+    long d[8];
+    int nd = eval_dims(dims, s, d);
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)d[i];
     return n;
 }
 
+// ---- the tensor tables, from the lists in gpt.h ----------------------------------------
 typedef struct {
     const char *name;
     ptrdiff_t field;     // offsetof the pointer in its struct; -1: a slice of the previous one
-    const char *dim0, *dim1;
+    const char *rows, *cols;
     bool decay;
 } ParamSpec;
 
-static const ParamSpec TOP_PARAMS_HEAD[] = {
-    {"wte", offsetof(Weights, wte), "V", "C", true},
-    {"wpe", offsetof(Weights, wpe), "T", "C", true},
-};
-static const ParamSpec LAYER_PARAMS[] = {
-    {"ln1_w", offsetof(LayerWeights, ln1_w), "C", NULL, false},
-    {"w_q", offsetof(LayerWeights, w_qkv), "C", "C", true},  // W_Q, W_K, W_V are adjacent:
-    {"w_k", -1, "C", "C", true},                             // together the (3C,C) w_qkv
-    {"w_v", -1, "C", "C", true},
-    {"w_o", offsetof(LayerWeights, w_o), "C", "C", true},
-    {"ln2_w", offsetof(LayerWeights, ln2_w), "C", NULL, false},
-    {"w_fc", offsetof(LayerWeights, w_fc), "4C", "C", true},
-    {"w_proj", offsetof(LayerWeights, w_proj), "C", "4C", true},
-};
-static const ParamSpec TOP_PARAMS_TAIL[] = {
-    {"lnf_w", offsetof(Weights, lnf_w), "C", NULL, false},
-};
+#define PARAM_SPEC(S, field, name, rows, cols, decay) {name, offsetof(S, field), rows, cols, decay},
+#define SLICE_SPEC(name, rows, cols, decay) {name, -1, rows, cols, decay},
+#define TOP_PARAM_SPEC(...) PARAM_SPEC(Weights, __VA_ARGS__)
+#define LAYER_PARAM_SPEC(...) PARAM_SPEC(LayerWeights, __VA_ARGS__)
+static const ParamSpec TOP_PARAMS_HEAD[] = {GPT_PARAMS_HEAD(TOP_PARAM_SPEC, SLICE_SPEC)};
+static const ParamSpec LAYER_PARAMS[] = {GPT_LAYER_PARAMS(LAYER_PARAM_SPEC, SLICE_SPEC)};
+static const ParamSpec TOP_PARAMS_TAIL[] = {GPT_PARAMS_TAIL(TOP_PARAM_SPEC, SLICE_SPEC)};
 
 typedef struct {
-    const char *name;
     ptrdiff_t field;
     const char *dims;
 } ActSpec;
 
-static const ActSpec TOP_ACTS_HEAD[] = {{"encoded", offsetof(Acts, encoded), "BTC"}};
-static const ActSpec LAYER_ACTS[] = {
-    {"ln1", offsetof(LayerActs, ln1), "BTC"},           {"ln1_mean", offsetof(LayerActs, ln1_mean), "BT"},
-    {"ln1_rstd", offsetof(LayerActs, ln1_rstd), "BT"},  {"qkv", offsetof(LayerActs, qkv), "BT3C"},
-    {"atty", offsetof(LayerActs, atty), "BTC"},         {"att_lse", offsetof(LayerActs, att_lse), "BHT"},
-    {"res1", offsetof(LayerActs, res1), "BTC"},         {"ln2", offsetof(LayerActs, ln2), "BTC"},
-    {"ln2_mean", offsetof(LayerActs, ln2_mean), "BT"},  {"ln2_rstd", offsetof(LayerActs, ln2_rstd), "BT"},
-    {"fch_dgelu", offsetof(LayerActs, fch_dgelu), "BT4C"},          {"fch_gelu", offsetof(LayerActs, fch_gelu), "BT4C"},
-    {"res2", offsetof(LayerActs, res2), "BTC"},
-};
-static const ActSpec TOP_ACTS_TAIL[] = {
-    {"lnf", offsetof(Acts, lnf), "BTC"},       {"lnf_mean", offsetof(Acts, lnf_mean), "BT"},
-    {"lnf_rstd", offsetof(Acts, lnf_rstd), "BT"}, {"logits", offsetof(Acts, logits), "BTV"},
-    {"losses", offsetof(Acts, losses), "BT"},
-};
-static const ActSpec ACT_GRADS[] = {
-    {"dres", offsetof(ActGrads, dres), "BTC"},   {"dln", offsetof(ActGrads, dln), "BTC"},
-    {"datty", offsetof(ActGrads, datty), "BTC"}, {"dqkv", offsetof(ActGrads, dqkv), "BT3C"},
-    {"dfch", offsetof(ActGrads, dfch), "BT4C"},  {"dlogits", offsetof(ActGrads, dlogits), "BTV"},
-};
+#define ACT_SPEC(S, field, dims) {offsetof(S, field), dims},
+#define TOP_ACT_SPEC(...) ACT_SPEC(Acts, __VA_ARGS__)
+#define LAYER_ACT_SPEC(...) ACT_SPEC(LayerActs, __VA_ARGS__)
+#define ACT_GRAD_SPEC(...) ACT_SPEC(ActGrads, __VA_ARGS__)
+static const ActSpec TOP_ACTS_HEAD[] = {GPT_ACTS_HEAD(TOP_ACT_SPEC)};
+static const ActSpec LAYER_ACTS[] = {GPT_LAYER_ACTS(LAYER_ACT_SPEC)};
+static const ActSpec TOP_ACTS_TAIL[] = {GPT_ACTS_TAIL(TOP_ACT_SPEC)};
+static const ActSpec ACT_GRADS[] = {GPT_ACT_GRADS(ACT_GRAD_SPEC)};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static inline float **field_ptr(void *base, ptrdiff_t off) { return (float **)((char *)base + off); }
 
-// Walks the parameter table; with table != NULL fills its rows, with w != NULL and
-// block != NULL points w's fields into block. Returns the total size.
+// Walks the parameter table: the top tensors before the layers, the layers, the ones after.
+// With table != NULL fills its rows; with w != NULL and block != NULL points w's fields
+// into block. Returns the total size.
 static size_t layout_params(const GPTConfig *cfg, ParamInfo *table, Weights *w, float *block) {
+    Sizes sz = sizes_of(cfg, 1, cfg->block_size, 0);
     size_t off = 0;
     int row = 0;
     for (int part = 0; part < 3; part++) {
@@ -99,14 +223,15 @@ static size_t layout_params(const GPTConfig *cfg, ParamInfo *table, Weights *w, 
         for (int l = 0; l < reps; l++) {
             for (size_t s = 0; s < nspecs; s++) {
                 const ParamSpec *ps = &specs[s];
-                size_t d0 = dims_size(ps->dim0, cfg, 1), d1 = ps->dim1 ? dims_size(ps->dim1, cfg, 1) : 1;
+                bool matrix = *ps->cols != '\0';
+                size_t d0 = dims_numel(ps->rows, &sz), d1 = matrix ? dims_numel(ps->cols, &sz) : 1;
                 if (table) {
                     ParamInfo *pi = &table[row];
                     if (part == 1) snprintf(pi->name, sizeof pi->name, "h.%d.%s", l, ps->name);
                     else snprintf(pi->name, sizeof pi->name, "%s", ps->name);
-                    pi->ndim = ps->dim1 ? 2 : 1;
+                    pi->ndim = matrix ? 2 : 1;
                     pi->shape[0] = (int)d0;
-                    pi->shape[1] = ps->dim1 ? (int)d1 : 0;
+                    pi->shape[1] = matrix ? (int)d1 : 0;
                     pi->offset = off;
                     pi->numel = d0 * d1;
                     pi->decay = ps->decay;
@@ -127,7 +252,10 @@ static int count_param_tensors(const GPTConfig *cfg) {
     return (int)(COUNT(TOP_PARAMS_HEAD) + (size_t)cfg->n_layer * COUNT(LAYER_PARAMS) + COUNT(TOP_PARAMS_TAIL));
 }
 
+// The activations for (B, block_size), likewise: with a and block, points a's fields into
+// block. Returns the total size.
 static size_t layout_acts(const GPTConfig *cfg, int B, Acts *a, float *block) {
+    Sizes sz = sizes_of(cfg, B, cfg->block_size, 0);
     size_t off = 0;
     for (int part = 0; part < 3; part++) {
         const ActSpec *specs = part == 0 ? TOP_ACTS_HEAD : part == 1 ? LAYER_ACTS : TOP_ACTS_TAIL;
@@ -139,7 +267,7 @@ static size_t layout_acts(const GPTConfig *cfg, int B, Acts *a, float *block) {
                     void *base = part == 1 ? (void *)&a->layers[l] : (void *)a;
                     *field_ptr(base, specs[s].field) = block + off;
                 }
-                off += dims_size(specs[s].dims, cfg, B);
+                off += dims_numel(specs[s].dims, &sz);
             }
         }
     }
@@ -147,10 +275,11 @@ static size_t layout_acts(const GPTConfig *cfg, int B, Acts *a, float *block) {
 }
 
 static size_t layout_act_grads(const GPTConfig *cfg, int B, ActGrads *g, float *block) {
+    Sizes sz = sizes_of(cfg, B, cfg->block_size, 0);
     size_t off = 0;
     for (size_t s = 0; s < COUNT(ACT_GRADS); s++) {
         if (g && block) *field_ptr(g, ACT_GRADS[s].field) = block + off;
-        off += dims_size(ACT_GRADS[s].dims, cfg, B);
+        off += dims_numel(ACT_GRADS[s].dims, &sz);
     }
     return off;
 }
@@ -211,13 +340,24 @@ static void init_weights(GPT *m, uint64_t seed) {
     }
 }
 
+// Activations, and the batch's ids, for max_batch sequences of block_size.
+static void alloc_acts(GPT *m, int max_batch) {
+    const GPTConfig *cfg = &m->config;
+    m->acts.layers = xcalloc((size_t)cfg->n_layer, sizeof(LayerActs));
+    m->num_acts = layout_acts(cfg, max_batch, NULL, NULL);
+    m->acts_memory = xalloc_floats(m->num_acts);
+    layout_acts(cfg, max_batch, &m->acts, m->acts_memory);
+    size_t bt = (size_t)max_batch * cfg->block_size;
+    m->inputs = xcalloc(bt, sizeof(int));
+    m->targets = xcalloc(bt, sizeof(int));
+}
+
 void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int flags) {
-    char err[256];
-    if (!gpt_config_check(cfg, err, sizeof err)) die("%s", err);
-    if (max_batch < 0) die("batch size %d is negative", max_batch);
+    assert(gpt_config_check(cfg, NULL, 0) && max_batch >= 0);  // callers check the config first
     memset(m, 0, sizeof *m);
     m->config = *cfg;
     m->max_batch = max_batch;
+    m->kernels = GPT_KERNELS_FAST;
     int L = cfg->n_layer;
 
     m->n_param_tensors = count_param_tensors(cfg);
@@ -234,19 +374,25 @@ void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int fl
         layout_params(cfg, NULL, &m->g, m->grads);
     }
     if (max_batch > 0) {
-        m->acts.layers = xcalloc((size_t)L, sizeof(LayerActs));
-        m->num_acts = layout_acts(cfg, max_batch, NULL, NULL);
-        m->acts_memory = xalloc_floats(m->num_acts);
-        layout_acts(cfg, max_batch, &m->acts, m->acts_memory);
-        size_t bt = (size_t)max_batch * cfg->block_size;
-        m->inputs = xcalloc(bt, sizeof(int));
-        m->targets = xcalloc(bt, sizeof(int));
+        alloc_acts(m, max_batch);
         if (flags & GPT_TRAINING) {
             m->num_act_grads = layout_act_grads(cfg, max_batch, NULL, NULL);
             m->act_grads_memory = xalloc_floats(m->num_act_grads);
             layout_act_grads(cfg, max_batch, &m->ag, m->act_grads_memory);
         }
     }
+}
+
+void gpt_init_view(GPT *view, const GPT *m, int max_batch) {
+    assert(max_batch > 0);
+    memset(view, 0, sizeof *view);
+    view->config = m->config;
+    view->max_batch = max_batch;
+    view->kernels = m->kernels;
+    view->w = m->w;  // the same tensors: the layers' pointers are copied into an array of its own
+    view->w.layers = xcalloc((size_t)m->config.n_layer, sizeof(LayerWeights));
+    memcpy(view->w.layers, m->w.layers, (size_t)m->config.n_layer * sizeof(LayerWeights));
+    alloc_acts(view, max_batch);
 }
 
 void gpt_free(GPT *m) {
@@ -263,159 +409,91 @@ void gpt_free(GPT *m) {
     memset(m, 0, sizeof *m);
 }
 
+const char *gpt_kernels_name(GPTKernels k) { return k == GPT_KERNELS_TEXTBOOK ? "textbook" : "fast"; }
+
+bool gpt_kernels_parse(const char *s, GPTKernels *k) {
+    if (strcmp(s, "fast") == 0) *k = GPT_KERNELS_FAST;
+    else if (strcmp(s, "textbook") == 0) *k = GPT_KERNELS_TEXTBOOK;
+    else return false;
+    return true;
+}
+
 const ParamInfo *gpt_param(const GPT *m, const char *name) {
     for (int i = 0; i < m->n_param_tensors; i++)
         if (strcmp(m->param_table[i].name, name) == 0) return &m->param_table[i];
     return NULL;
 }
 
-// ---- forward --------------------------------------------------------------------------
-float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
-    const GPTConfig *cfg = &m->config;
-    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
-    if (T < 1 || T > cfg->block_size)
-        die("sequence length %d is out of range (expected 1 to block_size %d)", T, cfg->block_size);
-    if (B < 1 || B > m->max_batch) die("batch size %d is out of range (expected 1 to %d)", B, m->max_batch);
-    int N = B * T;
-    for (int i = 0; i < N; i++) {
-        if (idx[i] < 0 || idx[i] >= V) die("token id %d at position %d is out of range (vocab size %d)", idx[i], i, V);
-        if (targets && (targets[i] < 0 || targets[i] >= V))
-            die("target id %d at position %d is out of range (vocab size %d)", targets[i], i, V);
-    }
-    if (m->trace_shapes) {
-        gpt_print_shape_trace(m, B, T, stderr);
-        m->trace_shapes = false;
-    }
-    m->B = B;
-    m->T = T;
-    memcpy(m->inputs, idx, (size_t)N * sizeof(int));
-    m->have_targets = targets != NULL;
-    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
-
-    Acts *a = &m->acts;
-    const Weights *w = &m->w;
-    PROF(PROF_ENCODER, encoder_forward(a->encoded, idx, w->wte, w->wpe, B, T, C));
-    const float *x = a->encoded;
-    for (int l = 0; l < L; l++) {
-        const LayerWeights *lw = &w->layers[l];
-        LayerActs *la = &a->layers[l];
-        PROF(PROF_LAYERNORM, layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
-        PROF(PROF_MATMUL_FWD, matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_ATTN_FWD, attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H));
-        PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C));
-        PROF(PROF_LAYERNORM, layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
-        PROF(PROF_MATMUL_FWD, matmul_forward_gelu_deriv(la->fch_dgelu, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
-        PROF(PROF_MATMUL_FWD, matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C));
-        x = la->res2;
-    }
-    PROF(PROF_LAYERNORM, layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
-    PROF(PROF_MATMUL_FWD, matmul_forward(a->logits, a->lnf, w->wte, N, C, V));
-    if (!targets) return -1.0f;
-    PROF(PROF_LOSS, crossentropy_forward(a->losses, a->logits, targets, N, V));
-    m->mean_loss = (float)(sum_fixed_order(a->losses, (size_t)N) / N);
-    return m->mean_loss;
-}
-
-// ---- backward -------------------------------------------------------------------------
-void gpt_zero_grad(GPT *m) {
-    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
-}
-
-// The backward pass. With GRAD_SET every gradient tensor's first writer overwrites it
-// (the LM head's product for wte, then each layer's products and layer norms, the encoder
-// for wpe), so the block needs no clearing first; GRAD_ADD adds to what it holds.
-static void backward(GPT *m, float dloss, GradWrite gw) {
-    if (!m->grads) die("gpt_backward: the model was not initialised for training");
-    if (!m->have_targets) die("gpt_backward: the last forward pass had no targets");
-    const GPTConfig *cfg = &m->config;
-    int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
-    int B = m->B, T = m->T, N = B * T;
-    Acts *a = &m->acts;
-    ActGrads *d = &m->ag;
-    const Weights *w = &m->w;
-    Weights *g = &m->g;
-
-    // Scratch gradients are reused layer after layer; each is overwritten by its first
-    // writer (the loss, the products' dinp, the final layer norm) and needs no clearing.
-    PROF(PROF_LOSS, crossentropy_backward(d->dlogits, a->logits, m->targets, dloss / (float)N, N, V));
-    PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V));
-    const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
-    PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean,
-                                            a->lnf_rstd, N, C));
-
-    for (int l = L - 1; l >= 0; l--) {
-        const LayerWeights *lw = &w->layers[l];
-        LayerWeights *lg = &g->layers[l];
-        LayerActs *la = &a->layers[l];
-        const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
-        // res2 = res1 + gelu(ln2(res1) · W_fcᵀ) · W_projᵀ   (dres is d res2, then d res1)
-        PROF(PROF_MATMUL_BWD, matmul_backward_set_gelu(d->dfch, lg->w_proj, gw, d->dres, la->fch_gelu, lw->w_proj,
-                                                       la->fch_dgelu, N, 4 * C, C));
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
-        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
-                                                la->ln2_mean, la->ln2_rstd, N, C));
-        // res1 = x_in + attention(ln1(x_in) · W_qkvᵀ) · W_Oᵀ   (dres becomes d x_in)
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->datty, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
-        PROF(PROF_ATTN_BWD, attention_backward_set(d->dqkv, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
-        PROF(PROF_MATMUL_BWD, matmul_backward_set(d->dln, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_LAYERNORM, layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
-                                                la->ln1_mean, la->ln1_rstd, N, C));
-    }
-    // wte already holds the LM head's part: the lookup's is added. wpe's rows past T get
-    // no gradient from this batch.
-    PROF(PROF_ENCODER, encoder_backward(g->wte, g->wpe, gw, d->dres, m->inputs, B, T, C));
-    if (gw == GRAD_SET && T < cfg->block_size)
-        memset(g->wpe + (size_t)T * C, 0, (size_t)(cfg->block_size - T) * C * sizeof(float));
-}
-
-void gpt_backward(GPT *m, float dloss) { backward(m, dloss, GRAD_ADD); }
-
-void gpt_backward_set(GPT *m, float dloss) { backward(m, dloss, GRAD_SET); }
-
 // ---- reports --------------------------------------------------------------------------
-static void shape_line(FILE *f, int indent, const char *what, const char *sym, const int *dims, int nd,
-                       const char *note) {
-    char buf[96];
-    int n = 0;
-    n += snprintf(buf + n, sizeof buf - (size_t)n, "(");
-    for (int i = 0; i < nd; i++) n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%d", i ? "," : "", dims[i]);
-    snprintf(buf + n, sizeof buf - (size_t)n, ")");
-    fprintf(f, "%*s%-*s %-14s = %-18s%s\n", indent, "", 40 - indent, what, sym, buf, note ? note : "");
+// The shape trace: one row per step of the forward pass. dims are written in the symbols of
+// Sizes; K is the number of key positions each query sees.
+typedef enum {
+    TRACE_ALWAYS,
+    TRACE_KEPT,    // a pass that keeps its activations (no KV cache)
+    TRACE_CACHED,  // a decoding step with the KV cache
+} TraceWhen;
+
+typedef struct {
+    int indent;
+    const char *what, *dims, *note;
+    TraceWhen when;
+} TraceRow;
+
+static const TraceRow TRACE_EMBED[] = {
+    {2, "idx", "B,T", "  token ids", TRACE_ALWAYS},
+    {2, "wte[idx]", "B,T,C", NULL, TRACE_ALWAYS},
+    {2, "wpe[positions]", "T,C", NULL, TRACE_ALWAYS},
+    {2, "x = wte[idx] + wpe", "B,T,C", NULL, TRACE_ALWAYS},
+};
+static const TraceRow TRACE_BLOCK[] = {
+    {4, "a = layernorm(x; ln1_w)", "B,T,C", NULL, TRACE_ALWAYS},
+    {4, "W_Q, W_K, W_V", "C,C", "  each; stored stacked as (3C,C)", TRACE_ALWAYS},
+    {4, "Q = a @ W_Q^T", "B,T,C", NULL, TRACE_ALWAYS},
+    {6, "-> view as heads", "B,T,H,hs", NULL, TRACE_ALWAYS},
+    {6, "-> read as", "B,H,T,hs", "  a strided view, no copy", TRACE_ALWAYS},
+    {4, "K, V likewise", "B,H,K,hs", NULL, TRACE_KEPT},
+    {4, "K, V: the cache's and this step's", "B,H,K,hs", "  each", TRACE_CACHED},
+    {4, "scores Q @ K^T / sqrt(hs) + causal", "B,H,T,K", "  one row at a time, never stored", TRACE_ALWAYS},
+    {4, "softmax(scores) @ V", "B,H,T,hs", NULL, TRACE_ALWAYS},
+    {4, "saved log-sum-exp per row", "B,H,T", "  kept for backward", TRACE_KEPT},
+    {4, "concat heads", "B,T,H*hs", NULL, TRACE_ALWAYS},
+    {4, "y @ W_O^T   (W_O is (C,C))", "B,T,C", NULL, TRACE_ALWAYS},
+    {4, "x = x + y @ W_O^T", "B,T,C", NULL, TRACE_ALWAYS},
+    {4, "m = layernorm(x; ln2_w)", "B,T,C", NULL, TRACE_ALWAYS},
+    {4, "h = gelu(m @ W_fc^T)", "B,T,4C", NULL, TRACE_ALWAYS},
+    {4, "x = x + h @ W_proj^T", "B,T,C", NULL, TRACE_ALWAYS},
+};
+static const TraceRow TRACE_HEAD[] = {
+    {2, "lnf = layernorm(x; lnf_w)", "B,T,C", NULL, TRACE_ALWAYS},
+    {2, "logits = lnf @ wte^T (tied head)", "B,T,V", NULL, TRACE_ALWAYS},
+    {2, "loss = mean cross-entropy", "", "  scalar (with targets)", TRACE_KEPT},
+    {2, "KV cache: keys, values", "L,K,C", "  each, in room for block_size positions", TRACE_CACHED},
+};
+
+static void trace_rows(const TraceRow *rows, size_t n, const Sizes *s, bool kv_cache, FILE *f) {
+    for (size_t r = 0; r < n; r++) {
+        const TraceRow *row = &rows[r];
+        if ((row->when == TRACE_KEPT && kv_cache) || (row->when == TRACE_CACHED && !kv_cache)) continue;
+        long d[8];
+        int nd = eval_dims(row->dims, s, d);
+        char sym[32], val[96];
+        snprintf(sym, sizeof sym, "(%s)", row->dims);
+        int k = snprintf(val, sizeof val, "(");
+        for (int i = 0; i < nd; i++) k += snprintf(val + k, sizeof val - (size_t)k, "%s%ld", i ? "," : "", d[i]);
+        snprintf(val + k, sizeof val - (size_t)k, ")");
+        fprintf(f, "%*s%-*s %-14s = %-18s%s\n", row->indent, "", 40 - row->indent, row->what, sym, val,
+                row->note ? row->note : "");
+    }
 }
 
-void gpt_print_shape_trace(const GPT *m, int B, int T, FILE *f) {
-    const GPTConfig *c = &m->config;
-    int C = c->n_embd, H = c->n_head, hs = C / H, V = c->vocab_size;
-#define SHAPE(ind, what, sym, note, ...)                                                  \
-    do {                                                                                   \
-        int dims_[] = {__VA_ARGS__};                                                       \
-        shape_line(f, ind, what, sym, dims_, (int)(sizeof dims_ / sizeof dims_[0]), note); \
-    } while (0)
-    fprintf(f, "shape trace: B=%d T=%d C=%d H=%d hs=C/H=%d V=%d L=%d\n", B, T, C, H, hs, V, c->n_layer);
-    SHAPE(2, "idx", "(B,T)", NULL, B, T);
-    SHAPE(2, "wte[idx]", "(B,T,C)", NULL, B, T, C);
-    SHAPE(2, "wpe[0:T]", "(T,C)", NULL, T, C);
-    SHAPE(2, "x = wte[idx] + wpe", "(B,T,C)", NULL, B, T, C);
+void gpt_print_shape_trace(const GPTConfig *c, int B, int T, int K, bool kv_cache, FILE *f) {
+    Sizes s = sizes_of(c, B, T, K);
+    fprintf(f, "shape trace: B=%d T=%d K=%d (keys per query) C=%d H=%d hs=C/H=%d V=%d L=%d\n", B, T, K, c->n_embd,
+            c->n_head, c->n_embd / c->n_head, c->vocab_size, c->n_layer);
+    trace_rows(TRACE_EMBED, COUNT(TRACE_EMBED), &s, kv_cache, f);
     fprintf(f, "  block 0 (of %d, all alike):\n", c->n_layer);
-    SHAPE(4, "a = layernorm(x; ln1_w)", "(B,T,C)", NULL, B, T, C);
-    SHAPE(4, "W_Q, W_K, W_V", "(C,C) each", "  stored stacked as (3C,C)", C, C);
-    SHAPE(4, "Q = a @ W_Q^T", "(B,T,C)", NULL, B, T, C);
-    SHAPE(6, "-> view as heads", "(B,T,H,hs)", NULL, B, T, H, hs);
-    SHAPE(6, "-> read as", "(B,H,T,hs)", "  a strided view, no copy", B, H, T, hs);
-    SHAPE(4, "K, V likewise", "(B,H,T,hs)", NULL, B, H, T, hs);
-    SHAPE(4, "scores Q @ K^T / sqrt(hs) + causal", "(B,H,T,T)", "  one row at a time, never stored", B, H, T, T);
-    SHAPE(4, "softmax(scores) @ V", "(B,H,T,hs)", NULL, B, H, T, hs);
-    SHAPE(4, "saved log-sum-exp per row", "(B,H,T)", NULL, B, H, T);
-    SHAPE(4, "concat heads", "(B,T,H*hs)", NULL, B, T, H * hs);
-    SHAPE(4, "y @ W_O^T   (W_O is (C,C))", "(B,T,C)", NULL, B, T, C);
-    SHAPE(4, "x = x + y @ W_O^T", "(B,T,C)", NULL, B, T, C);
-    SHAPE(4, "m = layernorm(x; ln2_w)", "(B,T,C)", NULL, B, T, C);
-    SHAPE(4, "h = gelu(m @ W_fc^T)", "(B,T,4C)", NULL, B, T, 4 * C);
-    SHAPE(4, "x = x + h @ W_proj^T", "(B,T,C)", NULL, B, T, C);
-    SHAPE(2, "lnf = layernorm(x; lnf_w)", "(B,T,C)", NULL, B, T, C);
-    SHAPE(2, "logits = lnf @ wte^T (tied head)", "(B,T,V)", NULL, B, T, V);
-    fprintf(f, "  %-38s %-14s   scalar\n", "loss = mean cross-entropy", "()");
-#undef SHAPE
+    trace_rows(TRACE_BLOCK, COUNT(TRACE_BLOCK), &s, kv_cache, f);
+    trace_rows(TRACE_HEAD, COUNT(TRACE_HEAD), &s, kv_cache, f);
 }
 
 void gpt_print_param_table(const GPT *m, FILE *f) {

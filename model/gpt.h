@@ -1,5 +1,5 @@
-// gpt.h -- the GPT of DESIGN.md §3: configuration, the parameter and activation tables,
-// forward, backward, and the parameter count.
+// gpt.h -- the GPT of DESIGN.md §3: configuration, the parameter and activation tensors
+// (each list written once, below), forward, backward, and the parameter count.
 #ifndef GPT_GPT_H
 #define GPT_GPT_H
 
@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "common/common.h"
 
 typedef struct {
     int vocab_size;  // V
@@ -23,6 +25,94 @@ bool gpt_config_check(const GPTConfig *cfg, char *err, size_t errlen);
 // Number of parameters (the tied wte counted once); independent of n_head.
 size_t gpt_config_num_params(const GPTConfig *cfg);
 
+// ---- the tensors ------------------------------------------------------------------------
+// Each list below is the one place its tensors are written down: the structs' fields, the
+// parameter table (names, shapes, weight decay), the sizes and the layout of the one
+// contiguous block each kind lives in all come from it. Adding a tensor is one line.
+// Sizes are comma-separated dimensions, each a product of digits and the symbols
+// B (batch), T (block_size), C (n_embd), H (n_head), V (vocab_size).
+
+// Parameters, in checkpoint order. PARAM(field, name, rows, cols, decay) is a tensor with a
+// field of its own; SLICE(name, rows, cols, decay) is a table row that continues the field
+// before it. decay: AdamW's weight decay applies (matrices and embeddings, not LN gains).
+#define GPT_PARAMS_HEAD(PARAM, SLICE)                                      \
+    PARAM(wte, "wte", "V", "C", true) /* token embedding, also the LM head */ \
+    PARAM(wpe, "wpe", "T", "C", true) /* position embedding */
+#define GPT_LAYER_PARAMS(PARAM, SLICE)                                                       \
+    PARAM(ln1_w, "ln1_w", "C", "", false)                                                    \
+    PARAM(w_qkv, "w_q", "C", "C", true) /* W_Q, W_K, W_V adjacent: one (3C,C) product */     \
+    SLICE("w_k", "C", "C", true)                                                             \
+    SLICE("w_v", "C", "C", true)                                                             \
+    PARAM(w_o, "w_o", "C", "C", true)                                                        \
+    PARAM(ln2_w, "ln2_w", "C", "", false)                                                    \
+    PARAM(w_fc, "w_fc", "4C", "C", true)                                                     \
+    PARAM(w_proj, "w_proj", "C", "4C", true)
+#define GPT_PARAMS_TAIL(PARAM, SLICE) PARAM(lnf_w, "lnf_w", "C", "", false)
+
+// Activations the forward pass keeps for the backward pass, for (B,T) = (max_batch,
+// block_size), in the order the forward pass writes them. ACT(field, dims).
+#define GPT_ACTS_HEAD(ACT) ACT(encoded, "B,T,C") /* x = wte[idx] + wpe */
+#define GPT_LAYER_ACTS(ACT)                                                                    \
+    ACT(ln1, "B,T,C")       /* layernorm(x; ln1_w) */                                          \
+    ACT(ln1_mean, "B,T")    /* its rows' means */                                              \
+    ACT(ln1_rstd, "B,T")    /* and 1/std */                                                    \
+    ACT(qkv, "B,T,3C")      /* q | k | v = ln1 · W_qkvᵀ */                                     \
+    ACT(atty, "B,T,C")      /* the heads' outputs side by side, before W_O */                  \
+    ACT(att_lse, "B,H,T")   /* log-sum-exp of each attention row (no T x T tensor) */          \
+    ACT(res1, "B,T,C")      /* x + atty · W_Oᵀ */                                              \
+    ACT(ln2, "B,T,C")       /* layernorm(res1; ln2_w) */                                       \
+    ACT(ln2_mean, "B,T")                                                                       \
+    ACT(ln2_rstd, "B,T")                                                                       \
+    ACT(fch, "B,T,4C")      /* the W_fc output as each path keeps it: textbook pre = ln2 · W_fcᵀ, \
+                               fast gelu'(pre), which is all its GELU backward needs */          \
+    ACT(fch_gelu, "B,T,4C") /* gelu(pre) */                                                    \
+    ACT(res2, "B,T,C")      /* res1 + fch_gelu · W_projᵀ: the block's output */
+#define GPT_ACTS_TAIL(ACT)                                     \
+    ACT(lnf, "B,T,C")    /* layernorm(x; lnf_w) */             \
+    ACT(lnf_mean, "B,T")                                       \
+    ACT(lnf_rstd, "B,T")                                       \
+    ACT(logits, "B,T,V") /* lnf · wteᵀ */                      \
+    ACT(losses, "B,T")   /* cross-entropy of each position */
+
+// Gradient scratch of the backward pass, reused layer after layer. Each is overwritten by
+// its first writer in a pass, so none needs clearing.
+#define GPT_ACT_GRADS(ACT)                                                                \
+    ACT(dres, "B,T,C")    /* the residual stream's gradient */                            \
+    ACT(dln, "B,T,C")     /* at a layer norm's output (the textbook path first holds a    \
+                             branch's output gradient here; the two are never live at once) */ \
+    ACT(datty, "B,T,C")   /* at the attention's output */                                 \
+    ACT(dqkv, "B,T,3C")                                                                   \
+    ACT(dfch, "B,T,4C")   /* at the MLP's hidden layer */                                 \
+    ACT(dlogits, "B,T,V")
+
+#define GPT_FIELD_(field, ...) float *field;
+#define GPT_NO_FIELD_(...)
+
+// Pointers into a parameter-shaped block (the parameters, or their gradients).
+typedef struct {
+    GPT_LAYER_PARAMS(GPT_FIELD_, GPT_NO_FIELD_)
+} LayerWeights;
+
+typedef struct {
+    GPT_PARAMS_HEAD(GPT_FIELD_, GPT_NO_FIELD_)
+    LayerWeights *layers;  // L of them
+    GPT_PARAMS_TAIL(GPT_FIELD_, GPT_NO_FIELD_)
+} Weights;
+
+typedef struct {
+    GPT_LAYER_ACTS(GPT_FIELD_)
+} LayerActs;
+
+typedef struct {
+    GPT_ACTS_HEAD(GPT_FIELD_)
+    LayerActs *layers;  // L of them
+    GPT_ACTS_TAIL(GPT_FIELD_)
+} Acts;
+
+typedef struct {
+    GPT_ACT_GRADS(GPT_FIELD_)
+} ActGrads;
+
 // One row of the parameter table.
 typedef struct {
     char name[32];   // "wte", "h.0.w_q", ..., "lnf_w"
@@ -30,71 +120,26 @@ typedef struct {
     int shape[2];    // PyTorch order
     size_t offset;   // into the parameter block
     size_t numel;
-    bool decay;      // AdamW weight decay applies (matrices and embeddings, not LN gains)
+    bool decay;      // AdamW weight decay applies
 } ParamInfo;
 
-// Pointers into a parameter-shaped block (the parameters, or their gradients).
-typedef struct {
-    float *ln1_w;   // (C)
-    float *w_qkv;   // (3C,C): W_Q, W_K, W_V stacked, each (C,C); the table lists them apart
-    float *w_o;     // (C,C)
-    float *ln2_w;   // (C)
-    float *w_fc;    // (4C,C)
-    float *w_proj;  // (C,4C)
-} LayerWeights;
+// Which implementation runs the forward and backward passes: the fast kernels
+// (model/gpt_fast.c, the default) or the textbook layers (model/layers.h), which define
+// the model. A run-time choice: both read and write the same tensors.
+typedef enum { GPT_KERNELS_FAST, GPT_KERNELS_TEXTBOOK } GPTKernels;
 
-typedef struct {
-    float *wte;            // (V,C), also the LM head
-    float *wpe;            // (block_size,C)
-    LayerWeights *layers;  // L of them
-    float *lnf_w;          // (C)
-} Weights;
-
-// Forward activations, kept for backward. Laid out for (B,T) of the current call.
-typedef struct {
-    float *ln1;       // (B,T,C)
-    float *ln1_mean;  // (B,T)
-    float *ln1_rstd;  // (B,T)
-    float *qkv;       // (B,T,3C)
-    float *atty;      // (B,T,C)   heads concatenated, before W_O
-    float *att_lse;   // (B,H,T)   log-sum-exp of each attention row (no T x T tensor)
-    float *res1;      // (B,T,C)   x + attention
-    float *ln2;       // (B,T,C)
-    float *ln2_mean;  // (B,T)
-    float *ln2_rstd;  // (B,T)
-    float *fch_dgelu; // (B,T,4C)  gelu' at the W_fc output (all the GELU's backward needs)
-    float *fch_gelu;  // (B,T,4C)
-    float *res2;      // (B,T,C)   block output
-} LayerActs;
-
-typedef struct {
-    float *encoded;    // (B,T,C)
-    LayerActs *layers; // L of them
-    float *lnf;        // (B,T,C)
-    float *lnf_mean;   // (B,T)
-    float *lnf_rstd;   // (B,T)
-    float *logits;     // (B,T,V)
-    float *losses;     // (B,T)
-} Acts;
-
-// Gradient scratch for backward, reused layer after layer.
-typedef struct {
-    float *dres;     // (B,T,C)  the residual stream's gradient
-    float *dln;      // (B,T,C)  gradient at a layernorm's output
-    float *datty;    // (B,T,C)
-    float *dqkv;     // (B,T,3C)
-    float *dfch;     // (B,T,4C)
-    float *dlogits;  // (B,T,V)
-} ActGrads;
+const char *gpt_kernels_name(GPTKernels k);  // "fast", "textbook"
+bool gpt_kernels_parse(const char *s, GPTKernels *k);
 
 typedef struct {
     GPTConfig config;
     int max_batch;          // activations are sized for (max_batch, block_size)
+    GPTKernels kernels;     // for the next forward pass (fast after gpt_init)
 
     ParamInfo *param_table; // n_param_tensors rows
     int n_param_tensors;
     size_t num_params;
-    float *params;          // one block, num_params
+    float *params;          // one block, num_params (NULL in a view: w points into another model's)
     float *grads;           // one block, num_params (NULL unless training)
     Weights w, g;
 
@@ -109,6 +154,7 @@ typedef struct {
     int *targets;
     int B, T;               // shape of the last forward
     bool have_targets;
+    GPTKernels acts_kernels;// the kernels of the last forward (its backward runs on them)
     float mean_loss;        // of the last forward with targets
 
     bool trace_shapes;      // print the shape trace at the next forward, then clear
@@ -119,25 +165,31 @@ enum {
     GPT_TRAINING = 2,      // allocate gradients and activation gradients
 };
 
-// Dies with the configuration error if cfg is invalid. max_batch 0 allocates no activations.
+// cfg must pass gpt_config_check (an assert). max_batch 0 allocates no activations.
 void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int flags);
+// A model that reads m's weights (as they are at each forward pass) with activations of
+// its own for max_batch sequences, no gradients and no parameter table: what decoding on the
+// textbook path runs whole forward passes on. m must outlive it; gpt_free frees its own parts.
+void gpt_init_view(GPT *view, const GPT *m, int max_batch);
 void gpt_free(GPT *m);
 
-// Forward over idx (B,T); with targets (B,T) returns the mean cross-entropy, else -1.
-// Logits are in m->acts.logits (B,T,V).
+// Forward over idx (B,T) on m->kernels; with targets (B,T) returns the mean cross-entropy,
+// else -1. Logits are in m->acts.logits (B,T,V).
 float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T);
-// Backward of the last forward (which had targets). dloss scales the mean loss's gradient
-// (1 for one batch, 1/k to average k accumulated batches). Accumulates into m->grads.
-void gpt_backward(GPT *m, float dloss);
-// The same, except that m->grads is overwritten: a step's first backward, with no
-// gpt_zero_grad before it (the same gradients, without a pass that clears the block).
-void gpt_backward_set(GPT *m, float dloss);
+// Backward of the last forward (which had targets), on the kernels that forward ran on.
+// dloss scales the mean loss's gradient (1 for one batch, 1/k to average k accumulated
+// batches). With GRAD_SET m->grads is overwritten (a step's first backward needs no
+// cleared block), with GRAD_ADD the batch's gradients are added to it.
+void gpt_backward(GPT *m, float dloss, GradWrite grads_write);
 void gpt_zero_grad(GPT *m);
 
 const ParamInfo *gpt_param(const GPT *m, const char *name);
 
-// Prints the shapes of a forward pass with (B,T): embedding, one block, head.
-void gpt_print_shape_trace(const GPT *m, int B, int T, FILE *f);
+// Prints the shapes of a forward pass, through the embedding, one block and the head: B
+// sequences of T new positions, each attending over K key positions (K = T for whole
+// sequences). kv_cache: a decoding step, whose keys and values come from the KV cache
+// (its shape is printed too); else a pass that keeps its activations for backward.
+void gpt_print_shape_trace(const GPTConfig *c, int B, int T, int K, bool kv_cache, FILE *f);
 // Prints the parameter table (name, shape, count) and the total.
 void gpt_print_param_table(const GPT *m, FILE *f);
 

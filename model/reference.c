@@ -1,6 +1,7 @@
 // reference.c -- double-precision reference of the model (see reference.h).
 #include "model/reference.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static const double *param_at(const GPT *m, const double *p, const char *fmt, in
     char name[32];
     snprintf(name, sizeof name, fmt, layer);
     const ParamInfo *pi = gpt_param(m, name);
-    if (!pi) die("reference: no parameter named %s", name);
+    assert(pi && "a parameter of the table");
     return p + pi->offset;
 }
 
@@ -165,9 +166,8 @@ void gpt_numeric_grads(const GPT *m, const int *idx, const int *targets, int B, 
 // it is 5e-3, a missing term or a transpose 1e-1 or more. 1e-4 stands a hundred times above
 // the noise and fifty times below the smallest of those mistakes.
 int gpt_gradcheck(GPT *m, const int *idx, const int *targets, int B, int T, double tol, FILE *f) {
-    gpt_zero_grad(m);
     float loss = gpt_forward(m, idx, targets, B, T);
-    gpt_backward(m, 1.0f);
+    gpt_backward(m, 1.0f, GRAD_SET);
     double *numeric = xmalloc(m->num_params * sizeof(double));
     double *p = xmalloc(m->num_params * sizeof(double));
     for (size_t i = 0; i < m->num_params; i++) p[i] = m->params[i];

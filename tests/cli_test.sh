@@ -112,4 +112,23 @@ expect_error "bench: D % H" "does not divide" "$GPT" bench --n-embd 10 --n-head 
 expect_ok "gradcheck" "$GPT" gradcheck
 grep -q "PASS: 19 of 19" "$TOP/ok.out" || fail "gradcheck: not all tensors passed"
 
+# ---- --kernels textbook: the plain loops of model/layers.c ------------------------------------
+expect_ok "train --kernels textbook" "$GPT" train --data small.txt --out run_tb --iters 20 --eval-interval 10 $TINY \
+    --kernels textbook
+# The same run as the fast one above: the batch losses agree to 1e-4 (test_gpt.c bounds them by 1e-5).
+paste -d, run/metrics.csv run_tb/metrics.csv | awk -F, 'NR > 1 && $2 != "" {
+    d = $2 - $10; if (d < 0) d = -d; if (d > 1e-4 * $10) bad = 1 } END { exit bad }' ||
+    fail "train --kernels textbook: its losses do not follow the fast run's"
+expect_ok "sample --kernels fast" "$GPT" sample good.bin --tokens 40 --seed 3
+cp "$TOP/ok.out" sample_fast.txt
+expect_ok "sample --kernels textbook" "$GPT" sample good.bin --tokens 40 --seed 3 --kernels textbook
+cmp -s sample_fast.txt "$TOP/ok.out" || fail "sample --kernels textbook: not the fast path's text"
+expect_ok "gradcheck --kernels textbook" "$GPT" gradcheck --kernels textbook
+grep -q "PASS: 19 of 19" "$TOP/ok.out" || fail "gradcheck --kernels textbook: not all tensors passed"
+expect_ok "bench --kernels textbook" "$GPT" bench --kernels textbook --n-layer 1 --n-embd 16 --n-head 2 --block-size 8 \
+    --batch-size 2 --steps 2 --warmup 0
+expect_error "--kernels slow" "--kernels expects fast or textbook, got 'slow'" "$GPT" train --kernels slow
+expect_error "bench --profile --kernels textbook" "--profile times the fast kernels" "$GPT" bench --profile \
+    --kernels textbook
+
 finish

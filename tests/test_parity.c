@@ -1,7 +1,8 @@
 // test_parity.c -- the C model against PyTorch: logits, loss, every parameter gradient, and
 // the weights after a few AdamW steps, compared with a fixture that scripts/torch_reference.py
 // computed in float64 from the same checkpoint. Both files are committed under tests/fixtures
-// (GPT_PARITY_DIR overrides the directory), so the test needs no Python.
+// (GPT_PARITY_DIR overrides the directory), so the test needs no Python. The logits, the
+// gradients and the steps are checked on both the fast and the textbook kernels.
 //
 // The fixture's format is documented in scripts/torch_reference.py: "GPTFIX1\n", u32 record
 // count, records (u32 name length, name, u32 dtype 1=i32 2=f32 3=f64, u32 ndim, u32 dims,
@@ -437,7 +438,7 @@ static Verdict check_grads(Parity *p) {
 static void forward_backward(Parity *p) {
     gpt_zero_grad(&p->m);
     gpt_forward(&p->m, p->idx, p->targets, p->B, p->T);
-    gpt_backward(&p->m, 1.0f);
+    gpt_backward(&p->m, 1.0f, GRAD_ADD);
 }
 
 // The fixture's AdamW settings, as the C optimizer holds them.
@@ -464,7 +465,7 @@ static Verdict check_steps(Parity *p, const AdamWConfig *cfg, float lr, float cl
     for (int k = 0; k < p->K; k++) {
         gpt_zero_grad(&p->m);
         float loss = gpt_forward(&p->m, p->idx, p->targets, p->B, p->T);
-        gpt_backward(&p->m, 1.0f);
+        gpt_backward(&p->m, 1.0f, GRAD_ADD);
         float norm = clip_grad_norm(&opt, p->m.grads, p->m.num_params, clip);
         adamw_update(&opt, &p->m, lr, cfg);
         char what[32];
@@ -521,18 +522,20 @@ START_TEST(test_parity_fixture_matches_its_checkpoint) {
 }
 END_TEST
 
-START_TEST(test_parity_logits_and_loss_match_torch) {
+START_TEST(test_parity_logits_and_loss_match_torch) {  // _i: the kernels
     Parity p;
     parity_open(&p);
+    p.m.kernels = (GPTKernels)_i;
     Verdict v = check_forward(&p);
     ck_assert_msg(v.worst <= 1, "%s", v.msg);
     parity_close(&p);
 }
 END_TEST
 
-START_TEST(test_parity_gradients_match_torch) {
+START_TEST(test_parity_gradients_match_torch) {  // _i: the kernels
     Parity p;
     parity_open(&p);
+    p.m.kernels = (GPTKernels)_i;
     forward_backward(&p);
     Verdict v = check_grads(&p);
     ck_assert_msg(v.worst <= 1, "%s", v.msg);
@@ -540,9 +543,10 @@ START_TEST(test_parity_gradients_match_torch) {
 }
 END_TEST
 
-START_TEST(test_parity_adamw_steps_match_torch) {
+START_TEST(test_parity_adamw_steps_match_torch) {  // _i: the kernels
     Parity p;
     parity_open(&p);
+    p.m.kernels = (GPTKernels)_i;
     AdamWConfig cfg;
     float lr, clip;
     fixture_adamw(&p, &cfg, &lr, &clip);
@@ -655,9 +659,9 @@ Suite *parity_suite(void) {
     Suite *s = suite_create("parity");
     TCase *tc = tcase_create("torch");
     tcase_add_test(tc, test_parity_fixture_matches_its_checkpoint);
-    tcase_add_test(tc, test_parity_logits_and_loss_match_torch);
-    tcase_add_test(tc, test_parity_gradients_match_torch);
-    tcase_add_test(tc, test_parity_adamw_steps_match_torch);
+    tcase_add_loop_test(tc, test_parity_logits_and_loss_match_torch, 0, 2);
+    tcase_add_loop_test(tc, test_parity_gradients_match_torch, 0, 2);
+    tcase_add_loop_test(tc, test_parity_adamw_steps_match_torch, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("negative");
     tcase_add_test(tc, test_parity_catches_a_perturbed_weight);

@@ -210,17 +210,17 @@ START_TEST(test_gradient_accumulation_averages_the_micro_batches) {
     float *g1 = xmalloc(m.num_params * sizeof(float)), *g2 = xmalloc(m.num_params * sizeof(float));
     gpt_zero_grad(&m);
     gpt_forward(&m, x1, y1, B, T);
-    gpt_backward(&m, 1.0f);
+    gpt_backward(&m, 1.0f, GRAD_ADD);
     memcpy(g1, m.grads, m.num_params * sizeof(float));
     gpt_zero_grad(&m);
     gpt_forward(&m, x2, y2, B, T);
-    gpt_backward(&m, 1.0f);
+    gpt_backward(&m, 1.0f, GRAD_ADD);
     memcpy(g2, m.grads, m.num_params * sizeof(float));
     gpt_zero_grad(&m);
     gpt_forward(&m, x1, y1, B, T);
-    gpt_backward(&m, 0.5f);
+    gpt_backward(&m, 0.5f, GRAD_ADD);
     gpt_forward(&m, x2, y2, B, T);
-    gpt_backward(&m, 0.5f);
+    gpt_backward(&m, 0.5f, GRAD_ADD);
     for (size_t i = 0; i < m.num_params; i++)
         ck_assert_float_eq_tol(m.grads[i], 0.5f * (g1[i] + g2[i]), 1e-6f + 1e-5f * fabsf(g1[i] + g2[i]));
     free(g1), free(g2);

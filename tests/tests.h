@@ -4,6 +4,7 @@
 
 #include <check.h>
 
+Suite *layers_suite(void);
 Suite *ops_suite(void);
 Suite *gpt_suite(void);
 Suite *tokenizer_suite(void);

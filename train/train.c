@@ -334,8 +334,9 @@ static void print_banner(Run *r, bool resumed) {
     if (r->opts->init_from_path)
         progress_note(p, "starting from the weights of %s, with a new optimizer state and schedule",
                       r->opts->init_from_path);
-    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters", c->n_layer, c->n_head,
-                  c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params);
+    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels", c->n_layer,
+                  c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
+                  gpt_kernels_name(r->model.kernels));
     progress_note(p,
                   "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
                   "weight decay %g, clip %g; %d thread%s; writing %s/",
@@ -518,6 +519,7 @@ static bool start(Run *r) {
     r->x = xmalloc((size_t)B * T * sizeof(int));
     r->y = xmalloc((size_t)B * T * sizeof(int));
     r->model.trace_shapes = opts->trace_shapes;
+    r->model.kernels = opts->kernels;
     print_banner(r, opts->resume != NULL);
     return true;
 }
@@ -538,8 +540,7 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start
         dataset_batch(&r->data, SPLIT_TRAIN, &batch_rng, B, T, r->x, r->y);
         loss += gpt_forward(&r->model, r->x, r->y, B, T) / (float)n_micro;
         // The first micro-batch writes the gradients afresh, the others add to them.
-        if (micro == 0) gpt_backward_set(&r->model, 1.0f / (float)n_micro);
-        else gpt_backward(&r->model, 1.0f / (float)n_micro);
+        gpt_backward(&r->model, 1.0f / (float)n_micro, micro == 0 ? GRAD_SET : GRAD_ADD);
     }
     // Each rank holds the sum of its own scaled gradients; one in-place all-reduce of the
     // whole block makes it the mean over every micro-batch of every rank, on every rank.

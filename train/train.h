@@ -20,6 +20,7 @@ typedef struct {
     const char *init_from_path;  // where init_from was read, for messages
     bool force;              // start over even if out_dir holds a run
     bool trace_shapes;
+    GPTKernels kernels;      // the kernels that train and sample (GPT_KERNELS_FAST when zeroed)
     bool quiet;              // no progress lines (tests)
     long stop_after;         // > 0: stop (checkpointed, like an interrupt) after this step
 } TrainOptions;

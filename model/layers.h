@@ -1,0 +1,137 @@
+// layers.h -- the textbook path: every layer of the GPT (DESIGN.md §3) as a forward and a
+// backward function of plain loops on raw float arrays. This is the model's definition:
+// the finite-difference gradient checks verify these functions (tests/test_layers.c), and
+// every fast kernel (kernels/ops.h) is tested against its twin here. model/gpt.c builds the
+// network from them; `--kernels textbook` trains and samples with them.
+//
+// Shape legend (PyTorch order, row-major, last index fastest):
+//   B  batch              T  sequence length (<= block_size)     N  rows = B*T
+//   C  channels (n_embd)  OC output channels of a linear layer   V  vocabulary size
+//   H  heads              hs head size = C/H
+//
+// Conventions: outputs first, then inputs, then dimensions. A backward function takes the
+// d-prefixed gradients first, each followed by the GradWrite that says how it is written:
+// GRAD_SET overwrites it, GRAD_ADD adds to what it holds (a gradient that reaches a tensor
+// from two places, the residual stream or the tied embedding, adds up).
+// No function allocates on the heap. Loops are parallel only over independent outputs
+// (OpenMP `parallel for`), and each output element is computed by one thread in a fixed
+// order, so the results do not depend on the number of threads.
+#ifndef GPT_LAYERS_H
+#define GPT_LAYERS_H
+
+#include <stddef.h>
+
+#include "common/common.h"
+
+// ---- token + position embedding ------------------------------------------------------
+// out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)
+void embedding_forward(float *out,         // (B,T,C)
+                       const int *idx,     // (B,T)
+                       const float *wte,   // (V,C)
+                       const float *wpe,   // (block_size,C)
+                       int B, int T, int C);
+// dwte(v,:) (+)= sum of dout(b,t,:) over the positions with idx(b,t) == v  (a token that
+// appears twice gets both; with GRAD_SET, the rows of absent tokens become zero);
+// dwpe(t,:) (+)= sum_b dout(b,t,:) for t < T (rows from T on are not touched).
+void embedding_backward(float *dwte,       // (V,C)
+                        GradWrite dwte_write,
+                        float *dwpe,       // (block_size,C)
+                        GradWrite dwpe_write,
+                        const float *dout, // (B,T,C)
+                        const int *idx,    // (B,T)
+                        int B, int T, int C, int V);
+
+// ---- layer norm (a gain, no shift) ----------------------------------------------------
+// mean(n) = sum_c x(n,c) / C,  var(n) = sum_c (x(n,c) - mean)^2 / C  (biased),
+// rstd(n) = 1 / sqrt(var + 1e-5),  out(n,c) = (x(n,c) - mean) * rstd * weight(c).
+// mean and rstd are saved for the backward pass.
+void layernorm_forward(float *out,          // (N,C)
+                       float *mean,         // (N)
+                       float *rstd,         // (N)
+                       const float *inp,    // (N,C)
+                       const float *weight, // (C)
+                       int N, int C);
+// With xhat = (x - mean) * rstd and g = dout * weight (per row):
+//   dinp = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)),   dweight(c) = sum_n dout * xhat
+void layernorm_backward(float *dinp,          // (N,C)
+                        GradWrite dinp_write,
+                        float *dweight,       // (C)
+                        GradWrite dweight_write,
+                        const float *dout,    // (N,C)
+                        const float *inp,     // (N,C)
+                        const float *weight,  // (C)
+                        const float *mean,    // (N)
+                        const float *rstd,    // (N)
+                        int N, int C);
+
+// ---- linear layer without bias --------------------------------------------------------
+// out = inp · weightᵀ:  out(n,o) = sum_c inp(n,c) weight(o,c)
+void matmul_forward(float *out,          // (N,OC)
+                    const float *inp,    // (N,C)
+                    const float *weight, // (OC,C)
+                    int N, int C, int OC);
+// dinp (+)= dout · weight:     dinp(n,c)    = sum_o dout(n,o) weight(o,c)
+// dweight (+)= doutᵀ · inp:    dweight(o,c) = sum_n dout(n,o) inp(n,c)
+// Either output may be NULL to skip it.
+void matmul_backward(float *dinp,          // (N,C)
+                     GradWrite dinp_write,
+                     float *dweight,       // (OC,C)
+                     GradWrite dweight_write,
+                     const float *dout,    // (N,OC)
+                     const float *inp,     // (N,C)
+                     const float *weight,  // (OC,C)
+                     int N, int C, int OC);
+
+// ---- causal multi-head self-attention -------------------------------------------------
+// qkv(b,t,:) holds q | k | v, each C wide; head h is columns h*hs .. h*hs+hs-1 of each:
+// the (B,T,H,hs) view read as (B,H,T,hs), no copy. For each (b,h) and query position t:
+//   s_j = q_t · k_j / sqrt(hs)  for j <= t (the causal mask: no looking ahead)
+//   p = softmax(s),  out(b,t,h*hs:) = sum_j p_j v_j,  lse(b,h,t) = log sum_j exp(s_j)
+// One query row at a time: the T x T scores are never stored, only lse, from which the
+// backward pass recomputes p_j = exp(s_j - lse). Memory O(B·H·T), plus one row of scores
+// (T floats) on each thread's stack.
+void attention_forward(float *out,        // (B,T,C)
+                       float *lse,        // (B,H,T)
+                       const float *qkv,  // (B,T,3C)
+                       int B, int T, int C, int H);
+// Per (b,h) and query t, with p_j recomputed and D_t = dout_t · out_t (= sum_j p_j dp_j):
+//   dp_j = dout_t · v_j,   ds_j = p_j (dp_j - D_t)           (the softmax's backward)
+//   dq_t += sum_j ds_j k_j / sqrt(hs),  dk_j += ds_j q_t / sqrt(hs),  dv_j += p_j dout_t
+void attention_backward(float *dqkv,       // (B,T,3C)
+                        GradWrite dqkv_write,
+                        const float *dout, // (B,T,C)
+                        const float *qkv,  // (B,T,3C)
+                        const float *out,  // (B,T,C)  the forward's output
+                        const float *lse,  // (B,H,T)  the forward's log-sum-exp
+                        int B, int T, int C, int H);
+
+// ---- GELU, tanh form ------------------------------------------------------------------
+// out = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3), elementwise over n values.
+void gelu_forward(float *out, const float *inp, size_t n);
+// dinp (+)= gelu'(inp) * dout, with
+//   gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3·0.044715 x^2).
+// dinp may be dout (the gradient at the output becomes the one at the input, in place).
+void gelu_backward(float *dinp, GradWrite dinp_write, const float *inp, const float *dout, size_t n);
+
+// ---- residual connection --------------------------------------------------------------
+// out = a + b, elementwise over n values (out may be a or b).
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+// Both inputs receive the output's gradient: da (+)= dout, db (+)= dout (either may be dout).
+void residual_backward(float *da, GradWrite da_write, float *db, GradWrite db_write, const float *dout, size_t n);
+
+// ---- softmax + cross-entropy ----------------------------------------------------------
+// losses(n) = -log softmax(logits(n,:))[targets(n)] = log sum_v exp(logits(n,v)) - logits(n,target)
+// (computed with the row's maximum subtracted, so that no exp overflows).
+void crossentropy_forward(float *losses,        // (N)
+                          const float *logits,  // (N,V)
+                          const int *targets,   // (N)
+                          int N, int V);
+// dlogits(n,:) (+)= dloss * (softmax(logits(n,:)) - onehot(targets(n))), where dloss is the
+// gradient of the objective with respect to each row's loss (1/N for a mean over N rows).
+void crossentropy_backward(float *dlogits,       // (N,V)
+                           GradWrite dlogits_write,
+                           const float *logits,  // (N,V)
+                           const int *targets,   // (N)
+                           float dloss, int N, int V);
+
+#endif
