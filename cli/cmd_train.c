@@ -164,7 +164,10 @@ static TrainResume *resume_with_flags(TrainConfig *tc, TrainOptions *to, const G
 static Checkpoint *init_from_with_flags(const char *path, const TrainConfig *tc, const Given *given, int n_given) {
     char err[1024];
     Checkpoint *ck = xcalloc(1, sizeof *ck);
-    if (!checkpoint_load(path, ck, err, sizeof err)) cli_fail("--init-from: %s", err);
+    if (!checkpoint_load(path, ck, err, sizeof err)) {
+        free(ck);
+        cli_fail("--init-from: %s", err);
+    }
     const GPTConfig *c = &ck->config;
     TokenizerKind kind = tokenizer_kind(ck->tok);
     int vocab = tokenizer_vocab_size(ck->tok);
@@ -183,6 +186,8 @@ static Checkpoint *init_from_with_flags(const char *path, const TrainConfig *tc,
         char have[64];
         if (strcmp(what, "tokenizer") == 0) snprintf(have, sizeof have, "%s of %d tokens", tokenizer_kind_name(kind), vocab);
         else snprintf(have, sizeof have, "%d", theirs);
+        checkpoint_free(ck);
+        free(ck);
         cli_fail("--%s %s conflicts with --init-from '%s', whose %s is %s (the model's shape and tokenizer come from "
                  "the checkpoint: leave the flag out)",
                  flag_name(id), given[i].value, path, what, have);

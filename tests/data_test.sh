@@ -88,6 +88,11 @@ expect_error "too short once encoded (bpe)" "'repeat.txt' is too short" \
     "$GPT" train --data repeat.txt --out new/run --tokenizer bpe --vocab-size 300 $TINY --quiet
 rm -f repeat.txt
 
+# No room for tokens.bin (ulimit -f: blocks of 512 bytes in dash, 1024 in bash; 60000 ids
+# take 120 KB): one error line, no temporary file, and the new run directory gone again.
+expect_error "no room for tokens.bin" "File too large" sh -c "ulimit -f 50 && exec \"\$0\" \"\$@\"" \
+    "$GPT" train --data small.txt --out full $TINY --quiet
+
 # ---- resume: the same text, its ids read back; a changed text refused --------------------
 expect_ok "a run" "$GPT" train --data small.txt --out run --iters 4 --eval-interval 2 --eval-iters 1 $TINY
 has "first run: ids encoded into run/tokens.bin" "$TOP/ok.err" "token ids: 2 bytes each, written to run/tokens.bin"
