@@ -164,19 +164,25 @@ bool atomic_open(AtomicFile *f, const char *path, char *err, size_t errlen) {
     return true;
 }
 
-void atomic_write(AtomicFile *f, const void *data, size_t len) {
+int write_all(int fd, const void *data, size_t len, long long at) {
     const unsigned char *p = data;
-    while (len && !f->error) {
-        ssize_t w = write(f->fd, p, len);
+    while (len) {
+        ssize_t w = at >= 0 ? pwrite(fd, p, len, (off_t)at) : write(fd, p, len);
         if (w < 0) {
-            if (errno != EINTR) f->error = errno;
+            if (errno != EINTR) return errno;
         } else if (w == 0) {
-            f->error = EIO;
+            return EIO;
         } else {
             p += w;
             len -= (size_t)w;
+            if (at >= 0) at += w;
         }
     }
+    return 0;
+}
+
+void atomic_write(AtomicFile *f, const void *data, size_t len) {
+    if (!f->error) f->error = write_all(f->fd, data, len, -1);
 }
 
 // Best effort: make the rename itself durable. A failure here cannot undo a good save.

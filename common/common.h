@@ -67,6 +67,10 @@ typedef struct {
     int error;   // errno of the first failure, 0 while all is well
 } AtomicFile;
 
+// Writes all len bytes to fd, at offset at (pwrite) or, for at < 0, at the file position,
+// retrying short writes and EINTR. 0, or the errno of the failure (EIO for no progress).
+int write_all(int fd, const void *data, size_t len, long long at);
+
 bool atomic_open(AtomicFile *f, const char *path, char *err, size_t errlen);
 void atomic_write(AtomicFile *f, const void *data, size_t len);
 // fsync, close, rename over path, and sync the directory. False with a reason in err.

@@ -56,19 +56,7 @@ typedef struct {
 } TmpFile;
 
 static void tmp_write(TmpFile *f, const void *data, size_t len, off_t at) {
-    const unsigned char *p = data;
-    while (len && !f->error) {
-        ssize_t w = at >= 0 ? pwrite(f->fd, p, len, at) : write(f->fd, p, len);
-        if (w < 0) {
-            if (errno != EINTR) f->error = errno;
-        } else if (w == 0) {
-            f->error = EIO;
-        } else {
-            p += w;
-            len -= (size_t)w;
-            if (at >= 0) at += w;
-        }
-    }
+    if (!f->error) f->error = write_all(f->fd, data, len, (long long)at);
 }
 
 bool tokens_writer_open(TokensWriter *w, const char *path, const TokensKey *key, char *err, size_t errlen) {

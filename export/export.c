@@ -124,3 +124,10 @@ int export_start_token(const Tokenizer *tok) {
 }
 
 int export_end_token(const Tokenizer *tok) { return tokenizer_kind(tok) == TOKENIZER_BPE ? 0xFF : -1; }
+
+const float *export_param(const GPT *m, const char *name, size_t numel) {
+    const ParamInfo *p = gpt_param(m, name);
+    assert(p && p->numel == numel);  // the parameter table is ours: a mismatch is a bug here
+    (void)numel;
+    return m->params + p->offset;
+}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
 
 typedef enum {
@@ -16,6 +17,10 @@ typedef enum {
     EXPORT_F16,   // IEEE half, rounded to nearest even
     EXPORT_Q8_0,  // GGML's Q8_0: blocks of 32 values, a half scale and 32 signed bytes each
 } ExportType;
+
+// The values of the parameter called name, which has numel of them (the parameter table is
+// ours: a missing name or another size is a bug, asserted).
+const float *export_param(const GPT *m, const char *name, size_t numel);
 
 // "f32", "f16", "q8_0"; and back (false for anything else).
 const char *export_type_name(ExportType t);

@@ -258,12 +258,6 @@ typedef struct {
     size_t bytes;
 } Tensor;
 
-static const float *param(const GPT *m, const char *name, size_t numel) {
-    const ParamInfo *p = gpt_param(m, name);
-    assert(p && p->numel == numel);  // the parameter table is ours: a mismatch is a bug here
-    (void)numel;
-    return m->params + p->offset;
-}
 
 static uint32_t ggml_type(ExportType t) {
     switch (t) {
@@ -301,31 +295,31 @@ static int build_tensors(const GPT *m, ExportType type, Tensor *t) {
     size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->block_size;
     int n = 0;
     char name[64], pn[32];
-    add_part(add_tensor(t, &n, "token_embd.weight", C, V, type), param(m, "wte", V * C), V * C);
-    add_part(add_tensor(t, &n, "position_embd.weight", C, T, type), param(m, "wpe", T * C), T * C);
+    add_part(add_tensor(t, &n, "token_embd.weight", C, V, type), export_param(m, "wte", V * C), V * C);
+    add_part(add_tensor(t, &n, "position_embd.weight", C, T, type), export_param(m, "wpe", T * C), T * C);
     for (int l = 0; l < c->n_layer; l++) {
 #define LNAME(suffix) (snprintf(name, sizeof name, "blk.%d.%s", l, suffix), name)
 #define PNAME(suffix) (snprintf(pn, sizeof pn, "h.%d.%s", l, suffix), pn)
-        add_part(add_tensor(t, &n, LNAME("attn_norm.weight"), C, 0, type), param(m, PNAME("ln1_w"), C), C);
+        add_part(add_tensor(t, &n, LNAME("attn_norm.weight"), C, 0, type), export_param(m, PNAME("ln1_w"), C), C);
         add_tensor(t, &n, LNAME("attn_norm.bias"), C, 0, type);
         Tensor *qkv = add_tensor(t, &n, LNAME("attn_qkv.weight"), C, 3 * C, type);
-        add_part(qkv, param(m, PNAME("w_q"), C * C), C * C);
-        add_part(qkv, param(m, PNAME("w_k"), C * C), C * C);
-        add_part(qkv, param(m, PNAME("w_v"), C * C), C * C);
+        add_part(qkv, export_param(m, PNAME("w_q"), C * C), C * C);
+        add_part(qkv, export_param(m, PNAME("w_k"), C * C), C * C);
+        add_part(qkv, export_param(m, PNAME("w_v"), C * C), C * C);
         add_tensor(t, &n, LNAME("attn_qkv.bias"), 3 * C, 0, type);
-        add_part(add_tensor(t, &n, LNAME("attn_output.weight"), C, C, type), param(m, PNAME("w_o"), C * C), C * C);
+        add_part(add_tensor(t, &n, LNAME("attn_output.weight"), C, C, type), export_param(m, PNAME("w_o"), C * C), C * C);
         add_tensor(t, &n, LNAME("attn_output.bias"), C, 0, type);
-        add_part(add_tensor(t, &n, LNAME("ffn_norm.weight"), C, 0, type), param(m, PNAME("ln2_w"), C), C);
+        add_part(add_tensor(t, &n, LNAME("ffn_norm.weight"), C, 0, type), export_param(m, PNAME("ln2_w"), C), C);
         add_tensor(t, &n, LNAME("ffn_norm.bias"), C, 0, type);
-        add_part(add_tensor(t, &n, LNAME("ffn_up.weight"), C, 4 * C, type), param(m, PNAME("w_fc"), 4 * C * C), 4 * C * C);
+        add_part(add_tensor(t, &n, LNAME("ffn_up.weight"), C, 4 * C, type), export_param(m, PNAME("w_fc"), 4 * C * C), 4 * C * C);
         add_tensor(t, &n, LNAME("ffn_up.bias"), 4 * C, 0, type);
-        add_part(add_tensor(t, &n, LNAME("ffn_down.weight"), 4 * C, C, type), param(m, PNAME("w_proj"), 4 * C * C),
+        add_part(add_tensor(t, &n, LNAME("ffn_down.weight"), 4 * C, C, type), export_param(m, PNAME("w_proj"), 4 * C * C),
                  4 * C * C);
         add_tensor(t, &n, LNAME("ffn_down.bias"), C, 0, type);
 #undef LNAME
 #undef PNAME
     }
-    add_part(add_tensor(t, &n, "output_norm.weight", C, 0, type), param(m, "lnf_w", C), C);
+    add_part(add_tensor(t, &n, "output_norm.weight", C, 0, type), export_param(m, "lnf_w", C), C);
     add_tensor(t, &n, "output_norm.bias", C, 0, type);
     return n;
 }

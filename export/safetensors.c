@@ -45,12 +45,6 @@ typedef struct {
     size_t begin, end;      // byte offsets into the data section
 } Tensor;
 
-static const float *param(const GPT *m, const char *name, size_t numel) {
-    const ParamInfo *p = gpt_param(m, name);
-    assert(p && p->numel == numel);  // the parameter table is ours: a mismatch is a bug here
-    (void)numel;
-    return m->params + p->offset;
-}
 
 static Tensor *add(Tensor *t, int *n, const char *name, size_t d0, size_t d1) {
     Tensor *x = &t[(*n)++];
@@ -72,37 +66,37 @@ static int build_tensors(const GPT *m, Tensor *t) {
     size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->block_size;
     int n = 0;
     char name[80], pn[32];
-    part(add(t, &n, "transformer.wte.weight", V, C), param(m, "wte", V * C), V * C);
-    part(add(t, &n, "transformer.wpe.weight", T, C), param(m, "wpe", T * C), T * C);
+    part(add(t, &n, "transformer.wte.weight", V, C), export_param(m, "wte", V * C), V * C);
+    part(add(t, &n, "transformer.wpe.weight", T, C), export_param(m, "wpe", T * C), T * C);
     for (int l = 0; l < c->n_layer; l++) {
 #define HNAME(suffix) (snprintf(name, sizeof name, "transformer.h.%d.%s", l, suffix), name)
 #define PNAME(suffix) (snprintf(pn, sizeof pn, "h.%d.%s", l, suffix), pn)
-        part(add(t, &n, HNAME("ln_1.weight"), C, 0), param(m, PNAME("ln1_w"), C), C);
+        part(add(t, &n, HNAME("ln_1.weight"), C, 0), export_param(m, PNAME("ln1_w"), C), C);
         add(t, &n, HNAME("ln_1.bias"), C, 0);
         Tensor *qkv = add(t, &n, HNAME("attn.c_attn.weight"), C, 3 * C);
         qkv->transpose = true;
-        part(qkv, param(m, PNAME("w_q"), C * C), C * C);
-        part(qkv, param(m, PNAME("w_k"), C * C), C * C);
-        part(qkv, param(m, PNAME("w_v"), C * C), C * C);
+        part(qkv, export_param(m, PNAME("w_q"), C * C), C * C);
+        part(qkv, export_param(m, PNAME("w_k"), C * C), C * C);
+        part(qkv, export_param(m, PNAME("w_v"), C * C), C * C);
         add(t, &n, HNAME("attn.c_attn.bias"), 3 * C, 0);
         Tensor *o = add(t, &n, HNAME("attn.c_proj.weight"), C, C);
         o->transpose = true;
-        part(o, param(m, PNAME("w_o"), C * C), C * C);
+        part(o, export_param(m, PNAME("w_o"), C * C), C * C);
         add(t, &n, HNAME("attn.c_proj.bias"), C, 0);
-        part(add(t, &n, HNAME("ln_2.weight"), C, 0), param(m, PNAME("ln2_w"), C), C);
+        part(add(t, &n, HNAME("ln_2.weight"), C, 0), export_param(m, PNAME("ln2_w"), C), C);
         add(t, &n, HNAME("ln_2.bias"), C, 0);
         Tensor *fc = add(t, &n, HNAME("mlp.c_fc.weight"), C, 4 * C);
         fc->transpose = true;
-        part(fc, param(m, PNAME("w_fc"), 4 * C * C), 4 * C * C);
+        part(fc, export_param(m, PNAME("w_fc"), 4 * C * C), 4 * C * C);
         add(t, &n, HNAME("mlp.c_fc.bias"), 4 * C, 0);
         Tensor *proj = add(t, &n, HNAME("mlp.c_proj.weight"), 4 * C, C);
         proj->transpose = true;
-        part(proj, param(m, PNAME("w_proj"), 4 * C * C), 4 * C * C);
+        part(proj, export_param(m, PNAME("w_proj"), 4 * C * C), 4 * C * C);
         add(t, &n, HNAME("mlp.c_proj.bias"), C, 0);
 #undef HNAME
 #undef PNAME
     }
-    part(add(t, &n, "transformer.ln_f.weight", C, 0), param(m, "lnf_w", C), C);
+    part(add(t, &n, "transformer.ln_f.weight", C, 0), export_param(m, "lnf_w", C), C);
     add(t, &n, "transformer.ln_f.bias", C, 0);
     return n;
 }

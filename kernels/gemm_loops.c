@@ -122,40 +122,9 @@ static void pack_panels(const GemmArgs *g, const Round *r, int p_lo, int p_hi) {
     gemm_pack_b(g, r->k0, r->kc, r->j0 + p_lo * NR, c_hi - p_lo * NR, (float *)r->bpack + (size_t)p_lo * NR * r->kc);
 }
 
-// A task of a bf16 product: A's row block is always packed (rounding it to bf16 pairs),
-// and the tiles go to the bf16 micro-kernel (the vector one or the portable one, which give
-// the same bits).
-static void run_task_bf16(const GemmArgs *g, const Round *r, int t, uint32_t *apack, int *packed_block) {
-    _Alignas(64) float acc[MR][NR];
-    int mb, ch;
-    plan_task_block(&r->pl, t, &mb, &ch);
-    int i0 = mb * r->pl.mc, mc = g->M - i0 < r->pl.mc ? g->M - i0 : r->pl.mc;
-    size_t kp = (size_t)(r->kc + 1) / 2;
-    if (mb != *packed_block) {
-        pack_a_bf16(g, i0, mc, r->k0, r->kc, apack);
-        *packed_block = mb;
-    }
-    void (*kernel)(int, const uint32_t *, const uint32_t *, float(*)[BF16_NR]) =
-        bf16_path() == BF16_AVX512 ? bf16_kernel_avx512 : bf16_kernel_portable;
-    int p_end = (ch + 1) * r->pl.ppt < r->panels ? (ch + 1) * r->pl.ppt : r->panels;
-    for (int p = ch * r->pl.ppt; p < p_end; p++) {
-        int cols = r->nc - p * NR < NR ? r->nc - p * NR : NR;
-        for (int s = 0; s < mc; s += MR) {
-            int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = r->j0 + p * NR;
-            prefetch_tile(g->c, g->ldc, i, j, rows, 1);
-            kernel((int)kp, apack + (size_t)s * kp, (const uint32_t *)r->bpack + (size_t)p * NR * kp, acc);
-            store_tile(g, i, j, rows, cols, acc, r->first, r->last);
-        }
-    }
-}
-
 // Task t of a round: the ic, jr and ir loops over its mc x (ppt·NR) block of C. apack is
 // the thread's scratch for A, packed_block the row block it holds (-1: none).
 static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int *packed_block) {
-    if (g->bf16) {
-        run_task_bf16(g, r, t, (uint32_t *)apack, packed_block);
-        return;
-    }
     _Alignas(64) float acc[MR][NR];
     int mb, ch;
     plan_task_block(&r->pl, t, &mb, &ch);
@@ -163,9 +132,12 @@ static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int
     int k0 = r->k0, kc = r->kc, first = r->first, last = r->last;
     // A is read in place where a row or a column of it is contiguous (every product the
     // model makes), and packed otherwise, and for a last sliver of fewer than MR rows.
-    bool in_place = g->csa == 1 || g->rsa == 1;
+    // A bf16 product always packs A, rounding it to bf16 pairs (gemm_bf16.h).
+    bool in_place = !g->bf16 && (g->csa == 1 || g->rsa == 1);
+    size_t kp = (size_t)(kc + 1) / 2;  // bf16: pairs of k
     if (!in_place && mb != *packed_block) {
-        gemm_pack_a(g, i0, mc, k0, kc, apack);
+        if (g->bf16) pack_a_bf16(g, i0, mc, k0, kc, (uint32_t *)apack);
+        else gemm_pack_a(g, i0, mc, k0, kc, apack);
         *packed_block = mb;
     }
     int p_end = (ch + 1) * r->pl.ppt < r->panels ? (ch + 1) * r->pl.ppt : r->panels;
@@ -182,7 +154,12 @@ static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int
                 prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
             if (last && g->epilogue == GEMM_EPI_SCALE) prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
             const float *bp = r->bpack + (size_t)p * NR * kc;
-            if (in_place && rows == MR) {
+            if (g->bf16) {
+                const uint32_t *ap2 = (const uint32_t *)apack + (size_t)s * kp;
+                const uint32_t *bp2 = (const uint32_t *)r->bpack + (size_t)p * NR * kp;
+                if (bf16_path() == BF16_AVX512) bf16_kernel_avx512((int)kp, ap2, bp2, acc);
+                else bf16_kernel_portable((int)kp, ap2, bp2, acc);
+            } else if (in_place && rows == MR) {
                 const float *a = g->a + (ptrdiff_t)i * g->rsa + (ptrdiff_t)k0 * g->csa;
                 if (g->csa == 1) kernel_rows(kc, a, g->rsa, bp, acc);
                 else kernel_cols(kc, a, g->csa, bp, acc);
