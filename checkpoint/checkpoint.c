@@ -15,7 +15,7 @@
 //   TOKN  the tokenizer image of tokenizer_serialize (it checks itself on the way back)
 //   PARM  u64 count, then count x f32: the parameter block in param_table order; count is
 //         gpt_config_num_params(CONF)                                    (8 + 4 count bytes)
-//   TCFG  the run's settings: train/config.h's table, field by field in its row order
+//   TCFG  the run's settings: checkpoint/run_config.h's table, field by field in its row order
 //   TSTA  where the run stands: train/train_state.c's record                        (72 bytes)
 //   ADAM  the optimizer: i64 step, u64 count (= PARM's), count x f32 m, count x f32 v
 //                                                                    (16 + 8 count bytes)

@@ -15,7 +15,7 @@
 #include "kernels/profile.h"
 #include "kernels/vec.h"
 #include "train/adamw.h"
-#include "train/config.h"
+#include "checkpoint/run_config.h"
 #include "cli/cli.h"
 #include "train/dist.h"
 

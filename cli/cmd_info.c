@@ -11,8 +11,8 @@
 #include "common/common.h"
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
-#include "train/config.h"
-#include "train/train_state.h"
+#include "checkpoint/run_config.h"
+#include "checkpoint/run_state.h"
 
 static const char usage[] =
     "usage: gpt info CKPT\n"
@@ -24,7 +24,7 @@ static const char usage[] =
     "\n"
     "  -h, --help   this help\n";
 
-// Where the run stands, then its settings (train/config.h's table, row by row).
+// Where the run stands, then its settings (checkpoint/run_config.h's table, row by row).
 static void print_training(const Checkpoint *ck, const TrainConfig *tc, const TrainState *ts) {
     char elapsed[64];
     format_duration(ts->elapsed_s, elapsed, sizeof elapsed);

@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/common.h"
-#include "train/config.h"
+#include "checkpoint/run_config.h"
 #include "train/dist.h"
 #include "train/lock.h"
 #include "train/train.h"
@@ -59,7 +59,7 @@ static const char usage[] =
     "  --seed N (1337)          --threads N (default: all cores)\n"
     "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n";
 
-// The command's own options. The settings' flags come from train/config.h's table (id
+// The command's own options. The settings' flags come from checkpoint/run_config.h's table (id
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
 enum {
     OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_INIT_FROM, OPT_FIELD = 0x800

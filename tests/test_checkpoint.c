@@ -494,7 +494,7 @@ END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
     // The TCFG record spelled out field by field, as version 1 lays it out: the rows of
-    // train/config.h must keep this order and these encodings, or older checkpoints would be
+    // checkpoint/run_config.h must keep this order and these encodings, or older checkpoints would be
     // read wrong.
     Fixture f;
     tiny_fixture(&f);

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "checkpoint/checkpoint.h"
-#include "train/config.h"
+#include "checkpoint/run_config.h"
 
 struct TrainResume;  // train_state.h
 

@@ -1,6 +1,6 @@
 // config.c -- what the table of config.h makes: the rows as data, the defaults, the TCFG
 // record, the settings as text.
-#include "train/config.h"
+#include "checkpoint/run_config.h"
 
 #include <limits.h>
 #include <math.h>
