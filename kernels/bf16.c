@@ -51,8 +51,8 @@ void bf16_kernel_portable(int kp, const uint32_t *restrict ap, const uint32_t *r
             uint32_t a = ap[(size_t)p * BF16_MR + i];
             float a0 = bf16_to_float((bf16)a), a1 = bf16_to_float((bf16)(a >> 16));
             for (int j = 0; j < BF16_NR; j++) {
-                float s = bf16_ftz(c[i][j] + a1 * b1[j]);
-                c[i][j] = bf16_ftz(s + a0 * b0[j]);
+                float s = bf16_ftz(bf16_fma(a1, b1[j], c[i][j]));
+                c[i][j] = bf16_ftz(bf16_fma(a0, b0[j], s));
             }
         }
     }

@@ -10,7 +10,7 @@
 //   acc = ftz(acc + a[1]·b[1])      the odd element of the pair first,
 //   acc = ftz(acc + a[0]·b[0])      then the even one,
 //
-// each sum rounded to nearest even, each product exact, with denormal inputs (bf16 ones,
+// each sum rounded to nearest even, each product exact (even beyond the float range), with denormal inputs (bf16 ones,
 // which our rounding never makes, and a denormal acc) read as zero and a denormal sum
 // flushed to zero of its sign. That
 // is what tests/test_bf16.c measures the instruction doing on this machine (two roundings,
@@ -49,14 +49,22 @@ static inline float bf16_to_float(bf16 h) {
 // Zero (of x's sign) for a denormal x, x otherwise: the instruction's flush of its sums.
 static inline float bf16_ftz(float x) { return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x; }
 
+// a·b + c rounded once, for bf16 a and b: their product (16 significant bits) is exact in a
+// double even where it overflows a float, and so is its sum with the float c unless c and
+// the product are more than 29 binary orders apart -- and then the smaller is far below
+// half a float ulp of the larger, so rounding that double sum to float still rounds the
+// exact sum. The instruction keeps the product exact the same way (a product beyond the
+// float range can still meet a sum that brings it back), which a float a·b would not.
+static inline float bf16_fma(float a, float b, float c) { return (float)((double)a * b + c); }
+
 // One lane of vdpbf16ps: acc plus a pair of products, a = (a0, a1) and b = (b0, b1) packed
 // as two bf16 in 32 bits, element 0 in the low half.
 static inline float bf16_dot2(float acc, uint32_t a, uint32_t b) {
     float a0 = bf16_to_float((bf16)a), a1 = bf16_to_float((bf16)(a >> 16));
     float b0 = bf16_to_float((bf16)b), b1 = bf16_to_float((bf16)(b >> 16));
-    acc = bf16_ftz(acc);            // a denormal accumulator is read as zero too
-    acc = bf16_ftz(acc + a1 * b1);  // a1·b1 is exact: one rounding, as the instruction's
-    return bf16_ftz(acc + a0 * b0);
+    acc = bf16_ftz(acc);  // a denormal accumulator is read as zero too
+    acc = bf16_ftz(bf16_fma(a1, b1, acc));
+    return bf16_ftz(bf16_fma(a0, b0, acc));
 }
 
 // Which arithmetic runs the bf16 products: the AVX512_BF16 instruction where the CPU has it

@@ -80,6 +80,9 @@ START_TEST(test_bf16_dot2_semantics) {
     ck_assert_uint_eq(bits_f(bf16_dot2(1.5f * m, pair(1.0f, -1.0f), pair(m, m))), bits_f(m));
     ck_assert_uint_eq(bits_f(bf16_dot2(-0.0f, pair(-0.0f, -0.0f), pair(1, 1))), 0x80000000u);
     ck_assert_uint_eq(bits_f(bf16_dot2(-0.0f, pair(0, 0), pair(0, 0))), 0);
+    // A product beyond the float range is kept exact: 2^64 · 2^64 = 2^128 plus -1.5·2^127
+    // is 2^126 (a float product would be infinite, and the sum with it).
+    ck_assert_uint_eq(bits_f(bf16_dot2(-0x1.8p127f, pair(0, 0x1p64f), pair(0, 0x1p64f))), bits_f(0x1p126f));
 }
 END_TEST
 
