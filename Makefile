@@ -85,6 +85,7 @@ test: $(TEST_BIN) $(BUILD)/gpt $(BUILD)/ckpt_tool
 	CK_DEFAULT_TIMEOUT=$(if $(SAN),600,120) $(TEST_BIN)
 	GPT=$(BUILD)/gpt sh tests/cli_test.sh
 	GPT=$(BUILD)/gpt CKPT_TOOL=$(BUILD)/ckpt_tool sh tests/robustness_test.sh
+	GPT=$(BUILD)/gpt CKPT_TOOL=$(BUILD)/ckpt_tool sh tests/data_test.sh
 
 sanitize:
 	$(MAKE) --no-print-directory test SAN=1 ARCH='$(ARCH)'

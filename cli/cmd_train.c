@@ -10,12 +10,15 @@
 #include "cli/commands.h"
 #include "common/common.h"
 #include "train/config.h"
+#include "train/dist.h"
+#include "train/lock.h"
 #include "train/train.h"
 #include "train/train_state.h"
 
 static const char usage[] =
     "usage: gpt train [--data FILE] [--out DIR] [options]\n"
     "       gpt train --resume [--out DIR] [--iters N] [options]\n"
+    "       gpt train --init-from CKPT --data FILE --out DIR [options]\n"
     "\n"
     "Trains a GPT on a text file and writes the run into DIR: ckpt.bin (latest), best.bin\n"
     "(best validation loss), metrics.csv, loss.svg and samples.txt. Progress goes to stderr.\n"
@@ -30,6 +33,8 @@ static const char usage[] =
     "  --resume               continue the run in DIR from DIR/ckpt.bin (model, tokenizer and\n"
     "                         settings come from it; training flags given now override)\n"
     "  --force                start a new run even if DIR already holds one\n"
+    "  --init-from CKPT       start a new run on --data from CKPT's weights and tokenizer (its\n"
+    "                         model shape; a new optimizer state and schedule): fine-tuning\n"
     "model:\n"
     "  --n-layer N (4)  --n-head N (4)  --n-embd N (128)  --block-size N (64)\n"
     "optimisation:\n"
@@ -56,7 +61,10 @@ static const char usage[] =
 
 // The command's own options. The settings' flags come from train/config.h's table (id
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
-enum { OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_FIELD = 0x800 };
+enum {
+    OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_INIT_FROM,
+    OPT_FIELD = 0x800
+};
 
 static const struct option own_opts[] = {
     {"resume", no_argument, 0, OPT_RESUME},
@@ -66,6 +74,7 @@ static const struct option own_opts[] = {
     {"kernels", required_argument, 0, OPT_KERNELS},
     {"dtype", required_argument, 0, OPT_DTYPE},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
+    {"init-from", required_argument, 0, OPT_INIT_FROM},
     {"help", no_argument, 0, 'h'},
     CLI_MODEL_OPTIONS
 };
@@ -154,11 +163,44 @@ static TrainResume *resume_with_flags(TrainConfig *tc, TrainOptions *to, const G
     return res;
 }
 
+// --init-from: the checkpoint decides the model's shape and the tokenizer; a flag that says
+// otherwise is a contradiction, named with both values. tc holds the flags given (the last of
+// a repeated one counts).
+static Checkpoint *init_from_with_flags(const char *path, const TrainConfig *tc, const Given *given, int n_given) {
+    char err[1024];
+    Checkpoint *ck = xcalloc(1, sizeof *ck);
+    if (!checkpoint_load(path, ck, err, sizeof err)) cli_fail("--init-from: %s", err);
+    const GPTConfig *c = &ck->config;
+    TokenizerKind kind = tokenizer_kind(ck->tok);
+    int vocab = tokenizer_vocab_size(ck->tok);
+    for (int i = 0; i < n_given; i++) {
+        int id = given[i].id, mine, theirs;  // the flag's value and the checkpoint's
+        const char *what;
+        if (id == CLI_OPT_N_LAYER) what = "n_layer", mine = tc->model.n_layer, theirs = c->n_layer;
+        else if (id == CLI_OPT_N_HEAD) what = "n_head", mine = tc->model.n_head, theirs = c->n_head;
+        else if (id == CLI_OPT_N_EMBD) what = "n_embd", mine = tc->model.n_embd, theirs = c->n_embd;
+        else if (id == CLI_OPT_BLOCK_SIZE) what = "block_size", mine = tc->model.block_size, theirs = c->block_size;
+        else if (is_field(id, offsetof(TrainConfig, tokenizer))) what = "tokenizer", mine = tc->tokenizer, theirs = kind;
+        else if (is_field(id, offsetof(TrainConfig, bpe_vocab_size)))
+            what = "tokenizer", mine = tc->bpe_vocab_size, theirs = kind == TOKENIZER_BPE ? vocab : -1;
+        else continue;
+        if (mine == theirs) continue;
+        char have[64];
+        if (strcmp(what, "tokenizer") == 0) snprintf(have, sizeof have, "%s of %d tokens", tokenizer_kind_name(kind), vocab);
+        else snprintf(have, sizeof have, "%d", theirs);
+        cli_fail("--%s %s conflicts with --init-from '%s', whose %s is %s (the model's shape and tokenizer come from "
+                 "the checkpoint: leave the flag out)",
+                 flag_name(id), given[i].value, path, what, have);
+    }
+    return ck;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainConfig tc;
     train_config_defaults(&tc);
     TrainOptions to = {0};
     bool resume = false;
+    const char *init_from = NULL;
     Given given[64];
     int n_given = 0;
 
@@ -171,6 +213,7 @@ int cmd_train(int argc, char **argv) {
         case OPT_FORCE: to.force = true; break;
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
+        case OPT_INIT_FROM: init_from = optarg; break;
         case OPT_KERNELS: to.kernels = cli_kernels(optarg); break;
         case OPT_DTYPE:
             if (!dtype_parse(optarg, &to.dtype)) cli_fail("--dtype expects fp32 or bf16, got '%s'", optarg);
@@ -184,10 +227,13 @@ int cmd_train(int argc, char **argv) {
     }
     cli_no_extra_args("train", argc, argv, optind, 0);
     if (resume && to.force) cli_fail("--resume and --force contradict each other (continue the run, or start over?)");
+    if (resume && init_from)
+        cli_fail("--resume and --init-from contradict each other (--resume continues the run in --out, --init-from "
+                 "starts a new run from a checkpoint's weights)");
 
     // Every flag is checked now, before any file is touched.
     for (int i = 0; i < n_given; i++) apply_flag(&tc, &to, given[i].id, given[i].value);
-    if (tc.tokenizer == TOKENIZER_CHAR)
+    if (tc.tokenizer == TOKENIZER_CHAR && !init_from)
         for (int i = 0; i < n_given; i++)
             if (is_field(given[i].id, offsetof(TrainConfig, bpe_vocab_size)))
                 cli_fail("--vocab-size applies to --tokenizer bpe (a char vocabulary is the text's characters)");
@@ -196,7 +242,13 @@ int cmd_train(int argc, char **argv) {
 
     char err[1024];
     if (resume) {
+        // A run still training in the directory is the reason to give, not what its files
+        // hold. (Rank 0 alone asks: the other ranks would see their own rank 0 holding it.)
+        if (dist_rank() == 0 && !run_lock_probe(tc.out_dir, err, sizeof err)) cli_fail("%s", err);
         to.resume = resume_with_flags(&tc, &to, given, n_given);
+    } else if (init_from) {
+        to.init_from = init_from_with_flags(init_from, &tc, given, n_given);
+        to.init_from_path = init_from;
     } else {
         GPTConfig probe = tc.model;
         probe.vocab_size = 1;  // known only once the tokenizer has read the text

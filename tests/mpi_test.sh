@@ -16,6 +16,7 @@
 # - SIGTERM to one rank stops both at the same step with a checkpoint from rank 0.
 # - a rank that dies (die(), or SIGKILL) ends the whole job with a non-zero status,
 #   within a timeout rather than a hang.
+# - ranks that do not share the run directory (so not its tokens.bin) train the same run.
 set -u
 GPT=${GPT:-./gpt}
 GPT_MPI_BIN=${GPT_MPI_BIN:-./gpt}
@@ -104,6 +105,16 @@ for f in ckpt.bin best.bin metrics.csv loss.svg samples.txt; do
 done
 checks=$((checks + 1))
 [ -z "$(find two -name '*.tmp*')" ] || fail "2 ranks: temporary files left in two/"
+
+# Ranks that do not share the run directory (machines without shared storage): rank 1 finds
+# no tokens.bin of rank 0's, encodes the text into memory, writes nothing; the run is the same.
+mkdir -p s1 s2 && cp small.txt s1/ && cp small.txt s2/
+expect_ok "2 ranks, each in its own directory" timeout 120 mpirun --oversubscribe \
+    -np 1 -wdir "$TOP/s1" "$GPT_MPI_BIN" train $TINY --iters 20 --grad-accum 1 --out sep : \
+    -np 1 -wdir "$TOP/s2" "$GPT_MPI_BIN" train $TINY --iters 20 --grad-accum 1 --out sep
+same_columns s1/sep/metrics.csv two/metrics.csv $ALL_COLS "2 ranks in separate directories vs sharing one"
+checks=$((checks + 1))
+[ ! -e s2/sep ] || fail "2 ranks in separate directories: rank 1 wrote s2/sep"
 
 # rank r's micro-batches are r*A .. r*A+A-1: 2 ranks x grad-accum 2 = 1 process x grad-accum 4
 expect_ok "2 ranks, grad-accum 2" mpi2 "$GPT_MPI_BIN" train $TINY --iters 10 --grad-accum 2 --out two4

@@ -57,7 +57,7 @@ START_TEST(test_split_is_90_10_and_targets_are_the_next_tokens) {
         size_t val_len = d.n_tokens - d.n_train;
         for (int b = 0; b < 3; b++) {
             size_t pos = 0;
-            while (pos < val_len && d.tokens[d.n_train + pos] != x[b * 4]) pos++;
+            while (pos < val_len && dataset_token(&d, d.n_train + pos) != x[b * 4]) pos++;
             ck_assert_uint_lt(pos, val_len);
             ck_assert_uint_lt(pos + 4, val_len);
         }

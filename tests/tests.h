@@ -16,5 +16,6 @@ Suite *train_suite(void);
 Suite *parity_suite(void);
 Suite *export_suite(void);
 Suite *bf16_suite(void);
+Suite *data_suite(void);
 
 #endif

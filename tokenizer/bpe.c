@@ -62,6 +62,19 @@ size_t tokenizer_bpe_chunk_len(const unsigned char *t, size_t len, size_t i) {
     return e - i;
 }
 
+// Whether every pre-split puts a chunk boundary before t[p], whatever came before t[p - 1]
+// (p >= 1; t[p - 1] and t[p] are read). A sufficient rule, local to two bytes: the classes
+// of t[p - 1] and t[p] differ, and t[p - 1] is neither a space (which would join the word
+// after it) nor an apostrophe (which could open a contraction). A chunk holding t[p - 1] then
+// ends at p: a run holds one class, a contraction starting at p - 1 needs an apostrophe there
+// and one starting earlier holds letters only, and an optional leading space is the first
+// byte of its chunk. Since a chunk is decided by the bytes from its start onwards, the
+// chunks after p are those of t[p..] alone, and those before p those of t[..p) alone.
+bool tokenizer_bpe_boundary(const unsigned char *t, size_t p) {
+    unsigned char a = t[p - 1], b = t[p];
+    return byte_class(a) != byte_class(b) && a != ' ' && a != '\'';
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training.
 //
@@ -218,52 +231,88 @@ static void merge_pair(BpeTrainer *tr, int p, int new_id) {
     assert(tr->pairs[p].count == 0);  // every occurrence was found through the word list
 }
 
-// Collects the distinct chunks of two or more bytes (a one-byte chunk holds no pair).
-static void collect_words(BpeTrainer *tr, const unsigned char *text, size_t len) {
+// Collects the distinct chunks of two or more bytes (a one-byte chunk holds no pair), piece
+// by piece: the chunk index lives between pieces, so a text fed in pieces cut at chunk
+// boundaries (tokenizer_cut) gives the words, weights and order of the whole text at once.
+struct BpeCollector {
+    BpeTrainer tr;
     struct {
         char *key;
         int value;
-    } *index = NULL;  // stb_ds string map: chunk -> word
-    sh_new_strdup(index);
-    char *key = NULL;
-    size_t key_cap = 0;
+    } *index;  // stb_ds string map: chunk -> word
+    char *key;
+    size_t key_cap;
+    uint64_t bytes;  // fed so far
+};
+
+BpeCollector *tokenizer_bpe_collector_new(void) {
+    BpeCollector *c = xcalloc(1, sizeof *c);
+    sh_new_strdup(c->index);
+    return c;
+}
+
+void tokenizer_bpe_collector_add(BpeCollector *c, const unsigned char *text, size_t len) {
+    BpeTrainer *tr = &c->tr;
     for (size_t i = 0; i < len;) {
         size_t n = tokenizer_bpe_chunk_len(text, len, i);
         if (n >= 2) {
-            if (n + 1 > key_cap) {
-                key_cap = 2 * (n + 1);
-                key = xrealloc(key, key_cap);
+            if (n + 1 > c->key_cap) {
+                c->key_cap = 2 * (n + 1);
+                c->key = xrealloc(c->key, c->key_cap);
             }
-            memcpy(key, text + i, n);
-            key[n] = 0;
-            ptrdiff_t slot = shgeti(index, key);
+            memcpy(c->key, text + i, n);
+            c->key[n] = 0;
+            ptrdiff_t slot = shgeti(c->index, c->key);
             if (slot >= 0) {
-                tr->words[index[slot].value].weight++;
+                tr->words[c->index[slot].value].weight++;
             } else {
                 assert(n <= (size_t)INT32_MAX);
                 BpeWord w = {.ids = xmalloc(n * sizeof(int)), .n = (int)n, .weight = 1, .stamp = -1};
                 for (size_t k = 0; k < n; k++) w.ids[k] = text[i + k];
-                shput(index, key, (int)arrlen(tr->words));
+                shput(c->index, c->key, (int)arrlen(tr->words));
                 arrput(tr->words, w);
             }
         }
         i += n;
     }
-    free(key);
-    shfree(index);
+    c->bytes += len;
+}
+
+void tokenizer_bpe_collector_free(BpeCollector *c) {
+    if (!c) return;
+    for (ptrdiff_t w = 0; w < arrlen(c->tr.words); w++) free(c->tr.words[w].ids);
+    arrfree(c->tr.words);
+    free(c->key);
+    shfree(c->index);
+    free(c);
 }
 
 Tokenizer *tokenizer_train_bpe(const unsigned char *text, size_t len, int vocab_size, bool progress) {
+    double t0 = now_seconds();
+    BpeCollector *c = tokenizer_bpe_collector_new();
+    tokenizer_bpe_collector_add(c, text, len);
+    return tokenizer_bpe_collector_finish(c, vocab_size, progress, t0);
+}
+
+Tokenizer *tokenizer_bpe_collector_finish(BpeCollector *c, int vocab_size, bool progress, double t0) {
     // The caller validates flags: 256 byte tokens are the minimum, and an image with more than
     // TOKENIZER_MAX_VOCAB ids would not load back.
+    BpeTrainer tr = c->tr;
+    uint64_t len = c->bytes;
+    free(c->key);
+    shfree(c->index);
+    free(c);
     assert(vocab_size >= 256 && vocab_size <= TOKENIZER_MAX_VOCAB);
-    if (vocab_size < 256 || vocab_size > TOKENIZER_MAX_VOCAB) return NULL;
-    double t0 = now_seconds(), last_print = t0;
+    if (vocab_size < 256 || vocab_size > TOKENIZER_MAX_VOCAB) {
+        for (ptrdiff_t w = 0; w < arrlen(tr.words); w++) free(tr.words[w].ids);
+        arrfree(tr.words);
+        return NULL;
+    }
+    double last_print = t0;
     bool printed = false;
-    BpeTrainer tr = {0};
-    collect_words(&tr, text, len);
     if (progress && now_seconds() - t0 >= 1.0) {
-        fprintf(stderr, "bpe: %zu bytes in %td distinct chunks, %.1f s\n", len, arrlen(tr.words), now_seconds() - t0);
+        fprintf(stderr, "bpe: %llu bytes in %td distinct chunks, %.1f s\n", (unsigned long long)len, arrlen(tr.words),
+                now_seconds() - t0);
         printed = true;
     }
 
@@ -485,21 +534,46 @@ static size_t merge_chunk(const Tokenizer *tok, const unsigned char *s, size_t m
     return n;
 }
 
-void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n_out) {
+// The cache of a text's distinct chunks lives in an encoder, not in the tokenizer, so that
+// encoding stays const and safe from several threads (one encoder each); a text encoded in
+// pieces through one encoder keeps it from piece to piece.
+struct BpeEncoder {
+    struct {
+        char *key;
+        BpeCached value;
+    } *cache;   // stb_ds string map: chunk -> its ids in pool
+    int *pool;  // stb_ds array
+    MergeWork work;
+};
+
+// Beyond this many cached chunks the cache starts afresh: a text of gigabytes with millions
+// of distinct words must not grow it without bound.
+#define BPE_CACHE_MAX_ENTRIES (1 << 20)
+
+BpeEncoder *tokenizer_bpe_encoder_new(void) {
+    BpeEncoder *e = xcalloc(1, sizeof *e);
+    sh_new_strdup(e->cache);
+    return e;
+}
+
+void tokenizer_bpe_encoder_free(BpeEncoder *e) {
+    if (!e) return;
+    shfree(e->cache);
+    arrfree(e->pool);
+    free(e->work.id);
+    free(e->work.next);
+    free(e->work.prev);
+    free(e->work.heap);
+    free(e);
+}
+
+void tokenizer_bpe_encode_with(const Tokenizer *tok, BpeEncoder *e, const unsigned char *text, size_t len, int *ids,
+                               size_t *n_out) {
     if (tok->n_merges == 0) {
         for (size_t i = 0; i < len; i++) ids[i] = text[i];
         *n_out = len;
         return;
     }
-    // The cache lives for one call, not in the tokenizer, so that encode stays const and safe
-    // to call from several threads; a long text is one call and profits all the same.
-    struct {
-        char *key;
-        BpeCached value;
-    } *cache = NULL;  // stb_ds string map: chunk -> its ids in pool
-    sh_new_strdup(cache);
-    int *pool = NULL;  // stb_ds array
-    MergeWork work = {0};
     char key[BPE_CACHE_MAX_CHUNK + 1];
     size_t n = 0;
     for (size_t i = 0; i < len;) {
@@ -509,28 +583,33 @@ void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_
         } else if (m <= BPE_CACHE_MAX_CHUNK) {
             memcpy(key, text + i, m);  // chunks of two or more bytes hold no NUL
             key[m] = 0;
-            ptrdiff_t slot = shgeti(cache, key);
+            ptrdiff_t slot = shgeti(e->cache, key);
             if (slot >= 0) {
-                BpeCached c = cache[slot].value;
-                memcpy(ids + n, pool + c.start, (size_t)c.n * sizeof *ids);
+                BpeCached c = e->cache[slot].value;
+                memcpy(ids + n, e->pool + c.start, (size_t)c.n * sizeof *ids);
                 n += (size_t)c.n;
             } else {
-                size_t k = merge_chunk(tok, text + i, m, ids + n, &work);
-                BpeCached c = {arrlenu(pool), (int)k};
-                memcpy(arraddnptr(pool, k), ids + n, k * sizeof *ids);
-                shput(cache, key, c);
+                if (shlen(e->cache) >= BPE_CACHE_MAX_ENTRIES) {
+                    shfree(e->cache);
+                    sh_new_strdup(e->cache);
+                    arrfree(e->pool);
+                }
+                size_t k = merge_chunk(tok, text + i, m, ids + n, &e->work);
+                BpeCached c = {arrlenu(e->pool), (int)k};
+                memcpy(arraddnptr(e->pool, k), ids + n, k * sizeof *ids);
+                shput(e->cache, key, c);
                 n += k;
             }
         } else {
-            n += merge_chunk(tok, text + i, m, ids + n, &work);
+            n += merge_chunk(tok, text + i, m, ids + n, &e->work);
         }
         i += m;
     }
-    shfree(cache);
-    arrfree(pool);
-    free(work.id);
-    free(work.next);
-    free(work.prev);
-    free(work.heap);
     *n_out = n;
+}
+
+void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n_out) {
+    BpeEncoder *e = tokenizer_bpe_encoder_new();
+    tokenizer_bpe_encode_with(tok, e, text, len, ids, n_out);
+    tokenizer_bpe_encoder_free(e);
 }

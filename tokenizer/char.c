@@ -44,33 +44,57 @@ static int utf8_encode(uint32_t cp, unsigned char *out) {
     return 4;
 }
 
-Tokenizer *tokenizer_train_char(const unsigned char *text, size_t len) {
-    // A bit per code point (136 KiB) makes the sorted order free: read the bits in order.
-    unsigned char *seen = xcalloc(0x110000 / 8, 1);
-    bool fallback[256] = {false};
-    size_t i = 0;
+// The set of code points and fallback bytes of a text, which may come in pieces (cut where
+// tokenizer_cut allows, so that no UTF-8 sequence is split).
+struct CharCollector {
+    unsigned char *seen;  // a bit per code point (136 KiB): the sorted order comes free
+    bool ascii[128];      // the ASCII ones, kept apart: a plain store per byte is the fast path
+    bool fallback[256];
+};
+
+CharCollector *tokenizer_char_collector_new(void) {
+    CharCollector *c = xcalloc(1, sizeof *c);
+    c->seen = xcalloc(0x110000 / 8, 1);
+    return c;
+}
+
+size_t tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, size_t len) {
+    unsigned char *seen = c->seen;
+    size_t i = 0, invalid = 0;
     while (i < len) {
+        if (text[i] < 0x80) {  // the common case, without the decoder
+            c->ascii[text[i]] = true;
+            i++;
+            continue;
+        }
         uint32_t cp;
         int n = utf8_decode(text + i, len - i, &cp);
         if (n) {
             seen[cp >> 3] |= (unsigned char)(1u << (cp & 7));
             i += (size_t)n;
         } else {
-            fallback[text[i]] = true;
+            c->fallback[text[i]] = true;
+            invalid++;
             i++;
         }
     }
+    return invalid;
+}
+
+Tokenizer *tokenizer_char_collector_finish(CharCollector *c) {
+    for (int a = 0; a < 128; a++)
+        if (c->ascii[a]) c->seen[a >> 3] |= (unsigned char)(1u << (a & 7));
     uint32_t *units = NULL;  // stb_ds array
-    int n_codepoints = 0;
     for (uint32_t byte = 0; byte < 0x110000 / 8; byte++) {
-        if (!seen[byte]) continue;
+        if (!c->seen[byte]) continue;
         for (uint32_t bit = 0; bit < 8; bit++)
-            if (seen[byte] >> bit & 1) arrput(units, byte << 3 | bit);
+            if (c->seen[byte] >> bit & 1) arrput(units, byte << 3 | bit);
     }
-    n_codepoints = (int)arrlen(units);
+    int n_codepoints = (int)arrlen(units);
     for (int b = 0x80; b < 256; b++)
-        if (fallback[b]) arrput(units, (uint32_t)b);
-    free(seen);
+        if (c->fallback[b]) arrput(units, (uint32_t)b);
+    free(c->seen);
+    free(c);
 
     Tokenizer *tok = tokenizer_alloc(TOKENIZER_CHAR);
     tok->vocab_size = (int)arrlen(units);
@@ -80,6 +104,18 @@ Tokenizer *tokenizer_train_char(const unsigned char *text, size_t len) {
     arrfree(units);
     tokenizer_char_build(tok);
     return tok;
+}
+
+void tokenizer_char_collector_free(CharCollector *c) {
+    if (!c) return;
+    free(c->seen);
+    free(c);
+}
+
+Tokenizer *tokenizer_train_char(const unsigned char *text, size_t len) {
+    CharCollector *c = tokenizer_char_collector_new();
+    tokenizer_char_collector_add(c, text, len);
+    return tokenizer_char_collector_finish(c);
 }
 
 void tokenizer_char_build(Tokenizer *tok) {

@@ -66,9 +66,34 @@ void tokenizer_bpe_build(Tokenizer *tok);
 bool tokenizer_char_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n, char *err,
                            size_t errlen);
 void tokenizer_bpe_encode(const Tokenizer *tok, const unsigned char *text, size_t len, int *ids, size_t *n);
+// The same through an encoder whose cache of chunks outlives the call (one per thread).
+typedef struct BpeEncoder BpeEncoder;
+BpeEncoder *tokenizer_bpe_encoder_new(void);
+void tokenizer_bpe_encode_with(const Tokenizer *tok, BpeEncoder *e, const unsigned char *text, size_t len, int *ids,
+                               size_t *n);
+void tokenizer_bpe_encoder_free(BpeEncoder *e);
 
 // The length of the pre-split chunk of text that starts at byte start (< len); BPE merges
 // never cross a chunk boundary.
 size_t tokenizer_bpe_chunk_len(const unsigned char *text, size_t len, size_t start);
+// Whether every pre-split of any text holding these bytes cuts between t[p - 1] and t[p].
+bool tokenizer_bpe_boundary(const unsigned char *t, size_t p);
+
+// Training from a text fed in pieces (see tokenizer_cut): the distinct chunks are collected
+// piece by piece; finish trains the merges on them (t0: when the collecting began, for the
+// progress lines) and frees the collector.
+typedef struct BpeCollector BpeCollector;
+BpeCollector *tokenizer_bpe_collector_new(void);
+void tokenizer_bpe_collector_add(BpeCollector *c, const unsigned char *text, size_t len);
+Tokenizer *tokenizer_bpe_collector_finish(BpeCollector *c, int vocab_size, bool progress, double t0);
+void tokenizer_bpe_collector_free(BpeCollector *c);  // abandons it
+
+// The same for the char vocabulary: the set of code points and fallback bytes seen.
+typedef struct CharCollector CharCollector;
+CharCollector *tokenizer_char_collector_new(void);
+// Returns the number of fallback bytes (bytes not part of valid UTF-8) in text.
+size_t tokenizer_char_collector_add(CharCollector *c, const unsigned char *text, size_t len);
+Tokenizer *tokenizer_char_collector_finish(CharCollector *c);
+void tokenizer_char_collector_free(CharCollector *c);
 
 #endif

@@ -33,11 +33,13 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "data/loader.h"
+#include "data/prepare.h"
 #include "kernels/bf16.h"
 #include "model/generate.h"
 #include "report/report.h"
 #include "train/adamw.h"
 #include "train/dist.h"
+#include "train/lock.h"
 #include "train/train_state.h"
 
 // ---- signals --------------------------------------------------------------------------
@@ -133,6 +135,7 @@ typedef struct {
     bool die_by_kill;
     char *err;            // the caller's buffer for why the run failed
     size_t errlen;
+    char ids_note[1300];  // where the token ids came from, for the banner
 } Run;
 
 // Records why the run cannot go on; returns false, for `return fail(r, ...)`.
@@ -195,7 +198,7 @@ static bool collect_token(int token, void *ctx) {
 static int sample_prompt_token(const Run *r) {
     int *ids = NULL;
     size_t n = 0;
-    int tokid = r->data.tokens[0];
+    int tokid = dataset_token(&r->data, 0);
     if (tokenizer_encode(r->tok, (const unsigned char *)"\n", 1, &ids, &n, NULL, 0) && n == 1) tokid = ids[0];
     free(ids);
     return tokid;
@@ -328,6 +331,10 @@ static void print_banner(Run *r, bool resumed) {
     progress_note(p, "data: %s, %llu bytes -> %zu tokens (%s tokenizer, vocab %d); train %zu, val %zu", tc->data_path,
                   (unsigned long long)r->data.text_bytes, r->data.n_tokens, tokenizer_kind_name(tokenizer_kind(r->tok)),
                   tokenizer_vocab_size(r->tok), r->data.n_train, r->data.n_tokens - r->data.n_train);
+    if (r->ids_note[0]) progress_note(p, "%s", r->ids_note);
+    if (r->opts->init_from_path)
+        progress_note(p, "starting from the weights of %s, with a new optimizer state and schedule",
+                      r->opts->init_from_path);
     progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels, %s products%s%s",
                   c->n_layer, c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
                   gpt_kernels_name(r->model.kernels), dtype_name(r->model.dtype),
@@ -347,34 +354,46 @@ static void print_banner(Run *r, bool resumed) {
                       (long long)r->n_ranks * tc->batch_size * c->block_size * tc->grad_accum);
 }
 
-// The text and the tokenizer, the model and the optimizer of a new run.
-static bool setup_fresh(Run *r) {
-    TrainConfig *tc = r->tc;
+// A new run never writes over another one, unless asked to.
+static bool refuse_existing_run(Run *r) {
     if (access(r->ckpt_path, F_OK) == 0 && !r->opts->force)
         return fail(r,
                     "'%s' already holds a training run; --resume continues it, --force starts a new one over it "
                     "(or choose another --out)",
                     r->ckpt_path);
-    size_t len;
-    unsigned char *text = read_file(tc->data_path, &len, r->err, r->errlen);
-    if (!text) return false;
-    if (len == 0) {
-        free(text);
-        return fail(r, "'%s' is empty, expected a text file to train on", tc->data_path);
-    }
-    if (tc->tokenizer == TOKENIZER_BPE) {
-        if (!r->progress.quiet) fprintf(stderr, "training a BPE tokenizer of %d tokens on %s\n", tc->bpe_vocab_size,
-                                        tc->data_path);
-        r->tok = tokenizer_train_bpe(text, len, tc->bpe_vocab_size, !r->progress.quiet);
-    } else {
-        r->tok = tokenizer_train_char(text, len);
-    }
-    tc->model.vocab_size = tokenizer_vocab_size(r->tok);
-    bool ok = gpt_config_check(&tc->model, r->err, r->errlen) &&
-              dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, r->err, r->errlen);
-    free(text);
-    if (!ok) return false;
-    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    return true;
+}
+
+// The run's token ids (data/prepare.h), once data_scan has read the text. Rank 0 takes the
+// run directory (creating it if new: only now, with the text checked and the tokenizer
+// built, is there a run to write down) and maps the ids from DIR/tokens.bin, encoding them
+// into it when it holds another text or tokenizer. The other ranks then map that file if
+// they see it (one machine, or a shared directory), else encode the text into memory.
+static bool load_tokens(Run *r, DataText *dt, bool new_run) {
+    TrainConfig *tc = r->tc;
+    char cache[1100];
+    snprintf(cache, sizeof cache, "%s/tokens.bin", tc->out_dir);
+    DataTokensSpec spec = {.cache_path = cache, .write = r->rank == 0, .block_size = tc->model.block_size,
+                           .progress = !r->progress.quiet};
+    DataIdsSource src = DATA_IDS_IN_MEMORY;
+    double seconds = 0;
+    // (A rank that fails here returns, and the command ends the whole job: no rank is left
+    // waiting in the collective below.)
+    if (r->rank == 0 &&
+        (!run_lock_create(tc->out_dir, r->err, r->errlen) || (new_run && !refuse_existing_run(r)) ||
+         !data_tokens(dt, &spec, &r->data, &src, &seconds, r->err, r->errlen)))
+        return false;
+    int sync = 0;
+    dist_allreduce_max_int(&sync);  // a collective: rank 0's tokens.bin is complete before the others look
+    if (r->rank != 0 && !data_tokens(dt, &spec, &r->data, &src, &seconds, r->err, r->errlen)) return false;
+    const char *how = src == DATA_IDS_CACHED ? "read from" : src == DATA_IDS_WRITTEN ? "written to" : "kept in memory, not";
+    snprintf(r->ids_note, sizeof r->ids_note, "token ids: %d bytes each, %s %s (%.1f s; reading the text took %.1f s)",
+             r->data.id_bytes, how, cache, seconds, dt->seconds);
+    return true;
+}
+
+// What a new run starts from besides its weights: step 0, no evaluation yet, an empty report.
+static void start_state(Run *r) {
     adamw_init(&r->opt, r->model.num_params);
     memset(&r->ts, 0, sizeof r->ts);
     r->ts.best_val_loss = INFINITY;
@@ -382,9 +401,50 @@ static bool setup_fresh(Run *r) {
     r->ts.data_crc = r->data.text_crc;
     r->ts.data_bytes = r->data.text_bytes;
     Rng base;
-    rng_seed(&base, tc->seed);  // recorded for reference; batches derive from (seed, step)
+    rng_seed(&base, r->tc->seed);  // recorded for reference; batches derive from (seed, step)
     memcpy(r->ts.rng, base.s, sizeof r->ts.rng);
     report_init(&r->report);
+}
+
+// The text and the tokenizer, the model and the optimizer of a new run.
+static bool setup_fresh(Run *r) {
+    TrainConfig *tc = r->tc;
+    if (!refuse_existing_run(r)) return false;
+    DataText dt;
+    DataScanSpec scan = {.train_kind = tc->tokenizer, .bpe_vocab_size = tc->bpe_vocab_size,
+                         .progress = !r->progress.quiet};
+    if (!data_scan(&dt, tc->data_path, &scan, r->err, r->errlen)) return false;
+    r->tok = dt.trained;  // the run keeps the tokenizer (dt.tok still points to it)
+    dt.trained = NULL;
+    tc->model.vocab_size = tokenizer_vocab_size(r->tok);
+    bool ok = gpt_config_check(&tc->model, r->err, r->errlen) && load_tokens(r, &dt, true);
+    data_text_close(&dt);
+    if (!ok) return false;
+    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    start_state(r);
+    return true;
+}
+
+// --init-from: a new run (new directory, optimizer state and schedule) on the weights and
+// tokenizer of a checkpoint, whose model config the run takes whatever the settings say.
+static bool setup_init_from(Run *r, Checkpoint *ck) {
+    TrainConfig *tc = r->tc;
+    if (!refuse_existing_run(r)) return false;
+    tc->model = ck->config;
+    r->tok = ck->tok;
+    ck->tok = NULL;
+    tc->tokenizer = tokenizer_kind(r->tok);
+    if (tc->tokenizer == TOKENIZER_BPE) tc->bpe_vocab_size = tokenizer_vocab_size(r->tok);
+    char source[1200];
+    snprintf(source, sizeof source, "the checkpoint '%s'", r->opts->init_from_path);
+    DataText dt;
+    DataScanSpec scan = {.tok = r->tok, .tok_source = source, .progress = !r->progress.quiet};
+    if (!data_scan(&dt, tc->data_path, &scan, r->err, r->errlen)) return false;
+    bool ok = load_tokens(r, &dt, true);
+    data_text_close(&dt);
+    if (!ok) return false;
+    checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
+    start_state(r);
     return true;
 }
 
@@ -396,18 +456,13 @@ static bool setup_resume(Run *r, TrainResume *res) {
     r->tok = ck->tok;
     ck->tok = NULL;
     report_init(&r->report);
-    size_t len;
-    unsigned char *text = read_file(tc->data_path, &len, r->err, r->errlen);
-    if (!text) return false;
-    if (len != res->state.data_bytes || crc32c(0, text, len) != res->state.data_crc) {
-        free(text);
-        return fail(r,
-                    "'%s' has changed since the checkpoint was written (%zu bytes now, %llu then); resuming needs "
-                    "the same text",
-                    tc->data_path, len, (unsigned long long)res->state.data_bytes);
-    }
-    bool ok = dataset_from_text(&r->data, text, len, r->tok, tc->model.block_size, tc->data_path, r->err, r->errlen);
-    free(text);
+    DataText dt;
+    DataScanSpec scan = {.tok = r->tok, .tok_source = "the checkpoint", .check_text = true,
+                         .text_crc = res->state.data_crc, .text_bytes = res->state.data_bytes,
+                         .progress = !r->progress.quiet};
+    if (!data_scan(&dt, tc->data_path, &scan, r->err, r->errlen)) return false;
+    bool ok = load_tokens(r, &dt, false);
+    data_text_close(&dt);
     if (!ok) return false;
     checkpoint_to_model(ck, &r->model, tc->batch_size, GPT_TRAINING);
     adamw_init(&r->opt, r->model.num_params);
@@ -445,10 +500,20 @@ static bool start(Run *r) {
     TrainConfig *tc = r->tc;
     const TrainOptions *opts = r->opts;
     if (!read_test_hook(r)) return false;
-    bool ok = opts->resume ? setup_resume(r, opts->resume) : setup_fresh(r);
+    // A directory that exists is claimed before anything in it is looked at (a new one when
+    // it is created, in load_tokens).
+    bool ok = r->rank != 0 || run_lock_existing(tc->out_dir, r->err, r->errlen);
+    if (ok)
+        ok = opts->resume      ? setup_resume(r, opts->resume)
+             : opts->init_from ? setup_init_from(r, opts->init_from)
+                               : setup_fresh(r);
     if (opts->resume) {
         train_resume_free(opts->resume);
         free(opts->resume);
+    }
+    if (opts->init_from) {
+        checkpoint_free(opts->init_from);
+        free(opts->init_from);
     }
     // Only now, with the data read and the model built, is there a run to write down: a
     // bad input never leaves an empty run directory behind.
@@ -581,5 +646,6 @@ int train_run(TrainConfig *tc, const TrainOptions *opts, char *err, size_t errle
     gpt_free(&r.model);
     dataset_free(&r.data);
     tokenizer_free(r.tok);
+    run_lock_release();
     return status < 0 ? TRAIN_FAILED : status;
 }

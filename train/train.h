@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "checkpoint/checkpoint.h"
 #include "train/config.h"
 
 struct TrainResume;  // train_state.h
@@ -13,6 +14,10 @@ struct TrainResume;  // train_state.h
 typedef struct {
     struct TrainResume *resume;  // continue this run: a malloc'd TrainResume that train_run
                                  // takes over and frees
+    Checkpoint *init_from;       // or start a new run from this checkpoint's weights and
+                                 // tokenizer (new optimizer state and schedule; its model config
+                                 // replaces tc->model): malloc'd, taken over and freed likewise
+    const char *init_from_path;  // where init_from was read, for messages
     bool force;              // start over even if out_dir holds a run
     bool trace_shapes;
     GPTKernels kernels;      // the kernels that train and sample (GPT_KERNELS_FAST when zeroed)
