@@ -74,6 +74,25 @@ expect_ok "tokenizer encode from a checkpoint" "$GPT" tokenizer encode --tokeniz
 [ "$(cat "$TOP/ok.out")" = "15 41 50 51 52" ] || fail "tokenizer encode from a checkpoint: got '$(cat "$TOP/ok.out")'"
 rm -f word.txt
 
+# ---- eval ---------------------------------------------------------------------------------
+expect_ok "eval" "$GPT" eval good.bin --data small.txt --split val
+head -n 1 "$TOP/ok.out" | grep -Eq '^loss [0-9]+\.[0-9]+  perplexity [0-9]+\.[0-9]+  bits/byte [0-9]+\.[0-9]+  \(5999 tokens\)$' ||
+    fail "eval: first line is not 'loss L  perplexity P  bits/byte B  (5999 tokens)': $(head -n 1 "$TOP/ok.out")"
+# Char tokens are one byte each here: perplexity = exp(loss), bits/byte = loss / ln 2.
+awk '{ if (($4 - exp($2)) ^ 2 > 1e-4 * $4 ^ 2 || ($6 - $2 / log(2)) ^ 2 > 1e-6) exit 1 }' "$TOP/ok.out" ||
+    fail "eval: perplexity or bits/byte do not follow from the loss: $(head -n 1 "$TOP/ok.out")"
+cp "$TOP/ok.out" eval1.txt
+expect_ok "eval, 2 threads, batch 3" "$GPT" eval good.bin --data small.txt --split val --threads 2 --batch-size 3
+cmp -s eval1.txt "$TOP/ok.out" || fail "eval: 1 and 2 threads or another batch size give another loss"
+expect_ok "eval, the whole file" "$GPT" eval good.bin --data small.txt
+grep -q '(59999 tokens)' "$TOP/ok.out" || fail "eval --split all: not every token after the first predicted"
+expect_error "eval: missing checkpoint" "nonexistent.bin" "$GPT" eval nonexistent.bin --data small.txt
+expect_error "eval: missing data" "nonexistent.txt" "$GPT" eval good.bin --data nonexistent.txt
+expect_error "eval: no --data" "--data FILE is required" "$GPT" eval good.bin
+expect_error "eval: bad split" "--split expects all or val, got 'test'" "$GPT" eval good.bin --data small.txt --split test
+printf 'abc\342\202\254 def\n' >euro.txt
+expect_error "eval: text the tokenizer cannot encode" "cannot encode" "$GPT" eval good.bin --data euro.txt
+
 # ---- sample -------------------------------------------------------------------------------
 expect_ok "sample" "$GPT" sample good.bin --tokens 40 --seed 7
 [ "$(wc -c <"$TOP/ok.out")" -ge 40 ] || fail "sample: fewer than 40 bytes of text"
