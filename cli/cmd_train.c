@@ -1,5 +1,6 @@
 // cmd_train.c -- `gpt train`: flags to a TrainConfig, then the loop.
 #include <assert.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -57,12 +58,19 @@ static const char usage[] =
     "                         loss stay float); not kept by --resume: give it again\n"
     "other:\n"
     "  --seed N (1337)          --threads N (default: all cores)\n"
-    "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n";
+    "  --stop-after N           stop after step N with a checkpoint, as Ctrl-C would\n"
+    "  --time-budget DURATION   train for this long (90s, 10m, 1h30m or plain seconds), evaluations\n"
+    "                           included, instead of --iters steps (with --iters too: whichever\n"
+    "                           comes first); the cosine then decays to min-lr as the time runs\n"
+    "                           out, and a final evaluation and checkpoint follow. The step count\n"
+    "                           depends on the machine's speed. Not kept by --resume: give the\n"
+    "                           same budget again, and the run trains for what is left of it\n";
 
 // The command's own options. The settings' flags come from checkpoint/run_config.h's table (id
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
 enum {
-    OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_INIT_FROM, OPT_FIELD = 0x800
+    OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_INIT_FROM,
+    OPT_TIME_BUDGET, OPT_FIELD = 0x800
 };
 
 static const struct option own_opts[] = {
@@ -74,6 +82,7 @@ static const struct option own_opts[] = {
     {"dtype", required_argument, 0, OPT_DTYPE},
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
     {"init-from", required_argument, 0, OPT_INIT_FROM},
+    {"time-budget", required_argument, 0, OPT_TIME_BUDGET},
     {"help", no_argument, 0, 'h'},
     CLI_MODEL_OPTIONS
 };
@@ -199,6 +208,29 @@ static Checkpoint *init_from_with_flags(const char *path, const TrainConfig *tc,
     return ck;
 }
 
+// A duration: plain seconds ("90", "2.5"), or whole hours, minutes and seconds in that
+// order, each at most once ("90s", "10m", "1h30m", "1h5s"). Seconds, or -1 when malformed.
+static double parse_duration(const char *s) {
+    double plain;
+    if (parse_double(s, 0, 1e9, &plain)) return plain;
+    static const char units[] = "hms";
+    static const double unit_s[] = {3600, 60, 1};
+    double total = 0;
+    int next = 0;  // units before this one are used up
+    for (const char *p = s; *p;) {
+        if (*p < '0' || *p > '9') return -1;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        const char *u = *end ? strchr(units + next, *end) : NULL;
+        if (errno || v > 100000000L || !u) return -1;
+        total += (double)v * unit_s[u - units];
+        next = (int)(u - units) + 1;
+        p = end + 1;
+    }
+    return *s ? total : -1;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainConfig tc;
     train_config_defaults(&tc);
@@ -218,6 +250,13 @@ int cmd_train(int argc, char **argv) {
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
         case OPT_INIT_FROM: init_from = optarg; break;
+        case OPT_TIME_BUDGET:
+            to.time_budget_s = parse_duration(optarg);
+            if (!(to.time_budget_s > 0))
+                cli_fail("--time-budget expects a duration above zero such as 90s, 10m, 1h30m or plain seconds, got "
+                         "'%s'",
+                         optarg);
+            break;
         case OPT_KERNELS: to.kernels = cli_kernels(optarg); break;
         case OPT_DTYPE:
             if (!dtype_parse(optarg, &to.dtype)) cli_fail("--dtype expects fp32 or bf16, got '%s'", optarg);
@@ -244,12 +283,22 @@ int cmd_train(int argc, char **argv) {
     if (tc.min_lr > tc.lr)
         cli_fail("--min-lr %g is above --lr %g (the schedule decays from lr to min-lr)", tc.min_lr, tc.lr);
 
+    // A time budget alone ends the run: --iters then caps it only when given.
+    bool iters_given = false;
+    for (int i = 0; i < n_given; i++) iters_given |= is_field(given[i].id, offsetof(TrainConfig, iters));
+    if (to.time_budget_s > 0 && !iters_given && !resume) tc.iters = TRAIN_MAX_ITERS;
+
     char err[1024];
     if (resume) {
         // A run still training in the directory is the reason to give, not what its files
         // hold. (Rank 0 alone asks: the other ranks would see their own rank 0 holding it.)
         if (dist_rank() == 0 && !run_lock_probe(tc.out_dir, err, sizeof err)) cli_fail("%s", err);
         to.resume = resume_with_flags(&tc, &to, given, n_given);
+        // A time-budgeted run saved no step count to stop at (its budget is not in the checkpoint).
+        if (tc.iters == TRAIN_MAX_ITERS && !(to.time_budget_s > 0))
+            cli_fail("cannot resume: the run in '%s' was trained for a time budget; give it again with "
+                     "--time-budget (the time already spent counts against it) or give --iters",
+                     tc.out_dir);
     } else if (init_from) {
         to.init_from = init_from_with_flags(init_from, &tc, given, n_given);
         to.init_from_path = init_from;

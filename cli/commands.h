@@ -8,6 +8,7 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_attention(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -16,6 +16,7 @@ static const char usage[] =
     "commands:\n"
     "  train       train a GPT on a text file (see also: make train)\n"
     "  sample      generate text from a checkpoint\n"
+    "  eval        a checkpoint's loss, perplexity and bits/byte over every token of a text\n"
     "  info        describe a checkpoint: config, tokenizer, progress, parameter table\n"
     "  attention   draw what each attention head looks at, as an HTML page\n"
     "  bench       time training steps (or, with --sample, generation): speed, MFU, memory\n"
@@ -41,6 +42,7 @@ static int run(int argc, char **argv) {
     } commands[] = {
         {"train", cmd_train},
         {"sample", cmd_sample},
+        {"eval", cmd_eval},
         {"info", cmd_info},
         {"attention", cmd_attention},
         {"bench", cmd_bench},
@@ -54,7 +56,7 @@ static int run(int argc, char **argv) {
                 cli_fail("'%s' runs as one process; under mpirun only train and bench share the work among ranks", cmd);
             return commands[i].run(argc - 1, argv + 1);
         }
-    cli_misuse("unknown command '%s' (expected one of: train, sample, info, attention, bench, gradcheck, tokenizer, export; "
+    cli_misuse("unknown command '%s' (expected one of: train, sample, eval, info, attention, bench, gradcheck, tokenizer, export; "
                "see ./gpt --help)",
                cmd);
 }

@@ -74,6 +74,52 @@ expect_ok "tokenizer encode from a checkpoint" "$GPT" tokenizer encode --tokeniz
 [ "$(cat "$TOP/ok.out")" = "15 41 50 51 52" ] || fail "tokenizer encode from a checkpoint: got '$(cat "$TOP/ok.out")'"
 rm -f word.txt
 
+# ---- eval ---------------------------------------------------------------------------------
+expect_ok "eval" "$GPT" eval good.bin --data small.txt --split val
+head -n 1 "$TOP/ok.out" | grep -Eq '^loss [0-9]+\.[0-9]+  perplexity [0-9]+\.[0-9]+  bits/byte [0-9]+\.[0-9]+  \(5999 tokens\)$' ||
+    fail "eval: first line is not 'loss L  perplexity P  bits/byte B  (5999 tokens)': $(head -n 1 "$TOP/ok.out")"
+# Char tokens are one byte each here: perplexity = exp(loss), bits/byte = loss / ln 2.
+awk '{ if (($4 - exp($2)) ^ 2 > 1e-4 * $4 ^ 2 || ($6 - $2 / log(2)) ^ 2 > 1e-6) exit 1 }' "$TOP/ok.out" ||
+    fail "eval: perplexity or bits/byte do not follow from the loss: $(head -n 1 "$TOP/ok.out")"
+cp "$TOP/ok.out" eval1.txt
+expect_ok "eval, 2 threads, batch 3" "$GPT" eval good.bin --data small.txt --split val --threads 2 --batch-size 3
+cmp -s eval1.txt "$TOP/ok.out" || fail "eval: 1 and 2 threads or another batch size give another loss"
+expect_ok "eval, the whole file" "$GPT" eval good.bin --data small.txt
+grep -q '(59999 tokens)' "$TOP/ok.out" || fail "eval --split all: not every token after the first predicted"
+expect_error "eval: missing checkpoint" "nonexistent.bin" "$GPT" eval nonexistent.bin --data small.txt
+expect_error "eval: missing data" "nonexistent.txt" "$GPT" eval good.bin --data nonexistent.txt
+expect_error "eval: no --data" "--data FILE is required" "$GPT" eval good.bin
+expect_error "eval: bad split" "--split expects all or val, got 'test'" "$GPT" eval good.bin --data small.txt --split test
+printf 'abc\342\202\254 def\n' >euro.txt
+expect_error "eval: text the tokenizer cannot encode" "cannot encode" "$GPT" eval good.bin --data euro.txt
+
+# ---- train --time-budget ----------------------------------------------------------------------
+# The budget, not --iters, ends the run; the cosine reaches min_lr (1e-4) as the time runs out.
+expect_ok "train --time-budget 3s" "$GPT" train --data small.txt --out run_tb3 --time-budget 3s --warmup 5 \
+    --eval-interval 0 $TINY
+# metrics.csv: step,batch_loss,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s
+awk -F, 'NR > 1 { last = $0; lr = $5; el = $8; n++ } END {
+    if (n < 6 || el < 3 || el > 8 || lr < 1e-4 * 0.999 || lr > 1e-4 + 0.05 * 9e-4) { print last; exit 1 } }' \
+    run_tb3/metrics.csv || fail "train --time-budget 3s: did not end near 3 s at min_lr: $(tail -n 1 run_tb3/metrics.csv)"
+# Stopped early (as by Ctrl-C), a budgeted run resumes with what is left of the budget.
+expect_ok "train --time-budget, stopped" "$GPT" train --data small.txt --out run_tbr --time-budget 3 --warmup 5 \
+    --stop-after 5 $TINY
+expect_error "resume a time-budgeted run without its budget" "give it again with --time-budget" \
+    "$GPT" train --resume --out run_tbr --quiet
+# The time already spent counts: a budget it exceeds ends the resumed run before any step.
+cp -r run_tbr run_tbr_spent
+expect_ok "resume past the budget" "$GPT" train --resume --out run_tbr_spent --time-budget 0.001 --quiet
+[ "$(tail -n 1 run_tbr_spent/metrics.csv | cut -d, -f1)" = 5 ] ||
+    fail "resume past the budget: trained on: $(tail -n 1 run_tbr_spent/metrics.csv)"
+expect_ok "resume a time-budgeted run" "$GPT" train --resume --out run_tbr --time-budget 3 --quiet
+awk -F, 'NR > 1 { el = $8; lr = $5 } END { exit !(el >= 3 && el < 8 && lr < 1.5e-4) }' run_tbr/metrics.csv ||
+    fail "resumed --time-budget run: did not end near 3 s of training at min_lr: $(tail -n 1 run_tbr/metrics.csv)"
+for bad in 10x 1m1h 0 -5 1h30 5s5s; do
+    expect_error "--time-budget $bad" "--time-budget expects a duration above zero such as 90s, 10m, 1h30m or plain seconds, got '$bad'" \
+        "$GPT" train --data small.txt --out run_bad_budget --time-budget "$bad" $TINY
+done
+[ -e run_bad_budget ] && fail "a malformed --time-budget created the run directory"
+
 # ---- sample -------------------------------------------------------------------------------
 expect_ok "sample" "$GPT" sample good.bin --tokens 40 --seed 7
 [ "$(wc -c <"$TOP/ok.out")" -ge 40 ] || fail "sample: fewer than 40 bytes of text"

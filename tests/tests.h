@@ -17,5 +17,6 @@ Suite *parity_suite(void);
 Suite *export_suite(void);
 Suite *bf16_suite(void);
 Suite *data_suite(void);
+Suite *eval_suite(void);
 
 #endif

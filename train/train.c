@@ -79,8 +79,9 @@ static void progress_clear(Progress *p) {
     }
 }
 
+// budget_left_s >= 0: a time-budgeted run, whose ETA is what is left of the budget.
 static void progress_step(Progress *p, const TrainConfig *tc, long step, float loss, float lr, float norm,
-                          double step_s, double tokens_per_s) {
+                          double step_s, double tokens_per_s, double budget_left_s) {
     if (p->quiet) return;
     p->ema_step_s = p->ema_step_s == 0 ? step_s : 0.9 * p->ema_step_s + 0.1 * step_s;
     double now = now_seconds();
@@ -88,12 +89,17 @@ static void progress_step(Progress *p, const TrainConfig *tc, long step, float l
                       : (step == 1 || step % tc->log_interval == 0 || step == tc->iters);
     if (!due) return;
     p->last_draw = now;
-    char eta[32];
-    format_duration(p->ema_step_s * (double)(tc->iters - step), eta, sizeof eta);
-    int width = snprintf(NULL, 0, "%ld", tc->iters);
+    char eta[32], of[32] = "";
+    if (budget_left_s >= 0) {
+        format_duration(budget_left_s, eta, sizeof eta);
+    } else {
+        format_duration(p->ema_step_s * (double)(tc->iters - step), eta, sizeof eta);
+        snprintf(of, sizeof of, "/%ld", tc->iters);
+    }
+    int width = budget_left_s >= 0 ? 0 : snprintf(NULL, 0, "%ld", tc->iters);
     char line[256];
-    snprintf(line, sizeof line, "step %*ld/%ld | loss %.4f | lr %.2e | norm %.2f | %.1f ms/step | %.0f tok/s | ETA %s",
-             width, step, tc->iters, loss, lr, norm, step_s * 1e3, tokens_per_s, eta);
+    snprintf(line, sizeof line, "step %*ld%s | loss %.4f | lr %.2e | norm %.2f | %.1f ms/step | %.0f tok/s | ETA %s",
+             width, step, of, loss, lr, norm, step_s * 1e3, tokens_per_s, eta);
     if (p->tty) {
         fprintf(stderr, "\r\033[K%s", line);
         p->line_open = true;
@@ -136,6 +142,7 @@ typedef struct {
     char *err;            // the caller's buffer for why the run failed
     size_t errlen;
     char ids_note[1300];  // where the token ids came from, for the banner
+    bool finished;        // the last step (or the time budget) was reached
 } Run;
 
 // Records why the run cannot go on; returns false, for `return fail(r, ...)`.
@@ -340,12 +347,26 @@ static void print_banner(Run *r, bool resumed) {
                   gpt_kernels_name(r->model.kernels), dtype_name(r->model.dtype),
                   r->model.dtype == DTYPE_BF16 ? " on " : "",
                   r->model.dtype == DTYPE_BF16 ? bf16_path_name(bf16_path()) : "");
-    progress_note(p,
-                  "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
-                  "weight decay %g, clip %g; %d thread%s; writing %s/",
-                  tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
-                  tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
-                  threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
+    double budget = r->opts->time_budget_s;
+    if (budget > 0) {
+        char total[32], left[32], cap[48] = "";
+        format_duration(budget, total, sizeof total);
+        if (tc->iters < TRAIN_MAX_ITERS) snprintf(cap, sizeof cap, " or %ld steps", tc->iters);
+        format_duration(budget > r->ts.elapsed_s ? budget - r->ts.elapsed_s : 0, left, sizeof left);
+        progress_note(p,
+                      "training: for a time budget of %s (%s left)%s, steps of %d x %d x %d tokens, lr %g -> %g "
+                      "(warmup %ld steps, cosine over the budget), weight decay %g, clip %g; %d thread%s; writing %s/",
+                      total, left, cap, tc->batch_size, c->block_size,
+                      tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters, tc->weight_decay, tc->grad_clip,
+                      threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
+    } else {
+        progress_note(p,
+                      "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
+                      "weight decay %g, clip %g; %d thread%s; writing %s/",
+                      tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
+                      tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
+                      threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
+    }
     if (r->n_ranks > 1)
         progress_note(p,
                       "data-parallel: %d ranks of %d threads, each step %d x %d x %d tokens per rank, %lld in all "
@@ -528,6 +549,26 @@ static bool start(Run *r) {
     return true;
 }
 
+// ---- the time budget ------------------------------------------------------------------
+// The run's elapsed training time by rank 0's clock, so that every rank takes the same
+// learning rate and stops at the same step.
+static double run_elapsed(const Run *r, double run_start, double elapsed_before) {
+    double e = r->rank == 0 ? elapsed_before + (now_seconds() - run_start) : 0.0;
+    if (r->n_ranks > 1) dist_allreduce_max_double(&e);
+    return e;
+}
+
+// The learning rate of step s of a time-budgeted run, elapsed seconds into it: the warm-up
+// of lr_schedule (warmup_iters steps), then the cosine from lr to min_lr over the fraction
+// elapsed / budget of the time (from the run's start, so the cosine begins slightly past its
+// top when the warm-up ends), min_lr from the budget on.
+static float budget_lr(const TrainConfig *tc, long s, double elapsed, double budget) {
+    if (s < tc->warmup_iters) return lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, tc->warmup_iters);
+    double f = elapsed / budget;
+    if (f > 1) f = 1;
+    return (float)(tc->min_lr + 0.5 * (1.0 + cos(M_PI * f)) * (tc->lr - tc->min_lr));
+}
+
 // One optimizer update at step s: grad_accum micro-batches on each rank, the gradients
 // averaged over them all, clipped, applied. False (nothing updated) on a non-finite loss or
 // gradient.
@@ -559,7 +600,9 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start
                     s + 1, loss, norm, bad ? bad : "none (the loss itself)", r->saved_step);
     }
     long decay_iters = tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters;
-    float lr = lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
+    double budget = r->opts->time_budget_s;
+    float lr = budget > 0 ? budget_lr(tc, s, run_elapsed(r, run_start, elapsed_before), budget)
+                          : lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
     adamw_update_scaled(&r->opt, &r->model, lr, clip_factor(norm, tc->grad_clip), acfg);  // clipping folded in
     r->ts.step = s + 1;
     double dt = now_seconds() - t0;
@@ -568,7 +611,8 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start
     MetricsRow row = {.step = r->ts.step, .batch_loss = loss, .train_loss = NAN, .val_loss = NAN, .lr = lr,
                       .grad_norm = norm, .tokens_per_s = (float)tok_s, .elapsed_s = r->ts.elapsed_s};
     report_add_step(&r->report, &row);
-    progress_step(&r->progress, tc, r->ts.step, loss, lr, norm, dt, tok_s);
+    double left = budget > 0 ? (budget > r->ts.elapsed_s ? budget - r->ts.elapsed_s : 0) : -1;
+    progress_step(&r->progress, tc, r->ts.step, loss, lr, norm, dt, tok_s, left);
     return true;
 }
 
@@ -584,15 +628,21 @@ static int loop(Run *r, bool resumed) {
         long s = r->ts.step;
         // A resumed run's first step was evaluated and sampled (or deliberately not) before it stopped.
         bool again = resumed && s == start;
-        bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || s == tc->iters;
+        // The run ends at its last step, or at the first step that starts with the time
+        // budget spent (then the final evaluation runs past the budget by its own length).
+        double budget = r->opts->time_budget_s;
+        bool last = s >= tc->iters || (budget > 0 && run_elapsed(r, run_start, elapsed_before) >= budget);
+        bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || last;
         if (eval_due && tc->eval_iters > 0 && !again && !evaluate(r, run_start, elapsed_before)) return -1;
-        if (r->rank == 0 && tc->sample_interval > 0 && s > 0 && !again &&
-            (s % tc->sample_interval == 0 || s == tc->iters)) {
+        if (r->rank == 0 && tc->sample_interval > 0 && s > 0 && !again && (s % tc->sample_interval == 0 || last)) {
             print_sample(r, s);
             if (!write_report(r)) return -1;
         }
         // At the end the final evaluation has checkpointed, unless there was none.
-        if (s >= tc->iters) return checkpoint_now(r) ? 0 : -1;
+        if (last) {
+            r->finished = true;
+            return checkpoint_now(r) ? 0 : -1;
+        }
         // A signal may reach the ranks at different steps: they agree to stop at the same one.
         int stop = stop_signal;
         dist_allreduce_max_int(&stop);
@@ -629,7 +679,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts, char *err, size_t errle
     snprintf(r.best_path, sizeof r.best_path, "%s/best.bin", tc->out_dir);
     bool resumed = opts->resume != NULL;
     int status = start(&r) ? loop(&r, resumed) : -1;
-    if (status == 0 && r.ts.step >= tc->iters) {
+    if (status == 0 && r.finished) {
         char dur[32];
         format_duration(r.ts.elapsed_s, dur, sizeof dur);
         progress_note(&r.progress,
