@@ -1,11 +1,11 @@
 // checkpoint.c -- saving and loading checkpoints (see checkpoint.h).
 //
-// The file, version 1. Integers are little-endian two's complement; f32 and f64 are IEEE-754
+// The file, version 2. Integers are little-endian two's complement; f32 and f64 are IEEE-754
 // binary32 and binary64, stored as their bit patterns, also little-endian.
 //
 //   offset    size  field
 //   0         8     magic "GPTCKPT\0"
-//   8         4     u32 version (CHECKPOINT_VERSION, 1)
+//   8         4     u32 version (CHECKPOINT_VERSION, 2; 1 is read too)
 //   12        ...   sections, one after another, each: u32 tag, u64 payload length, payload
 //   len - 4   4     u32 CRC-32C of every byte before it (magic, version and all sections)
 //
@@ -15,7 +15,8 @@
 //   TOKN  the tokenizer image of tokenizer_serialize (it checks itself on the way back)
 //   PARM  u64 count, then count x f32: the parameter block in param_table order; count is
 //         gpt_config_num_params(CONF)                                    (8 + 4 count bytes)
-//   TCFG  the run's settings: checkpoint/run_config.h's table, field by field in its row order
+//   TCFG  the run's settings: checkpoint/run_config.h's table, field by field in its row order (a
+//         version 1 record ends before the rows version 2 added: train_config_decode)
 //   TSTA  where the run stands: train/train_state.c's record                        (72 bytes)
 //   ADAM  the optimizer: i64 step, u64 count (= PARM's), count x f32 m, count x f32 v
 //                                                                    (16 + 8 count bytes)
@@ -24,13 +25,13 @@
 // reader's rules:
 //   - the checks run in this order, and the first failure is the message: the file can be
 //     read; it is not empty; it holds at least the magic, the version and the CRC; the magic;
-//     the version (1; a newer one asks for a newer gpt); the CRC (before any section is
+//     the version (1 or 2; a newer one asks for a newer gpt); the CRC (before any section is
 //     parsed, so damage reads as damage and not as some odd field); then the sections.
 //   - every section length must fit in what remains before the CRC, and a section's payload
 //     must be exactly as long as its contents (no slack, nothing missing).
 //   - sections may come in any order, but each at most once. CONF, TOKN and PARM are
 //     required; TCFG, TSTA and ADAM come all three or not at all.
-//   - unknown tags are rejected, not skipped: every version 1 section is listed above, so a
+//   - unknown tags are rejected, not skipped: every section is listed above, so a
 //     new kind of section comes with a new version, and an older gpt then says so instead
 //     of quietly dropping what it cannot read.
 //   - CONF passes gpt_config_check; TOKN deserializes and has CONF's vocab_size; counts match
@@ -389,8 +390,8 @@ bool checkpoint_load_from_memory(const unsigned char *data, size_t len, const ch
     if (memcmp(data, CKPT_MAGIC, CKPT_MAGIC_BYTES) != 0) return fail(&c, "is not a gpt checkpoint (bad magic)");
     uint32_t version = get_u32(data + CKPT_MAGIC_BYTES);
     if (version > CHECKPOINT_VERSION)
-        return fail(&c, "has checkpoint version %u; this gpt reads version %d (built from an older source?)", version,
-                    CHECKPOINT_VERSION);
+        return fail(&c, "has checkpoint version %u; this gpt reads versions 1 to %d (built from an older source?)",
+                    version, CHECKPOINT_VERSION);
     if (version < 1) return fail(&c, "has checkpoint version %u, which no gpt writes (damaged file?)", version);
     if (get_u32(data + len - CKPT_TRAILER_BYTES) != crc32c(0, data, len - CKPT_TRAILER_BYTES))
         return fail(&c, "is corrupt: checksum mismatch (truncated or damaged file)");
@@ -398,6 +399,7 @@ bool checkpoint_load_from_memory(const unsigned char *data, size_t len, const ch
         checkpoint_free(ck);
         return false;
     }
+    ck->version = (int)version;
     return true;
 }
 

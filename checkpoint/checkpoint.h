@@ -20,9 +20,11 @@
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
 
-#define CHECKPOINT_VERSION 1
+// The version written. Version 2 (dropout) added a row to the TCFG record; its sections are
+// those of version 1, which is still read (checkpoint/run_config.h: TRAIN_CONFIG_ROWS_OF_VERSION).
+#define CHECKPOINT_VERSION 2
 
-// The sections of a version 1 file (checkpoint.c documents their bytes).
+// The sections of a file (checkpoint.c documents their bytes).
 typedef enum {
     CKPT_CONF,  // the model config
     CKPT_TOKN,  // the tokenizer
@@ -45,6 +47,7 @@ typedef struct {
 } CheckpointTraining;
 
 typedef struct {
+    int version;                  // the file's format version, 1 to CHECKPOINT_VERSION
     GPTConfig config;
     Tokenizer *tok;
     size_t num_params;

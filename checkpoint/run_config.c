@@ -2,6 +2,7 @@
 // record, the settings as text.
 #include "checkpoint/run_config.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -19,6 +20,12 @@ const TrainField train_fields[] = {
 #undef X
 };
 const int train_n_fields = (int)(sizeof train_fields / sizeof train_fields[0]);
+
+// Rows per checkpoint version: one count for each version, the current one's every row
+// (asserted where the record is made and read).
+static const int rows_of_version[] = TRAIN_CONFIG_ROWS_OF_VERSION;
+_Static_assert(sizeof rows_of_version / sizeof rows_of_version[0] == CHECKPOINT_VERSION + 1,
+               "TRAIN_CONFIG_ROWS_OF_VERSION has a count for every checkpoint version");
 
 #define SET_STR(field, v) snprintf(field, sizeof field, "%s", v)
 #define SET_MODEL(field, v) field = v
@@ -39,6 +46,7 @@ void train_config_defaults(TrainConfig *tc) {
 #define CFIELD(tc, f) ((const void *)((const char *)(tc) + (f)->offset))
 
 void train_config_encode(Buf *b, const TrainConfig *tc) {
+    assert(rows_of_version[CHECKPOINT_VERSION] == train_n_fields);
     for (int i = 0; i < train_n_fields; i++) {
         const TrainField *f = &train_fields[i];
         const void *p = CFIELD(tc, f);
@@ -94,6 +102,10 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
         if (!isfinite(v))
             return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %g (a checkpoint never holds NaN or Inf)",
                                       f->name, (double)v);
+        // The flag's range, as floats (rounding is monotonic, so every value the flag gave is in).
+        if (f->flag && (v < (float)f->lo || v > (float)f->hi))
+            return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %g (expected %g to %g)", f->name,
+                                      (double)v, f->lo, f->hi);
         *(float *)p = v;
         return true;
     }
@@ -108,14 +120,17 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
     }
 }
 
-bool train_config_decode(const unsigned char *data, size_t len, const char *name, TrainConfig *tc, char *err,
-                         size_t errlen) {
-    memset(tc, 0, sizeof *tc);
+bool train_config_decode(const unsigned char *data, size_t len, int version, const char *name, TrainConfig *tc,
+                         char *err, size_t errlen) {
+    assert(version >= 1 && version <= CHECKPOINT_VERSION && rows_of_version[CHECKPOINT_VERSION] == train_n_fields);
+    // The rows the version's record lacks keep their defaults.
+    train_config_defaults(tc);
+    int rows = rows_of_version[version];
     ByteReader r = byte_reader(data, len);
     // Read straight through (a string is checked as it comes, since its length says where the
     // next field starts), then the record's length, then each number.
     int64_t raw[sizeof train_fields / sizeof train_fields[0]] = {0};
-    for (int i = 0; i < train_n_fields; i++) {
+    for (int i = 0; i < rows; i++) {
         const TrainField *f = &train_fields[i];
         void *p = FIELD(tc, f);
         switch (f->kind) {
@@ -131,7 +146,7 @@ bool train_config_decode(const unsigned char *data, size_t len, const char *name
         }
     }
     if (!checkpoint_record_done(&r, name, CKPT_TCFG, err, errlen)) return false;
-    for (int i = 0; i < train_n_fields; i++)
+    for (int i = 0; i < rows; i++)
         if (!store_checked(&train_fields[i], raw[i], FIELD(tc, &train_fields[i]), name, err, errlen)) return false;
     return true;
 }

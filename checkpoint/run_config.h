@@ -6,6 +6,11 @@
 // a line of `gpt train --help`); as the row also changes the TCFG record, it goes last and
 // CHECKPOINT_VERSION goes up, with the old record still read.
 //
+// Each checkpoint version's TCFG record holds the first TRAIN_CONFIG_ROWS_OF_VERSION[v] rows;
+// the rows an older record lacks take their defaults when it is read (a version 1 checkpoint
+// resumes with dropout 0, as it was trained). A new row appends a count here.
+#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24}  // [version]: version 2 added dropout
+
 // X(kind, name, default, flag, lo, hi, least, resume)
 //   kind     how it is held and stored (in the TCFG record, little-endian):
 //              STR        char[TRAIN_PATH_MAX]: u32 length, then that many bytes (no NUL)
@@ -18,7 +23,7 @@
 //   default  nanoGPT's shakespeare-char CPU run
 //   flag     its `gpt train` flag, without the dashes; NULL when another table owns the flag
 //            (the model's sizes and the batch size: cli/cli.h's model flags)
-//   lo, hi   what the flag accepts (I32, I64, F32)
+//   lo, hi   what the flag accepts (I32, I64, F32); a checkpoint's F32 must lie there too
 //   least    the least value a checkpoint may hold (I32, I64): a run never has less, so a
 //            record that does is damaged. 0 where 0 means "off" or "the default".
 //   resume   KEEP: a resumed run keeps it (the model, the tokenizer and the batch shape are
@@ -37,6 +42,8 @@
 
 #define TRAIN_PATH_MAX 1024
 #define TRAIN_MAX_ITERS 1000000000L
+// --dropout P takes 0 <= P < 1 (train, bench, gradcheck).
+#define TRAIN_DROPOUT_MAX 0.999999
 // vocab_size comes from the tokenizer once it has read the text.
 #define TRAIN_DEFAULT_MODEL ((GPTConfig){.vocab_size = 0, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128})
 
@@ -63,7 +70,8 @@
     X(U64, seed, 1337, "seed", 0, 0, 0, FREE)                                                                          \
     X(I32, threads, 0, "threads", 1, 4096, 0, FREE)                    /* 0: OpenMP's default */                       \
     X(TOKENIZER, tokenizer, TOKENIZER_CHAR, "tokenizer", 0, 0, 0, KEEP)                                                \
-    X(I32, bpe_vocab_size, TOKENIZER_DEFAULT_BPE_VOCAB, "vocab-size", 256, TOKENIZER_MAX_VOCAB, 0, KEEP)
+    X(I32, bpe_vocab_size, TOKENIZER_DEFAULT_BPE_VOCAB, "vocab-size", 256, TOKENIZER_MAX_VOCAB, 0, KEEP)            \
+    X(F32, dropout, 0.0f, "dropout", 0, TRAIN_DROPOUT_MAX, 0, FREE)    /* drop probability in training; 0: off */
 
 #define TRAIN_FIELD_STR(name) char name[TRAIN_PATH_MAX]
 #define TRAIN_FIELD_MODEL(name) GPTConfig name
@@ -98,11 +106,13 @@ extern const int train_n_fields;
 
 void train_config_defaults(TrainConfig *tc);
 
-// The TCFG record. Decoding checks every value (lengths, NULs, least values, finite floats,
-// the tokenizer kind); false with the loader's kind of one-line reason, the file called name.
+// The TCFG record, as the current checkpoint version lays it out. Decoding reads a record of
+// the given checkpoint version (1 to CHECKPOINT_VERSION) and checks every value (lengths,
+// NULs, least values, floats finite and in their flag's range, the tokenizer kind); false
+// with the loader's kind of one-line reason, the file called name.
 void train_config_encode(Buf *b, const TrainConfig *tc);
-bool train_config_decode(const unsigned char *data, size_t len, const char *name, TrainConfig *tc, char *err,
-                         size_t errlen);
+bool train_config_decode(const unsigned char *data, size_t len, int version, const char *name, TrainConfig *tc,
+                         char *err, size_t errlen);
 
 // Prints each setting on its own line: indent, its name padded to a column, its value.
 void train_config_print(FILE *f, const TrainConfig *tc, const char *indent);

@@ -69,6 +69,6 @@ bool train_state_decode(const Checkpoint *ck, const char *name, TrainConfig *tc,
         return false;
     }
     const CheckpointTraining *t = &ck->training;
-    return train_config_decode(t->settings, t->settings_len, name, tc, err, errlen) &&
+    return train_config_decode(t->settings, t->settings_len, ck->version, name, tc, err, errlen) &&
            decode_state(t->state, t->state_len, name, ts, err, errlen);
 }

@@ -22,7 +22,7 @@
 static const char usage[] =
     "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
     "                 [--vocab-size N] [--steps N] [--warmup N] [--threads N] [--profile]\n"
-    "                 [--kernels fast|textbook] [--dtype fp32|bf16]\n"
+    "                 [--kernels fast|textbook] [--dtype fp32|bf16] [--dropout P]\n"
     "       gpt bench --sample [model flags] [--tokens N] [--threads N] [--kernels fast|textbook]\n"
     "\n"
     "Times full training steps (forward, backward, gradient clipping, AdamW) on random tokens\n"
@@ -38,11 +38,12 @@ static const char usage[] =
     "  --kernels K    fast (default) or textbook: the plain loops of model/layers.c\n"
     "  --dtype D      fp32 (default) or bf16: the linear layers' products take bf16\n"
     "                 operands and sum in float (kernels/bf16.h says which arithmetic runs)\n"
+    "  --dropout P    train with dropout P (0 <= P < 1; default 0, off), new masks every step\n"
     "  --sample       time generation instead: incremental decoding with the KV cache,\n"
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
 
-enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS, OPT_DTYPE };
+enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS, OPT_DTYPE, OPT_DROPOUT };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -142,10 +143,10 @@ static int bench_sample(const GPTConfig *cfg, long tokens, int threads, GPTKerne
 }
 
 // Times steps + warmup training steps (forward, backward, all-reduce, clip, AdamW, as train
-// does) on random tokens; returns the steps' times after the warm-up, each the slowest rank's
-// (the all-reduce waits for it), sorted. With profile, the ops are timed from the first
-// counted step on.
-static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, const AdamWConfig *ac) {
+// does, with dropout p and a new mask key every step) on random tokens; returns the steps'
+// times after the warm-up, each the slowest rank's (the all-reduce waits for it), sorted.
+// With profile, the ops are timed from the first counted step on.
+static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, float p, const AdamWConfig *ac) {
     int T = m->config.block_size, V = m->config.vocab_size;
     AdamW opt;
     adamw_init(&opt, m->num_params);
@@ -162,6 +163,7 @@ static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, co
             prof_enabled = true;
             memset(prof_seconds, 0, sizeof prof_seconds);
         }
+        m->dropout = (GPTDropout){.p = p, .key = rng_u64(&rng)};
         double t0 = now_seconds();
         gpt_forward(m, x, y, B, T);
         gpt_backward(m, 1.0f / (float)ranks, GRAD_SET);  // as training: overwrites, no clearing pass
@@ -182,7 +184,7 @@ static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, co
 
 // The report of rank 0: speed, FLOPs, MFU against the measured peak, memory, the profile.
 static void print_report(const GPT *m, int B, int steps, int warmup, const double *sorted, double peak,
-                         double bf16_peak, bool profile) {
+                         double bf16_peak, bool profile, float dropout) {
     const GPTConfig *cfg = &m->config;
     int T = cfg->block_size, ranks = dist_size();
     size_t n = (size_t)B * T;
@@ -193,14 +195,16 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     double tok_s = (double)n * ranks / med;
     double achieved = flops_token * tok_s / 1e9;
     const char *threads_s = threads_get() == 1 ? "" : "s";
+    char drop[32] = "";
+    if (dropout > 0) snprintf(drop, sizeof drop, ", dropout %g", dropout);
     if (ranks == 1)
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s, %s products%s\n", cfg->n_layer,
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d thread%s, %s products%s%s\n", cfg->n_layer,
                cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, threads_get(), threads_s,
-               dtype_name(m->dtype), m->kernels == GPT_KERNELS_FAST ? "" : ", textbook kernels");
+               dtype_name(m->dtype), m->kernels == GPT_KERNELS_FAST ? "" : ", textbook kernels", drop);
     if (m->dtype == DTYPE_BF16) printf("bf16 arithmetic: %s\n", bf16_path_name(bf16_path()));
     else
-        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)\n", cfg->n_layer,
-               cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s);
+        printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)%s\n", cfg->n_layer,
+               cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s, drop);
     printf("step (forward, backward, %sclip, AdamW) over %d steps after %d warm-up:\n",
            ranks > 1 ? "all-reduce, " : "", steps, warmup);
     printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
@@ -250,7 +254,8 @@ int cmd_bench(int argc, char **argv) {
     cfg.vocab_size = 65;
     int B = defaults.batch_size, steps = 20, warmup = 3, threads = 0;
     long tokens = 2000;
-    bool profile = false, sample = false;
+    bool profile = false, sample = false, dropout_given = false;
+    float dropout = 0.0f;
     GPTKernels kernels = GPT_KERNELS_FAST;
     Dtype dtype = DTYPE_FP32;
     static const struct option opts[] = {
@@ -259,8 +264,8 @@ int cmd_bench(int argc, char **argv) {
         {"steps", required_argument, 0, OPT_STEPS},       {"warmup", required_argument, 0, OPT_WARMUP},
         {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
         {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
-        {"kernels", required_argument, 0, OPT_KERNELS},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"kernels", required_argument, 0, OPT_KERNELS},  {"dropout", required_argument, 0, OPT_DROPOUT},
+        {"help", no_argument, 0, 'h'},                   {0, 0, 0, 0},
     };
     cli_options_start();
     for (int c; (c = cli_next_option(argc, argv, opts)) != -1;) {
@@ -275,6 +280,10 @@ int cmd_bench(int argc, char **argv) {
         case OPT_DTYPE:
             if (!dtype_parse(optarg, &dtype)) cli_fail("--dtype expects fp32 or bf16, got '%s'", optarg);
             break;
+        case OPT_DROPOUT:
+            dropout = (float)cli_double("--dropout", optarg, 0, TRAIN_DROPOUT_MAX);
+            dropout_given = true;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("bench", c, argv, opts);
@@ -286,6 +295,7 @@ int cmd_bench(int argc, char **argv) {
     if (sample && dist_size() > 1) cli_fail("bench --sample times one process; run it without mpirun");
     if (profile && kernels != GPT_KERNELS_FAST)
         cli_fail("--profile times the fast kernels; the textbook ones are not timed");
+    if (sample && dropout_given) cli_fail("--dropout applies to training steps; generation runs without dropout");
     if (sample) return bench_sample(&cfg, tokens, threads, kernels);
     if (threads > 0) threads_set(threads);
 
@@ -295,11 +305,12 @@ int cmd_bench(int argc, char **argv) {
     m.dtype = dtype;
     AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
                       .weight_decay = defaults.weight_decay};
-    double *sorted = time_steps(&m, B, steps, warmup, profile, &ac);
+    double *sorted = time_steps(&m, B, steps, warmup, profile, dropout, &ac);
     double peak = measure_peak_gflops(), bf16_peak = measure_bf16_peak_gflops();
     dist_allreduce_sum_double(&peak);  // the ranks' cores together
     dist_allreduce_sum_double(&bf16_peak);
-    if (dist_rank() == 0) print_report(&m, B, steps, warmup, sorted, peak, bf16_peak, profile);  // rank 0 alone reports
+    if (dist_rank() == 0)  // rank 0 alone reports
+        print_report(&m, B, steps, warmup, sorted, peak, bf16_peak, profile, dropout);
     free(sorted);
     gpt_free(&m);
     return 0;

@@ -69,7 +69,7 @@ int cmd_info(int argc, char **argv) {
     if (size >= 1048576) snprintf(human, sizeof human, ", %.1f MiB", (double)size / 1048576.0);
     else if (size >= 1024) snprintf(human, sizeof human, ", %.1f KiB", (double)size / 1024.0);
     printf("file:            %s (%lld bytes%s)\n", path, size, human);
-    printf("format:          gpt checkpoint version %d, checksum ok\n", CHECKPOINT_VERSION);
+    printf("format:          gpt checkpoint version %d, checksum ok\n", ck.version);
     printf("model:           n_layer %d, n_head %d, n_embd %d, head size %d, block_size %d, vocab_size %d\n",
            cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->n_embd / cfg->n_head, cfg->block_size, cfg->vocab_size);
     printf("tokenizer:       %s, %d tokens\n", tokenizer_kind_name(tokenizer_kind(ck.tok)),

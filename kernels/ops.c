@@ -204,6 +204,51 @@ void fast_matmul_backward_gelu(float *dpre, float *dweight, GradWrite dweight_wr
     matmul_backward_epi(dpre, GRAD_SET, deriv, dweight, dweight_write, dout, inp, weight, N, C, OC);
 }
 
+// ---- dropout --------------------------------------------------------------------------
+// One row: y(c) = r(c) + x(c) · f(c), or without r y(c) = x(c) · f(c), f the mask's factors
+// of the row. y may be x or r. The mask's threshold and scale are read into locals first: a
+// store to y could otherwise alias the scale, and the loop would reload it instead of
+// running 16 lanes at a time.
+static inline void masked_row(float *y, const float *r, const float *x, const DropoutMask *drop, uint64_t row, int C) {
+    uint32_t seed = dropout_row_seed(drop, row), threshold = drop->threshold;
+    float scale = drop->scale;
+    if (r) {
+        for (int c = 0; c < C; c++) y[c] = r[c] + x[c] * (dropout_bits(seed, (uint32_t)c) >= threshold ? scale : 0.0f);
+    } else {
+        for (int c = 0; c < C; c++) y[c] = x[c] * (dropout_bits(seed, (uint32_t)c) >= threshold ? scale : 0.0f);
+    }
+}
+
+// Every factor 1: what a NULL mask means.
+static const DropoutMask KEEP_ALL = {.stream = 0, .threshold = 0, .scale = 1.0f};
+
+void fast_dropout_forward(float *out, const float *inp, const DropoutMask *drop, int N, int C) {
+    if (!drop) {
+        if (out != inp) memcpy(out, inp, (size_t)N * C * sizeof(float));
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) masked_row(out + (size_t)n * C, NULL, inp + (size_t)n * C, drop, (uint64_t)n, C);
+}
+
+void fast_dropout_residual_forward(float *out, const float *res, const float *inp, const DropoutMask *drop, int N,
+                                   int C) {
+    if (!drop) drop = &KEEP_ALL;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        masked_row(out + (size_t)n * C, res + (size_t)n * C, inp + (size_t)n * C, drop, (uint64_t)n, C);
+}
+
+void fast_dropout_backward(float *dinp, GradWrite dinp_write, const float *dout, const DropoutMask *drop, int N,
+                           int C) {
+    if (!drop) drop = &KEEP_ALL;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *dx = dinp + (size_t)n * C;
+        masked_row(dx, dinp_write == GRAD_ADD ? dx : NULL, dout + (size_t)n * C, drop, (uint64_t)n, C);
+    }
+}
+
 // ---- attention ------------------------------------------------------------------------
 // Two fast implementations of model/layers.c's attention. The blocked one works per (b,h)
 // on a transposed copy of the head's keys (and, in backward, values), eight queries at a
@@ -374,7 +419,8 @@ static float softmax_row(float *s, int t, int n16, float scale) {
     return mx + logf(total);
 }
 
-static void attention_forward_blocked(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+static void attention_forward_blocked(float *out, float *lse, const float *qkv, const DropoutMask *drop, int B, int T,
+                                      int C, int H) {
     int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -390,8 +436,12 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
             for (int t0 = 0; t0 < T; t0 += ATT_Q) {
                 int nq = T - t0 < ATT_Q ? T - t0 : ATT_Q, n = t0 + nq, n16 = pad16(n);
                 scores8(p, (size_t)Tp, qkv_b + t0 * C3 + h * hs, C3, nq, kt, n16, Tp, hs);
-                for (int r = 0; r < nq; r++)
+                for (int r = 0; r < nq; r++) {
                     lse[((size_t)b * H + h) * T + t0 + r] = softmax_row(p + (size_t)r * Tp, t0 + r, n16, scale);
+                    // The attention's dropout of row t = t0 + r: p_j *= f_j (row (b*H + h)*T + t).
+                    if (drop) masked_row(p + (size_t)r * Tp, NULL, p + (size_t)r * Tp, drop, (uint64_t)bh * T + t0 + r,
+                                         t0 + r + 1);
+                }
                 weighted8(out + ((size_t)b * T + t0) * C + h * hs, (size_t)C, nq, GRAD_SET, p, (size_t)Tp, 1,
                           qkv_b + 2 * C + h * hs, C3, n, hs);
             }
@@ -421,10 +471,36 @@ static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, flo
     }
 }
 
+// The same row under the attention's dropout (row (b*H + h)*T + t): the forward weighed v_j
+// by f_j p_j, so dV takes f_j p_j in p, and ds = scale · p_j (f_j dp_j - D).
+static void softmax_grad_row_dropout(float *p, float *ds, int t, int m, float scale, float lse_t, float d_t,
+                                     const DropoutMask *drop, uint64_t row) {
+    const DropoutMask dm = *drop;  // a local copy: the stores below cannot alias it
+    uint32_t seed = dropout_row_seed(&dm, row);
+    int chunks = (t + 1 + 15) / 16;
+    vec16 zero = {0};
+    for (int v = chunks; v < m / 16; v++) {
+        store16(p + 16 * v, &zero);
+        store16(ds + 16 * v, &zero);
+    }
+    for (int v = 0; v < chunks; v++) {
+        float *pv = p + 16 * v, *dv = ds + 16 * v;
+        for (int i = 0; i < 16; i++) {
+            bool keep = 16 * v + i <= t;
+            float f = dropout_factor(&dm, seed, (uint32_t)(16 * v + i));
+            float e = exp_fast(pv[i] * scale - lse_t);
+            float g = e * (f * dv[i] - d_t) * scale;
+            pv[i] = keep ? f * e : 0.0f;
+            dv[i] = keep ? g : 0.0f;
+        }
+    }
+}
+
 // With GRAD_SET, dqkv is overwritten: each dq row gets its one contribution, and each key's
 // dk and dv start from the first query block that reaches it (its own block).
 static void attention_backward_blocked(float *dqkv, GradWrite write, const float *dout, const float *qkv,
-                                       const float *out, const float *lse, int B, int T, int C, int H) {
+                                       const float *out, const float *lse, const DropoutMask *drop, int B, int T,
+                                       int C, int H) {
     int hs = C / H, Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -456,8 +532,12 @@ static void attention_backward_blocked(float *dqkv, GradWrite write, const float
                     for (int r = 0; r < nq; r++) {
                         int t = q0 + r;
                         float d_t = dot(dout_b + (size_t)t * C + h * hs, out + ((size_t)b * T + t) * C + h * hs, hs);
-                        softmax_grad_row(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale,
-                                         lse[((size_t)b * H + h) * T + t], d_t);
+                        float lse_t = lse[((size_t)b * H + h) * T + t];
+                        if (drop)
+                            softmax_grad_row_dropout(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale, lse_t,
+                                                     d_t, drop, (uint64_t)bh * T + t);
+                        else
+                            softmax_grad_row(p_q + (size_t)r * Tp, ds_q + (size_t)r * Tp, t, m, scale, lse_t, d_t);
                     }
                     weighted8(dqkv_b + q0 * C3 + h * hs, C3, nq, write, ds_q, (size_t)Tp, 1, qkv_b + C + h * hs, C3, n,
                               hs);
@@ -479,37 +559,40 @@ static void attention_backward_blocked(float *dqkv, GradWrite write, const float
 }
 #endif
 
-static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H);
+static void attention_forward_rows(float *out, float *lse, const float *qkv, const DropoutMask *drop, int B, int T,
+                                   int C, int H);
 static void attention_backward_rows(float *dqkv, const float *dout, const float *qkv, const float *out,
-                                    const float *lse, int B, int T, int C, int H);
+                                    const float *lse, const DropoutMask *drop, int B, int T, int C, int H);
 
-void fast_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+void fast_attention_forward(float *out, float *lse, const float *qkv, const DropoutMask *drop, int B, int T, int C,
+                            int H) {
 #if VEC_EXT
     if (attention_fits(T, C / H)) {
-        attention_forward_blocked(out, lse, qkv, B, T, C, H);
+        attention_forward_blocked(out, lse, qkv, drop, B, T, C, H);
         return;
     }
 #endif
-    attention_forward_rows(out, lse, qkv, B, T, C, H);
+    attention_forward_rows(out, lse, qkv, drop, B, T, C, H);
 }
 
 void fast_attention_backward(float *dqkv, GradWrite dqkv_write, const float *dout, const float *qkv, const float *out,
-                             const float *lse, int B, int T, int C, int H) {
-    // Per query t, with p_j recomputed from the saved log-sum-exp:
-    //   dv_j += p_j dO_t;  dp_j = dO_t · v_j;  ds_j = p_j (dp_j - dO_t · O_t)
+                             const float *lse, const DropoutMask *drop, int B, int T, int C, int H) {
+    // Per query t, with p_j recomputed from the saved log-sum-exp and f_j from the mask:
+    //   dv_j += f_j p_j dO_t;  dp_j = f_j dO_t · v_j;  ds_j = p_j (dp_j - dO_t · O_t)
     //   dq_t += scale sum_j ds_j k_j;  dk_j += scale ds_j q_t
     // (sum_j p_j dp_j = dO_t · O_t, so the softmax backward needs no stored row.)
 #if VEC_EXT
     if (attention_fits(T, C / H)) {
-        attention_backward_blocked(dqkv, dqkv_write, dout, qkv, out, lse, B, T, C, H);
+        attention_backward_blocked(dqkv, dqkv_write, dout, qkv, out, lse, drop, B, T, C, H);
         return;
     }
 #endif
     if (dqkv_write == GRAD_SET) memset(dqkv, 0, (size_t)B * T * 3 * C * sizeof(float));
-    attention_backward_rows(dqkv, dout, qkv, out, lse, B, T, C, H);
+    attention_backward_rows(dqkv, dout, qkv, out, lse, drop, B, T, C, H);
 }
 
-static void attention_forward_rows(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+static void attention_forward_rows(float *out, float *lse, const float *qkv, const DropoutMask *drop, int B, int T,
+                                   int C, int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -528,10 +611,12 @@ static void attention_forward_rows(float *out, float *lse, const float *qkv, int
             float total = 0.0f;
             float *out_bth = out + ((size_t)b * T + t) * C + h * hs;
             memset(out_bth, 0, (size_t)hs * sizeof(float));
+            uint32_t seed = drop ? dropout_row_seed(drop, (uint64_t)bh * T + t) : 0;
             for (int j = 0; j <= t; j++) {
                 float pj = exp_fast(dot(q_bth, qkv_b + j * C3 + C + h * hs, hs) * scale - mx);
-                total += pj;
-                axpy(out_bth, pj, qkv_b + j * C3 + 2 * C + h * hs, hs);
+                total += pj;  // the normaliser counts every key; dropout only weighs the values
+                float f = drop ? dropout_factor(drop, seed, (uint32_t)j) : 1.0f;
+                axpy(out_bth, pj * f, qkv_b + j * C3 + 2 * C + h * hs, hs);
             }
             float inv = 1.0f / total;
             for (int d = 0; d < hs; d++) out_bth[d] *= inv;
@@ -541,7 +626,7 @@ static void attention_forward_rows(float *out, float *lse, const float *qkv, int
 }
 
 static void attention_backward_rows(float *dqkv, const float *dout, const float *qkv, const float *out,
-                                    const float *lse, int B, int T, int C, int H) {
+                                    const float *lse, const DropoutMask *drop, int B, int T, int C, int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -557,14 +642,16 @@ static void attention_backward_rows(float *dqkv, const float *dout, const float 
             float *dq_bth = dqkv_b + t * C3 + h * hs;
             float lse_t = lse[((size_t)b * H + h) * T + t];
             float d_t = dot(do_bth, o_bth, hs);
+            uint32_t seed = drop ? dropout_row_seed(drop, (uint64_t)bh * T + t) : 0;
             for (int j = 0; j <= t; j++) {
                 const float *k_bjh = qkv_b + j * C3 + C + h * hs;
                 const float *v_bjh = qkv_b + j * C3 + 2 * C + h * hs;
                 float p = exp_fast(dot(q_bth, k_bjh, hs) * scale - lse_t);
-                float ds = p * (dot(do_bth, v_bjh, hs) - d_t) * scale;
+                float f = drop ? dropout_factor(drop, seed, (uint32_t)j) : 1.0f;
+                float ds = p * (f * dot(do_bth, v_bjh, hs) - d_t) * scale;
                 axpy(dq_bth, ds, k_bjh, hs);
                 axpy(dqkv_b + j * C3 + C + h * hs, ds, q_bth, hs);
-                axpy(dqkv_b + j * C3 + 2 * C + h * hs, p, do_bth, hs);
+                axpy(dqkv_b + j * C3 + 2 * C + h * hs, f * p, do_bth, hs);
             }
         }
     }

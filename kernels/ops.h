@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "common/common.h"
+#include "kernels/dropout.h"   // which elements a dropout mask drops (shared with the textbook)
 #include "kernels/fastmath.h"  // the GELU forms of the fused epilogues (also gemm.c's)
 
 // ---- token + position embedding ------------------------------------------------------
@@ -116,22 +117,47 @@ void fast_matmul_backward_gelu(float *dpre,          // (N,C)
                                const float *deriv,   // (N,C)  gelu'(pre)
                                int N, int C, int OC);
 
+// ---- dropout (inverted) ---------------------------------------------------------------
+// out(n,c) = inp(n,c) · f(n,c), f = drop's factor of row n, column c (0, or 1/(1-p) when
+// kept); drop NULL: a copy. out may be inp.
+void fast_dropout_forward(float *out,               // (N,C)
+                          const float *inp,         // (N,C)
+                          const DropoutMask *drop,  // NULL: none
+                          int N, int C);
+// out = res + inp ⊙ f: a residual branch's dropout and the residual add in one pass, for
+// the products that cannot fuse the add when the branch is dropped out. out may be res or inp.
+void fast_dropout_residual_forward(float *out,               // (N,C)
+                                   const float *res,         // (N,C)
+                                   const float *inp,         // (N,C)
+                                   const DropoutMask *drop,  // NULL: none
+                                   int N, int C);
+// dinp (+)= dout ⊙ f, the forward's mask regenerated. dinp may be dout.
+void fast_dropout_backward(float *dinp,              // (N,C)
+                           GradWrite dinp_write,
+                           const float *dout,        // (N,C)
+                           const DropoutMask *drop,  // the forward's mask, NULL: none
+                           int N, int C);
+
 // ---- causal multi-head self-attention -------------------------------------------------
 // qkv(b,t,:) holds q | k | v, each C wide; head h is columns h*hs .. h*hs+hs-1 of each,
 // i.e. the (B,T,H,hs) view read as (B,H,T,hs). For each (b,h) and query t:
-//   s_j = q_t · k_j / sqrt(hs)  (j <= t),  p = softmax(s),  out(b,t,h*hs:) = sum_j p_j v_j
+//   s_j = q_t · k_j / sqrt(hs)  (j <= t),  p = softmax(s),  out(b,t,h*hs:) = sum_j f_j p_j v_j
+// with f_j the dropout factor of row (b*H + h)*T + t, column j (1 when drop is NULL).
 // The T x T scores are never stored: lse(b,h,t) = log sum_j exp(s_j) is kept instead, and
-// backward recomputes p_j = exp(s_j - lse) (flash-attention style), so memory is O(B·H·T).
-void fast_attention_forward(float *out,        // (B,T,C)
-                            float *lse,        // (B,H,T)
-                            const float *qkv,  // (B,T,3C)
+// backward recomputes p_j = exp(s_j - lse) (flash-attention style) and f_j from the mask,
+// so memory is O(B·H·T) with dropout or without.
+void fast_attention_forward(float *out,               // (B,T,C)
+                            float *lse,               // (B,H,T)
+                            const float *qkv,         // (B,T,3C)
+                            const DropoutMask *drop,  // NULL: none
                             int B, int T, int C, int H);
-void fast_attention_backward(float *dqkv,       // (B,T,3C)
+void fast_attention_backward(float *dqkv,              // (B,T,3C)
                              GradWrite dqkv_write,
-                             const float *dout, // (B,T,C)
-                             const float *qkv,  // (B,T,3C)
-                             const float *out,  // (B,T,C)
-                             const float *lse,  // (B,H,T)
+                             const float *dout,        // (B,T,C)
+                             const float *qkv,         // (B,T,3C)
+                             const float *out,         // (B,T,C)
+                             const float *lse,         // (B,H,T)
+                             const DropoutMask *drop,  // the forward's mask, NULL: none
                              int B, int T, int C, int H);
 // The blocked kernels keep a head's scratch (about 2·T·(hs + 32) floats) on the stack; heads
 // that would need more than this many floats take a row-at-a-time path that needs none

@@ -14,6 +14,7 @@ typedef enum {
     PROF_MATMUL_BWD,
     PROF_ATTN_FWD,
     PROF_ATTN_BWD,
+    PROF_DROPOUT,   // the embedding's and the residual branches' masks (attention's is in its kernels)
     PROF_LOSS,
     PROF_CLIP,      // the global gradient norm (clipping itself is folded into AdamW)
     PROF_ADAMW,

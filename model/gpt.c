@@ -14,27 +14,42 @@
 #include "model/layers.h"
 
 // ---- forward --------------------------------------------------------------------------
+const DropoutMask *gpt_dropout_mask(const GPTDropout *d, int layer, DropoutSite site, DropoutMask *buf) {
+    if (d->p == 0.0f) return NULL;
+    *buf = dropout_mask(d->p, d->key, layer, site);
+    return buf;
+}
+
 // The network on the textbook layers. x is the residual stream: each block adds its
-// attention's output to it, then its MLP's.
+// attention's output to it, then its MLP's. Dropout (a NULL mask when off: the identity)
+// follows the embedding and each branch's projection, and weighs the attention's values.
 static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, int T) {
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
     const Weights *w = &m->w;
     Acts *a = &m->acts;
+    DropoutMask mk[DROPOUT_N_SITES];
+    const GPTDropout *d = &m->dropout;
     embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
+    dropout_forward(a->encoded, a->encoded, gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]), N, C);
     const float *x = a->encoded;
     for (int l = 0; l < cfg->n_layer; l++) {
         const LayerWeights *lw = &w->layers[l];
         LayerActs *la = &a->layers[l];
+        const DropoutMask *att_drop = gpt_dropout_mask(d, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
+        const DropoutMask *o_drop = gpt_dropout_mask(d, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
+        const DropoutMask *proj_drop = gpt_dropout_mask(d, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
         layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
         matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
-        attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H);
+        attention_forward(la->atty, la->att_lse, la->qkv, att_drop, B, T, C, H);
         matmul_forward(la->res1, la->atty, lw->w_o, N, C, C);              // the attention's output ...
+        dropout_forward(la->res1, la->res1, o_drop, N, C);                 // ... dropped out ...
         residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
         layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
         matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
         gelu_forward(la->fch_gelu, la->fch, (size_t)N * 4 * C);
         matmul_forward(la->res2, la->fch_gelu, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
+        dropout_forward(la->res2, la->res2, proj_drop, N, C);              // ... dropped out ...
         residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
         x = la->res2;
     }
@@ -60,6 +75,8 @@ float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
     m->have_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));
     m->acts_kernels = m->kernels;
+    assert(m->dropout.p >= 0.0f && m->dropout.p < 1.0f);
+    m->acts_dropout = m->dropout;
 
     if (m->kernels == GPT_KERNELS_FAST) gpt_fast_forward(m, idx, targets, B, T);
     else forward_textbook(m, idx, targets, B, T);
@@ -92,29 +109,40 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
     matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V);
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
     layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
+    DropoutMask mk[DROPOUT_N_SITES];
+    const GPTDropout *dr = &m->acts_dropout;
     for (int l = L - 1; l >= 0; l--) {
         const LayerWeights *lw = &w->layers[l];
         LayerWeights *lg = &g->layers[l];
         const LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
+        const DropoutMask *att_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
+        const DropoutMask *o_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
+        const DropoutMask *proj_drop = gpt_dropout_mask(dr, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
         // A residual add hands its output's gradient to both inputs: the stream's stays in
-        // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm).
+        // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm),
+        // where the branch's dropout masks it.
         float *dbranch = d->dln;
-        // res2 = res1 + gelu(ln2 · W_fcᵀ) · W_projᵀ: dres holds d res2, then d res1.
+        // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1.
         residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
+        dropout_backward(dbranch, GRAD_SET, dbranch, proj_drop, N, C);
         matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj, N, 4 * C, C);
         gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);  // in place: d fch_gelu -> d fch
         matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
         layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd,
                            N, C);
-        // res1 = x_in + attention(ln1 · W_qkvᵀ) · W_Oᵀ: dres becomes d x_in.
+        // res1 = x_in + drop(attention(ln1 · W_qkvᵀ) · W_Oᵀ): dres becomes d x_in.
         residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
+        dropout_backward(dbranch, GRAD_SET, dbranch, o_drop, N, C);
         matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C);
-        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H);
+        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, att_drop, B, T, C, H);
         matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
         layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
                            C);
     }
+    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient.
+    const DropoutMask *emb_drop = gpt_dropout_mask(dr, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
+    dropout_backward(d->dres, GRAD_SET, d->dres, emb_drop, N, C);
     embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
 }
 
@@ -358,6 +386,7 @@ void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int fl
     m->config = *cfg;
     m->max_batch = max_batch;
     m->kernels = GPT_KERNELS_FAST;
+    m->dropout = GPT_DROPOUT_OFF;
     int L = cfg->n_layer;
 
     m->n_param_tensors = count_param_tensors(cfg);
@@ -389,6 +418,7 @@ void gpt_init_view(GPT *view, const GPT *m, int max_batch) {
     view->config = m->config;
     view->max_batch = max_batch;
     view->kernels = m->kernels;
+    view->dropout = GPT_DROPOUT_OFF;  // decoding never drops anything
     view->w = m->w;  // the same tensors: the layers' pointers are copied into an array of its own
     view->w.layers = xcalloc((size_t)m->config.n_layer, sizeof(LayerWeights));
     memcpy(view->w.layers, m->w.layers, (size_t)m->config.n_layer * sizeof(LayerWeights));

@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 
 #include "common/common.h"
+#include "kernels/dropout.h"
 
 typedef struct {
     int vocab_size;  // V
@@ -133,11 +134,30 @@ typedef enum { GPT_KERNELS_FAST, GPT_KERNELS_TEXTBOOK } GPTKernels;
 const char *gpt_kernels_name(GPTKernels k);  // "fast", "textbook"
 bool gpt_kernels_parse(const char *s, GPTKernels *k);
 
+// Dropout for a training forward pass (nanoGPT's places: after the embedding sum, on the
+// attention probabilities, after each residual branch's output projection; inverted, kept
+// values scaled by 1/(1-p)). Its masks are functions of key and of each element's place
+// (kernels/dropout.h): the same key gives the same masks, on either kernels, with any number
+// of threads. p = 0 is no dropout at all: the passes run exactly as without it.
+typedef struct {
+    float p;       // 0 <= p < 1
+    uint64_t key;  // which masks: one key per training forward pass
+} GPTDropout;
+
+#define GPT_DROPOUT_OFF ((GPTDropout){.p = 0.0f, .key = 0})
+
+// The mask of one site (of a layer; the embedding's is layer 0's) under d, made in *buf;
+// NULL when d is off, which the layers and kernels read as no dropout.
+const DropoutMask *gpt_dropout_mask(const GPTDropout *d, int layer, DropoutSite site, DropoutMask *buf);
+
 typedef struct {
     GPTConfig config;
     int max_batch;          // activations are sized for (max_batch, block_size)
     GPTKernels kernels;     // for the next forward pass (fast after gpt_init)
     Dtype dtype;            // of the fast kernels' linear products (fp32 after gpt_init)
+    GPTDropout dropout;     // for the next forward pass: off after gpt_init, and in a view.
+                            // Training sets it for its forward passes and clears it after,
+                            // so evaluations and samples run without
 
     ParamInfo *param_table; // n_param_tensors rows
     int n_param_tensors;
@@ -158,6 +178,7 @@ typedef struct {
     int B, T;               // shape of the last forward
     bool have_targets;
     GPTKernels acts_kernels;// the kernels of the last forward (its backward runs on them)
+    GPTDropout acts_dropout;// the dropout of the last forward (its backward regenerates the masks)
     float mean_loss;        // of the last forward with targets
 
     bool trace_shapes;      // print the shape trace at the next forward, then clear
@@ -176,10 +197,11 @@ void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int fl
 void gpt_init_view(GPT *view, const GPT *m, int max_batch);
 void gpt_free(GPT *m);
 
-// Forward over idx (B,T) on m->kernels; with targets (B,T) returns the mean cross-entropy,
-// else -1. Logits are in m->acts.logits (B,T,V).
+// Forward over idx (B,T) on m->kernels, with m->dropout; with targets (B,T) returns the mean
+// cross-entropy, else -1. Logits are in m->acts.logits (B,T,V).
 float gpt_forward(GPT *m, const int *idx, const int *targets, int B, int T);
-// Backward of the last forward (which had targets), on the kernels that forward ran on.
+// Backward of the last forward (which had targets), on the kernels and with the dropout
+// masks that forward ran with.
 // dloss scales the mean loss's gradient (1 for one batch, 1/k to average k accumulated
 // batches). With GRAD_SET m->grads is overwritten (a step's first backward needs no
 // cleared block), with GRAD_ADD the batch's gradients are added to it.

@@ -4,29 +4,57 @@
 #include "kernels/ops.h"
 #include "kernels/profile.h"
 
+// out = res + drop(inp · weightᵀ), a residual branch's projection. Without dropout the add
+// is fused into the product's epilogue; with it the product comes first, then one pass that
+// masks it and adds the residual (out may be res).
+static void branch_forward(float *out, const float *res, const float *inp, const float *weight,
+                           const DropoutMask *drop, int N, int K, int C) {
+    if (!drop) {
+        PROF(PROF_MATMUL_FWD, fast_matmul_forward_residual(out, res, inp, weight, N, K, C));
+        return;
+    }
+    PROF(PROF_MATMUL_FWD, fast_matmul_forward(out, inp, weight, N, K, C));
+    PROF(PROF_DROPOUT, fast_dropout_residual_forward(out, res, out, drop, N, C));
+}
+
 void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) {
     fast_set_dtype(m->dtype);
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
     Acts *a = &m->acts;
     const Weights *w = &m->w;
+    DropoutMask mk[DROPOUT_N_SITES];
+    const GPTDropout *d = &m->dropout;
     PROF(PROF_EMBEDDING, fast_embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C));
+    const DropoutMask *emb_drop = gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
+    if (emb_drop) PROF(PROF_DROPOUT, fast_dropout_forward(a->encoded, a->encoded, emb_drop, N, C));
     const float *x = a->encoded;
     for (int l = 0; l < cfg->n_layer; l++) {
         const LayerWeights *lw = &w->layers[l];
         LayerActs *la = &a->layers[l];
+        const DropoutMask *att_drop = gpt_dropout_mask(d, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
+        const DropoutMask *o_drop = gpt_dropout_mask(d, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
+        const DropoutMask *proj_drop = gpt_dropout_mask(d, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
         PROF(PROF_MATMUL_FWD, fast_matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, B, T, C, H));
-        PROF(PROF_MATMUL_FWD, fast_matmul_forward_residual(la->res1, x, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, att_drop, B, T, C, H));
+        branch_forward(la->res1, x, la->atty, lw->w_o, o_drop, N, C, C);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
         PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
-        PROF(PROF_MATMUL_FWD, fast_matmul_forward_residual(la->res2, la->res1, la->fch_gelu, lw->w_proj, N, 4 * C, C));
+        branch_forward(la->res2, la->res1, la->fch_gelu, lw->w_proj, proj_drop, N, 4 * C, C);
         x = la->res2;
     }
     PROF(PROF_LAYERNORM, fast_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
     PROF(PROF_MATMUL_FWD, fast_matmul_forward(a->logits, a->lnf, w->wte, N, C, V));
     if (targets) PROF(PROF_LOSS, fast_crossentropy_forward(a->losses, a->logits, targets, N, V));
+}
+
+// The gradient at a residual branch's output, given the stream's (dres): dres itself without
+// dropout (the add hands it on unchanged), else dres masked into scratch.
+static const float *branch_grad(float *scratch, const float *dres, const DropoutMask *drop, int N, int C) {
+    if (!drop) return dres;
+    PROF(PROF_DROPOUT, fast_dropout_backward(scratch, GRAD_SET, dres, drop, N, C));
+    return scratch;
 }
 
 void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
@@ -38,6 +66,8 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
     ActGrads *d = &m->ag;
     const Weights *w = &m->w;
     Weights *g = &m->g;
+    DropoutMask mk[DROPOUT_N_SITES];
+    const GPTDropout *dr = &m->acts_dropout;
 
     PROF(PROF_LOSS, fast_crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V));
     PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V));
@@ -49,24 +79,33 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         LayerWeights *lg = &g->layers[l];
         const LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
-        // res2 = res1 + gelu(ln2 · W_fcᵀ) · W_projᵀ: dres holds d res2, then d res1. The
-        // residual add hands d res2 on unchanged, so the product reads it from dres as its dout.
-        PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, d->dres, la->fch_gelu, lw->w_proj,
+        const DropoutMask *att_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
+        const DropoutMask *o_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
+        const DropoutMask *proj_drop = gpt_dropout_mask(dr, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
+        // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1. The
+        // branch's gradient (masked into dln, free until the W_fc product writes it) is the
+        // product's dout.
+        const float *dbranch = branch_grad(d->dln, d->dres, proj_drop, N, C);
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj,
                                                         la->fch, N, 4 * C, C));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
                                                      la->ln2_mean, la->ln2_rstd, N, C));
-        // res1 = x_in + attention(ln1 · W_qkvᵀ) · W_Oᵀ: dres becomes d x_in.
+        // res1 = x_in + drop(attention(ln1 · W_qkvᵀ) · W_Oᵀ): dres becomes d x_in.
+        dbranch = branch_grad(d->dln, d->dres, o_drop, N, C);
         PROF(PROF_MATMUL_BWD,
-             fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, d->dres, la->atty, lw->w_o, N, C, C));
-        PROF(PROF_ATTN_BWD,
-             fast_attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, B, T, C, H));
+             fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C));
+        PROF(PROF_ATTN_BWD, fast_attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse,
+                                                    att_drop, B, T, C, H));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
                                                      la->ln1_mean, la->ln1_rstd, N, C));
     }
-    // wte already holds the LM head's part: the lookup's is added.
+    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient, in place. wte already
+    // holds the LM head's part: the lookup's is added.
+    const DropoutMask *emb_drop = gpt_dropout_mask(dr, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
+    if (emb_drop) PROF(PROF_DROPOUT, fast_dropout_backward(d->dres, GRAD_SET, d->dres, emb_drop, N, C));
     PROF(PROF_EMBEDDING, fast_embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V));
 }

@@ -119,7 +119,8 @@ void matmul_backward(float *dinp, GradWrite dinp_write, float *dweight, GradWrit
 
 // ---- attention ------------------------------------------------------------------------
 // Row t of (b,h): q at qkv(b,t, h*hs), k at qkv(b,t, C + h*hs), v at qkv(b,t, 2C + h*hs).
-void attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+void attention_forward(float *out, float *lse, const float *qkv, const DropoutMask *drop, int B, int T, int C,
+                       int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -142,6 +143,10 @@ void attention_forward(float *out, float *lse, const float *qkv, int B, int T, i
                 s[j] = expf(s[j] - mx);
                 sum += s[j];
             }
+            if (drop) {  // after the sum: the softmax itself is not dropped, only its use
+                uint32_t seed = dropout_row_seed(drop, (uint64_t)bh * T + t);
+                for (int j = 0; j <= t; j++) s[j] *= dropout_factor(drop, seed, (uint32_t)j);
+            }
             float *o = out + ((size_t)b * T + t) * C + h * hs;
             for (int i = 0; i < hs; i++) {
                 float acc = 0.0f;
@@ -154,7 +159,7 @@ void attention_forward(float *out, float *lse, const float *qkv, int B, int T, i
 }
 
 void attention_backward(float *dqkv, GradWrite dqkv_write, const float *dout, const float *qkv, const float *out,
-                        const float *lse, int B, int T, int C, int H) {
+                        const float *lse, const DropoutMask *drop, int B, int T, int C, int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -174,6 +179,7 @@ void attention_backward(float *dqkv, GradWrite dqkv_write, const float *dout, co
             float lse_t = lse[((size_t)b * H + h) * T + t];
             float D = 0.0f;
             for (int i = 0; i < hs; i++) D += dO[i] * o[i];
+            uint32_t seed = drop ? dropout_row_seed(drop, (uint64_t)bh * T + t) : 0;
             for (int j = 0; j <= t; j++) {
                 const float *k = qkv + ((size_t)b * T + j) * C3 + C + h * hs;
                 const float *v = qkv + ((size_t)b * T + j) * C3 + 2 * C + h * hs;
@@ -185,11 +191,12 @@ void attention_backward(float *dqkv, GradWrite dqkv_write, const float *dout, co
                     dp += dO[i] * v[i];
                 }
                 float p = expf(qk * scale - lse_t);
-                float ds = p * (dp - D);
+                float f = drop ? dropout_factor(drop, seed, (uint32_t)j) : 1.0f;
+                float ds = p * (f * dp - D);
                 for (int i = 0; i < hs; i++) {
                     dq[i] += ds * scale * k[i];
                     dk[i] += ds * scale * q[i];
-                    dv[i] += p * dO[i];
+                    dv[i] += f * p * dO[i];
                 }
             }
         }
@@ -212,6 +219,29 @@ void gelu_backward(float *dinp, GradWrite dinp_write, const float *inp, const fl
         float th = tanhf(GELU_K * (x + 0.044715f * x * x * x));
         float grad = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         put(&dinp[i], dinp_write, grad * dout[i]);
+    }
+}
+
+// ---- dropout --------------------------------------------------------------------------
+void dropout_forward(float *out, const float *inp, const DropoutMask *drop, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        uint32_t seed = drop ? dropout_row_seed(drop, (uint64_t)n) : 0;
+        for (int c = 0; c < C; c++) {
+            float f = drop ? dropout_factor(drop, seed, (uint32_t)c) : 1.0f;
+            out[(size_t)n * C + c] = inp[(size_t)n * C + c] * f;
+        }
+    }
+}
+
+void dropout_backward(float *dinp, GradWrite dinp_write, const float *dout, const DropoutMask *drop, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        uint32_t seed = drop ? dropout_row_seed(drop, (uint64_t)n) : 0;
+        for (int c = 0; c < C; c++) {
+            float f = drop ? dropout_factor(drop, seed, (uint32_t)c) : 1.0f;
+            put(&dinp[(size_t)n * C + c], dinp_write, dout[(size_t)n * C + c] * f);
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "common/common.h"
+#include "kernels/dropout.h"  // which elements a dropout mask drops (shared with the fast kernels)
 
 // ---- token + position embedding ------------------------------------------------------
 // out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)
@@ -86,23 +87,29 @@ void matmul_backward(float *dinp,          // (N,C)
 // qkv(b,t,:) holds q | k | v, each C wide; head h is columns h*hs .. h*hs+hs-1 of each:
 // the (B,T,H,hs) view read as (B,H,T,hs), no copy. For each (b,h) and query position t:
 //   s_j = q_t · k_j / sqrt(hs)  for j <= t (the causal mask: no looking ahead)
-//   p = softmax(s),  out(b,t,h*hs:) = sum_j p_j v_j,  lse(b,h,t) = log sum_j exp(s_j)
+//   p = softmax(s),  out(b,t,h*hs:) = sum_j f_j p_j v_j,  lse(b,h,t) = log sum_j exp(s_j)
+// f_j is the dropout factor of the probability p_j: 1 without dropout (drop NULL), else
+// drop's 0 or 1/(1-p) for row (b*H + h)*T + t, column j. The softmax and lse do not see it.
 // One query row at a time: the T x T scores are never stored, only lse, from which the
-// backward pass recomputes p_j = exp(s_j - lse). Memory O(B·H·T), plus one row of scores
-// (T floats) on each thread's stack.
-void attention_forward(float *out,        // (B,T,C)
-                       float *lse,        // (B,H,T)
-                       const float *qkv,  // (B,T,3C)
+// backward pass recomputes p_j = exp(s_j - lse) (and f_j from the mask). Memory O(B·H·T),
+// plus one row of scores (T floats) on each thread's stack.
+void attention_forward(float *out,               // (B,T,C)
+                       float *lse,               // (B,H,T)
+                       const float *qkv,         // (B,T,3C)
+                       const DropoutMask *drop,  // NULL: none
                        int B, int T, int C, int H);
-// Per (b,h) and query t, with p_j recomputed and D_t = dout_t · out_t (= sum_j p_j dp_j):
-//   dp_j = dout_t · v_j,   ds_j = p_j (dp_j - D_t)           (the softmax's backward)
-//   dq_t += sum_j ds_j k_j / sqrt(hs),  dk_j += ds_j q_t / sqrt(hs),  dv_j += p_j dout_t
-void attention_backward(float *dqkv,       // (B,T,3C)
+// Per (b,h) and query t, with p_j and f_j recomputed and D_t = dout_t · out_t, which is
+// sum_j p_j dp_j with dropout or without:
+//   dp_j = f_j (dout_t · v_j),   ds_j = p_j (dp_j - D_t)     (the softmax's backward)
+//   dq_t += sum_j ds_j k_j / sqrt(hs),  dk_j += ds_j q_t / sqrt(hs),  dv_j += f_j p_j dout_t
+// A dropped p_j still has a gradient, -p_j D_t: it shares the softmax's normaliser.
+void attention_backward(float *dqkv,              // (B,T,3C)
                         GradWrite dqkv_write,
-                        const float *dout, // (B,T,C)
-                        const float *qkv,  // (B,T,3C)
-                        const float *out,  // (B,T,C)  the forward's output
-                        const float *lse,  // (B,H,T)  the forward's log-sum-exp
+                        const float *dout,        // (B,T,C)
+                        const float *qkv,         // (B,T,3C)
+                        const float *out,         // (B,T,C)  the forward's output
+                        const float *lse,         // (B,H,T)  the forward's log-sum-exp
+                        const DropoutMask *drop,  // the forward's mask, NULL: none
                         int B, int T, int C, int H);
 
 // ---- GELU, tanh form ------------------------------------------------------------------
@@ -112,6 +119,21 @@ void gelu_forward(float *out, const float *inp, size_t n);
 //   gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3·0.044715 x^2).
 // dinp may be dout (the gradient at the output becomes the one at the input, in place).
 void gelu_backward(float *dinp, GradWrite dinp_write, const float *inp, const float *dout, size_t n);
+
+// ---- dropout (inverted) ---------------------------------------------------------------
+// out(n,c) = inp(n,c) · f(n,c), f = drop's factor of row n, column c: 0 (dropped, with
+// probability p) or 1/(1-p) (kept), so that the expected value is unchanged. drop NULL: out
+// = inp. out may be inp.
+void dropout_forward(float *out,               // (N,C)
+                     const float *inp,         // (N,C)
+                     const DropoutMask *drop,  // NULL: none
+                     int N, int C);
+// dinp (+)= dout ⊙ f, with the forward's mask regenerated (none is stored). dinp may be dout.
+void dropout_backward(float *dinp,              // (N,C)
+                      GradWrite dinp_write,
+                      const float *dout,        // (N,C)
+                      const DropoutMask *drop,  // the forward's mask, NULL: none
+                      int N, int C);
 
 // ---- residual connection --------------------------------------------------------------
 // out = a + b, elementwise over n values (out may be a or b).

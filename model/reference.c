@@ -37,7 +37,7 @@ void ref_matmul(double *out, const double *inp, const double *weight, int N, int
         }
 }
 
-void ref_attention(double *out, const double *qkv, int B, int T, int C, int H) {
+void ref_attention(double *out, const double *qkv, const DropoutMask *drop, int B, int T, int C, int H) {
     int hs = C / H;
     double scale = 1.0 / sqrt((double)hs);
     double *p = xmalloc((size_t)T * sizeof(double));
@@ -54,6 +54,10 @@ void ref_attention(double *out, const double *qkv, int B, int T, int C, int H) {
                     if (p[j] > mx) mx = p[j];
                 }
                 for (int j = 0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+                if (drop) {  // the normaliser counts every key; the dropout weighs the values
+                    uint32_t seed = dropout_row_seed(drop, ((uint64_t)b * H + h) * T + t);
+                    for (int j = 0; j <= t; j++) p[j] *= dropout_factor(drop, seed, (uint32_t)j);
+                }
                 double *o = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) {
                     double s = 0;
@@ -62,6 +66,14 @@ void ref_attention(double *out, const double *qkv, int B, int T, int C, int H) {
                 }
             }
     free(p);
+}
+
+void ref_dropout(double *x, const DropoutMask *drop, int N, int C) {
+    if (!drop) return;
+    for (int n = 0; n < N; n++) {
+        uint32_t seed = dropout_row_seed(drop, (uint64_t)n);
+        for (int c = 0; c < C; c++) x[(size_t)n * C + c] *= dropout_factor(drop, seed, (uint32_t)c);
+    }
 }
 
 void ref_gelu(double *out, const double *inp, size_t n) {
@@ -104,7 +116,10 @@ double ref_gpt_loss(const GPT *m, const double *p, const int *idx, const int *ta
     double *h = xcalloc(N * 4 * C, sizeof(double)), *hg = xcalloc(N * 4 * C, sizeof(double));
     double *logits = xcalloc(N * V, sizeof(double)), *losses = xcalloc(N, sizeof(double));
 
+    DropoutMask mk;
+    const GPTDropout *d = &m->dropout;
     ref_encoder(x, idx, param_at(m, p, "wte", 0), param_at(m, p, "wpe", 0), B, T, C);
+    ref_dropout(x, gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk), (int)N, C);
     for (int l = 0; l < L; l++) {
         ref_layernorm(ln, x, param_at(m, p, "h.%d.ln1_w", l), (int)N, C);
         // Q, K, V each from their own tensor, interleaved into the (B,T,3C) layout.
@@ -113,13 +128,15 @@ double ref_gpt_loss(const GPT *m, const double *p, const int *idx, const int *ta
             ref_matmul(q, ln, param_at(m, p, names[part], l), (int)N, C, C);
             for (size_t n = 0; n < N; n++) memcpy(qkv + n * 3 * C + (size_t)part * C, q + n * C, C * sizeof(double));
         }
-        ref_attention(y, qkv, B, T, C, H);
+        ref_attention(y, qkv, gpt_dropout_mask(d, l, DROPOUT_ATTENTION, &mk), B, T, C, H);
         ref_matmul(tmp, y, param_at(m, p, "h.%d.w_o", l), (int)N, C, C);
+        ref_dropout(tmp, gpt_dropout_mask(d, l, DROPOUT_ATTN_PROJ, &mk), (int)N, C);
         for (size_t i = 0; i < N * C; i++) x[i] += tmp[i];
         ref_layernorm(ln, x, param_at(m, p, "h.%d.ln2_w", l), (int)N, C);
         ref_matmul(h, ln, param_at(m, p, "h.%d.w_fc", l), (int)N, C, 4 * C);
         ref_gelu(hg, h, N * 4 * C);
         ref_matmul(tmp, hg, param_at(m, p, "h.%d.w_proj", l), (int)N, 4 * C, C);
+        ref_dropout(tmp, gpt_dropout_mask(d, l, DROPOUT_MLP_PROJ, &mk), (int)N, C);
         for (size_t i = 0; i < N * C; i++) x[i] += tmp[i];
     }
     ref_layernorm(ln, x, param_at(m, p, "lnf_w", 0), (int)N, C);

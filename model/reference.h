@@ -15,13 +15,17 @@
 void ref_encoder(double *out, const int *idx, const double *wte, const double *wpe, int B, int T, int C);
 void ref_layernorm(double *out, const double *inp, const double *weight, int N, int C);
 void ref_matmul(double *out, const double *inp, const double *weight, int N, int C, int OC);
-void ref_attention(double *out, const double *qkv, int B, int T, int C, int H);
+// drop: the attention's dropout (NULL: none), the mask the float kernels use.
+void ref_attention(double *out, const double *qkv, const DropoutMask *drop, int B, int T, int C, int H);
+// x(n,c) *= drop's factor of row n, column c (NULL: nothing), in place.
+void ref_dropout(double *x, const DropoutMask *drop, int N, int C);
 void ref_gelu(double *out, const double *inp, size_t n);
 // Per-row losses; returns their mean.
 double ref_crossentropy(double *losses, const double *logits, const int *targets, int N, int V);
 
-// Mean loss of the whole model with parameters p (laid out as m's parameter table).
-// Allocates its own scratch. With logits != NULL also returns the logits (B,T,V).
+// Mean loss of the whole model with parameters p (laid out as m's parameter table), under
+// the dropout masks of m->dropout (the next forward pass's; off: none). Allocates its own
+// scratch. With logits != NULL also returns the logits (B,T,V).
 double ref_gpt_loss(const GPT *m, const double *p, const int *idx, const int *targets, int B, int T,
                     double *logits);
 

@@ -256,6 +256,7 @@ static void fixture_init(Fixture *f, const char *text, GPTConfig cfg) {
     tc->threads = 3;
     tc->tokenizer = TOKENIZER_BPE;
     tc->bpe_vocab_size = 777;
+    tc->dropout = 0.125f;
 
     TrainState *ts = &f->ts;
     ts->step = 17;
@@ -493,9 +494,9 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
 END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
-    // The TCFG record spelled out field by field, as version 1 lays it out: the rows of
-    // checkpoint/run_config.h must keep this order and these encodings, or older checkpoints would be
-    // read wrong.
+    // The TCFG record spelled out field by field, as version 2 lays it out (version 1's rows,
+    // then dropout): the rows of checkpoint/run_config.h must keep this order and these encodings, or
+    // older checkpoints would be read wrong.
     Fixture f;
     tiny_fixture(&f);
     size_t n;
@@ -515,6 +516,7 @@ START_TEST(test_settings_record_keeps_its_byte_layout) {
     F32(0.05f), F32(0.85f), F32(0.95f), F32(0.5f), U32(2);           // weight_decay .. grad_accum
     U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
     U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
+    F32(0.125f);                                                     // dropout (version 2)
 #undef U32
 #undef U64
 #undef F32
@@ -582,7 +584,7 @@ START_TEST(test_load_newer_version_fails) {
     write_bytes(path, b, n);
     char expected[512], err[512] = "";
     snprintf(expected, sizeof expected,
-             "'%s' has checkpoint version 7; this gpt reads version 1 (built from an older source?)", path);
+             "'%s' has checkpoint version 7; this gpt reads versions 1 to 2 (built from an older source?)", path);
     Checkpoint ck;
     ck_assert(!checkpoint_load(path, &ck, err, sizeof err));
     ck_assert_str_eq(err, expected);
@@ -838,11 +840,20 @@ START_TEST(test_load_bad_training_settings_fail) {
     put32(b + bs + 12, 0x7FC00000u);
     fix_crc(b, n);
     assert_run_fails(b, n, "lr = nan");
-    // The tokenizer kind, 4 bytes from the end.
+    // lr 0, below what --lr accepts.
     put32(b + bs + 12, 0);
-    put32(b + t + len - 8, 5);
+    fix_crc(b, n);
+    assert_run_fails(b, n, "lr = 0 (expected 1e-12 to 10)");
+    put32(b + bs + 12, f32_bits(f.tc.lr));
+    // The tokenizer kind, 12 bytes from the end (bpe_vocab_size and dropout follow it).
+    put32(b + t + len - 12, 5);
     fix_crc(b, n);
     assert_run_fails(b, n, "tokenizer kind 5");
+    put32(b + t + len - 12, TOKENIZER_BPE);
+    // dropout 1, the last field: nothing would be left of the network.
+    put32(b + t + len - 4, f32_bits(1.0f));
+    fix_crc(b, n);
+    assert_run_fails(b, n, "dropout = 1 (expected 0 to 0.999999)");
     free(b);
     fixture_free(&f);
 }
@@ -1056,7 +1067,7 @@ START_TEST(test_info_describes_a_checkpoint) {
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.err, "");
     assert_has(r.out, path);
-    assert_has(r.out, "version 1");
+    assert_has(r.out, "version 2");
     assert_has(r.out, "n_layer 1, n_head 2, n_embd 4, head size 2, block_size 4, vocab_size 5");
     assert_has(r.out, "char, 5 tokens");
     assert_has(r.out, "training state:  yes");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/generate.h"
 #include "model/gpt.h"
 #include "model/layers.h"
 #include "model/reference.h"
@@ -235,12 +236,57 @@ START_TEST(test_whole_model_check_catches_broken_gradients) {
 }
 END_TEST
 
+// _i: the kernels. With dropout p 0.3, one key for the whole check: the float passes and every
+// reference evaluation of the finite differences drop the same elements, so the loss is a
+// smooth function of the weights. Then the backward passes that get the masks wrong: with
+// another key's masks, and with none.
+START_TEST(test_whole_model_gradients_with_dropout_match_finite_differences) {
+    GPT m;
+    int B = 2, T = 5;
+    gpt_init(&m, &TINY, B, 5, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    m.kernels = (GPTKernels)_i;
+    m.dropout = (GPTDropout){.p = 0.3f, .key = 77};
+    scramble_weights(&m, 12);
+    int idx[10], targets[10];
+    tiny_batch(idx, targets, B * T, 13, TINY.vocab_size);
+    char *report;
+    size_t len;
+    FILE *f = open_memstream(&report, &len);
+    int failures = gpt_gradcheck(&m, idx, targets, B, T, GRADCHECK_TOL, f);
+    fclose(f);
+    ck_assert_msg(failures == 0, "gradient check with dropout failed:\n%s", report);
+    free(report);
+    // The masks matter: without them the loss is another.
+    double *p = to_double(m.params, m.num_params);
+    double with = ref_gpt_loss(&m, p, idx, targets, B, T, NULL);
+    m.dropout = GPT_DROPOUT_OFF;
+    double without = ref_gpt_loss(&m, p, idx, targets, B, T, NULL);
+    ck_assert_msg(fabs(with - without) > 1e-3, "loss %g with dropout, %g without", with, without);
+    m.dropout = (GPTDropout){.p = 0.3f, .key = 77};
+    double *numeric = xmalloc(m.num_params * sizeof(double));
+    gpt_numeric_grads(&m, idx, targets, B, T, 1e-5, numeric);
+    const GPTDropout wrong[2] = {{.p = 0.3f, .key = 78}, GPT_DROPOUT_OFF};
+    for (int k = 0; k < 2; k++) {
+        gpt_forward(&m, idx, targets, B, T);
+        m.acts_dropout = wrong[k];  // the backward regenerates other masks than the forward used
+        gpt_backward(&m, 1.0f, GRAD_SET);
+        int caught = 0;
+        for (int i = 0; i < m.n_param_tensors; i++)
+            caught += tensor_error(&m, m.grads, numeric, m.param_table[i].name) > GRADCHECK_TOL;
+        ck_assert_msg(caught >= m.n_param_tensors / 2, "a backward with %s masks: only %d of %d tensors caught",
+                      k ? "no" : "another key's", caught, m.n_param_tensors);
+    }
+    free(p), free(numeric);
+    gpt_free(&m);
+}
+END_TEST
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-static void run_step(const GPTConfig *c, GPTKernels kernels, int B, int T, int threads, float *loss, float *grads,
-                     float *logits) {
+static void run_step(const GPTConfig *c, GPTKernels kernels, float dropout, int B, int T, int threads, float *loss,
+                     float *grads, float *logits) {
 #ifdef _OPENMP
     omp_set_num_threads(threads);
 #else
@@ -249,6 +295,7 @@ static void run_step(const GPTConfig *c, GPTKernels kernels, int B, int T, int t
     GPT m;
     gpt_init(&m, c, B, 12, GPT_INIT_WEIGHTS | GPT_TRAINING);
     m.kernels = kernels;
+    m.dropout = (GPTDropout){.p = dropout, .key = 99};
     int *idx = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
     tiny_batch(idx, targets, B * T, 13, c->vocab_size);
     *loss = gpt_forward(&m, idx, targets, B, T);
@@ -259,7 +306,7 @@ static void run_step(const GPTConfig *c, GPTKernels kernels, int B, int T, int t
     gpt_free(&m);
 }
 
-// _i: the kernels.
+// _i: the kernels (_i % 2), without dropout or with (_i / 2).
 START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
     // Big enough that every kernel splits its work into several pieces.
     GPTConfig c = {.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96};
@@ -270,7 +317,7 @@ START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
     for (int k = 0; k < 3; k++) {
         grads[k] = xmalloc(np * sizeof(float));
         logits[k] = xmalloc(nl * sizeof(float));
-        run_step(&c, (GPTKernels)_i, B, T, k + 1, &loss[k], grads[k], logits[k]);
+        run_step(&c, (GPTKernels)(_i % 2), _i / 2 ? 0.2f : 0.0f, B, T, k + 1, &loss[k], grads[k], logits[k]);
     }
     for (int k = 1; k < 3; k++) {
         ck_assert_int_eq(memcmp(&loss[0], &loss[k], sizeof(float)), 0);
@@ -415,13 +462,18 @@ static double path_length(const GPTConfig *c, int T) {
 START_TEST(test_fast_and_textbook_agree_on_logits_and_every_gradient) {
     // hs 24 (vectors with a tail) and hs 32, T short of block_size, weights at the training
     // init's scale and five times it.
+    // Then both again with dropout 0.2 (the same masks on both paths; the bounds hold as they
+    // are: each kept value is scaled once more, one rounding of each sum's size).
     const struct {
         GPTConfig c;
         int B, T;
         double scale;
+        float dropout;
     } cases[] = {
-        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96}, 4, 48, 1},
-        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64}, 3, 40, 5},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96}, 4, 48, 1, 0},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64}, 3, 40, 5, 0},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96}, 4, 48, 1, 0.2f},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64}, 3, 40, 5, 0.2f},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const GPTConfig *c = &cases[k].c;
@@ -433,6 +485,7 @@ START_TEST(test_fast_and_textbook_agree_on_logits_and_every_gradient) {
         gpt_init(&t, c, B, 30 + k, GPT_TRAINING);
         memcpy(t.params, f.params, f.num_params * sizeof(float));
         t.kernels = GPT_KERNELS_TEXTBOOK;
+        f.dropout = t.dropout = (GPTDropout){.p = cases[k].dropout, .key = 32 + k};
         int *idx = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
         tiny_batch(idx, targets, B * T, 31 + k, c->vocab_size);
         float lf = gpt_forward(&f, idx, targets, B, T), lt = gpt_forward(&t, idx, targets, B, T);
@@ -512,6 +565,86 @@ START_TEST(test_fast_and_textbook_training_losses_follow_each_other) {
 }
 END_TEST
 
+// Dropout p 0 is no dropout whatever the key: the same bytes as a model that never heard of
+// it. With p > 0 a forward pass depends on its key alone: the same key twice, the same bytes;
+// another key, other masks and another loss; and evaluation (dropout cleared) is again the
+// model without dropout. _i: the kernels.
+START_TEST(test_dropout_off_is_exact_and_a_key_fixes_the_masks) {
+    GPTConfig c = {.vocab_size = 65, .block_size = 32, .n_layer = 2, .n_head = 4, .n_embd = 64};
+    int B = 3, T = 32, n = B * T;
+    size_t nl = (size_t)n * c.vocab_size;
+    GPT m;
+    gpt_init(&m, &c, B, 50, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    m.kernels = (GPTKernels)_i;
+    int idx[96], targets[96];
+    tiny_batch(idx, targets, n, 51, c.vocab_size);
+    float *logits = xmalloc(nl * sizeof(float)), *grads = xmalloc(m.num_params * sizeof(float));
+    float plain = gpt_forward(&m, idx, targets, B, T);
+    gpt_backward(&m, 1.0f, GRAD_SET);
+    memcpy(logits, m.acts.logits, nl * sizeof(float));
+    memcpy(grads, m.grads, m.num_params * sizeof(float));
+    m.dropout = (GPTDropout){.p = 0.0f, .key = 12345};
+    float zero = gpt_forward(&m, idx, targets, B, T);
+    gpt_backward(&m, 1.0f, GRAD_SET);
+    ck_assert(memcmp(&zero, &plain, sizeof plain) == 0);
+    ck_assert_mem_eq(m.acts.logits, logits, nl * sizeof(float));
+    ck_assert_mem_eq(m.grads, grads, m.num_params * sizeof(float));
+
+    m.dropout = (GPTDropout){.p = 0.2f, .key = 7};
+    float a = gpt_forward(&m, idx, targets, B, T);
+    gpt_backward(&m, 1.0f, GRAD_SET);
+    memcpy(grads, m.grads, m.num_params * sizeof(float));
+    float again = gpt_forward(&m, idx, targets, B, T);
+    gpt_backward(&m, 1.0f, GRAD_SET);
+    ck_assert(memcmp(&a, &again, sizeof a) == 0);
+    ck_assert_mem_eq(m.grads, grads, m.num_params * sizeof(float));
+    m.dropout.key = 8;
+    float other = gpt_forward(&m, idx, targets, B, T);
+    ck_assert_msg(a != plain && other != a, "loss %g without dropout, %g and %g with two keys", plain, a, other);
+    m.dropout = GPT_DROPOUT_OFF;
+    float eval = gpt_forward(&m, idx, targets, B, T);
+    ck_assert(memcmp(&eval, &plain, sizeof plain) == 0);
+    ck_assert_mem_eq(m.acts.logits, logits, nl * sizeof(float));
+    free(logits), free(grads);
+    gpt_free(&m);
+}
+END_TEST
+
+typedef struct {
+    int *ids;
+    int n;
+} Ids;
+
+static bool collect_ids(int token, void *ctx) {
+    Ids *c = ctx;
+    c->ids[c->n++] = token;
+    return true;
+}
+
+// Sampling never drops anything, even from a model whose next training pass would: the same
+// tokens as with dropout off. _i: the kernels (the KV cache, or whole windows on a view).
+START_TEST(test_sampling_runs_without_dropout) {
+    GPTConfig c = {.vocab_size = 30, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32};
+    GPT m;
+    gpt_init(&m, &c, 0, 60, GPT_INIT_WEIGHTS);
+    scale_weights(&m, 10);  // peaked distributions: a dropped element would change the draws
+    m.kernels = (GPTKernels)_i;
+    SamplerConfig sc = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f};
+    int prompt = 1, out[2][40];
+    for (int k = 0; k < 2; k++) {
+        m.dropout = k ? (GPTDropout){.p = 0.5f, .key = 61} : GPT_DROPOUT_OFF;
+        Generator *g = generator_new(&m);
+        Rng rng;
+        rng_seed(&rng, 62);
+        Ids ids = {out[k], 0};
+        ck_assert_uint_eq(generate(g, &prompt, 1, 40, &sc, &rng, collect_ids, &ids), 40);
+        generator_free(g);
+    }
+    ck_assert_mem_eq(out[0], out[1], sizeof out[0]);
+    gpt_free(&m);
+}
+END_TEST
+
 Suite *gpt_suite(void) {
     Suite *s = suite_create("gpt");
     TCase *tc = tcase_create("model");
@@ -523,7 +656,10 @@ Suite *gpt_suite(void) {
     tcase_add_loop_test(tc, test_forward_matches_double_reference, 0, 2);
     tcase_add_test(tc, test_whole_model_gradients_match_finite_differences);
     tcase_add_test(tc, test_whole_model_check_catches_broken_gradients);
-    tcase_add_loop_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads, 0, 2);
+    tcase_add_loop_test(tc, test_whole_model_gradients_with_dropout_match_finite_differences, 0, 2);
+    tcase_add_loop_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads, 0, 4);
+    tcase_add_loop_test(tc, test_dropout_off_is_exact_and_a_key_fixes_the_masks, 0, 2);
+    tcase_add_loop_test(tc, test_sampling_runs_without_dropout, 0, 2);
     tcase_add_loop_test(tc, test_backward_set_overwrites_what_the_gradients_held, 0, 2);
     tcase_add_test(tc, test_fast_and_textbook_agree_on_logits_and_every_gradient);
     tcase_add_test(tc, test_fast_and_textbook_training_losses_follow_each_other);

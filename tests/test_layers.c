@@ -282,65 +282,167 @@ typedef struct {
     int B, T, C, H;
     double *qkv, *out;
     const float *R, *fqkv, *fout, *lse;
+    const DropoutMask *drop;  // the attention's dropout, NULL: none
 } AttCtx;
 
 static double att_obj(void *p) {
     AttCtx *c = p;
-    ref_attention(c->out, c->qkv, c->B, c->T, c->C, c->H);
+    ref_attention(c->out, c->qkv, c->drop, c->B, c->T, c->C, c->H);
     return weighted_sum(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
 static void att_backward_call(void *p, float *g0, GradWrite w0, float *g1, GradWrite w1) {
     AttCtx *c = p;
     (void)g1, (void)w1;
-    attention_backward(g0, w0, c->R, c->fqkv, c->fout, c->lse, c->B, c->T, c->C, c->H);
+    attention_backward(g0, w0, c->R, c->fqkv, c->fout, c->lse, c->drop, c->B, c->T, c->C, c->H);
 }
 
 // (B, T, C, H): one head, one channel per head (H = C), in between; T = 1 and T > 1.
 static const int ATT_CASES[][4] = {{2, 5, 8, 1},  {2, 5, 8, 8},   {2, 5, 8, 2},  {2, 1, 8, 2},
                                    {1, 7, 12, 3}, {2, 6, 32, 2},  {1, 9, 64, 2}, {1, 5, 32, 1}};
 
-START_TEST(test_attention_backward_matches_finite_differences) {
-    int B = ATT_CASES[_i][0], T = ATT_CASES[_i][1], C = ATT_CASES[_i][2], H = ATT_CASES[_i][3];
+// The wrong gradients every attention check must catch, beside a 1% scale: no gradient
+// reaching the keys, and the query and key gradients swapped.
+static void assert_attention_mistakes_caught(const float *dqkv, const double *n, int B, int T, int C) {
+    size_t nq = (size_t)B * T * 3 * C;
+    assert_scaled_caught("attention dqkv x1.01", dqkv, n, nq);
+    if (T == 1) return;
+    float *bad = xalloc_floats(nq);
+    memcpy(bad, dqkv, nq * sizeof(float));
+    for (int bt = 0; bt < B * T; bt++) memset(bad + (size_t)bt * 3 * C + C, 0, (size_t)C * sizeof(float));
+    ASSERT_GRAD_CAUGHT("attention dqkv without the key term", bad, n, nq);
+    memcpy(bad, dqkv, nq * sizeof(float));
+    for (int bt = 0; bt < B * T; bt++) {
+        float *row = bad + (size_t)bt * 3 * C;
+        for (int k = 0; k < C; k++) {
+            float t = row[k];
+            row[k] = row[C + k];
+            row[C + k] = t;
+        }
+    }
+    ASSERT_GRAD_CAUGHT("attention dqkv with q and k swapped", bad, n, nq);
+    free(bad);
+}
+
+// The backward of case c against finite differences, with the attention's dropout (p 0.4,
+// a fixed key: the same mask in every evaluation of the objective) or without it. With it,
+// backward passes that get the mask wrong must fail: without it, with another pass's mask,
+// without the 1/(1-p) scale.
+static void check_attention(int c_i, bool dropout) {
+    int B = ATT_CASES[c_i][0], T = ATT_CASES[c_i][1], C = ATT_CASES[c_i][2], H = ATT_CASES[c_i][3];
     Rng r;
-    rng_seed(&r, 7 + (uint64_t)_i);
+    rng_seed(&r, 7 + (uint64_t)c_i + (dropout ? 100 : 0));
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, nl = (size_t)B * H * T;
     float *qkv = xalloc_floats(nq), *out = xalloc_floats(no), *lse = xalloc_floats(nl), *R = xalloc_floats(no);
     float *dqkv = xalloc_floats(nq);
+    DropoutMask mask = dropout_mask(0.4f, 1234, 1, DROPOUT_ATTENTION);
+    const DropoutMask *drop = dropout ? &mask : NULL;
     // Unit-scale q and k make the softmax far from uniform, so every term matters.
     fill_normal(qkv, nq, &r, 1), fill_normal(R, no, &r, 1);
-    attention_forward(out, lse, qkv, B, T, C, H);
-    attention_backward(dqkv, GRAD_SET, R, qkv, out, lse, B, T, C, H);
+    attention_forward(out, lse, qkv, drop, B, T, C, H);
+    attention_backward(dqkv, GRAD_SET, R, qkv, out, lse, drop, B, T, C, H);
 
-    AttCtx c = {B, T, C, H, to_double(qkv, nq), xmalloc(no * sizeof(double)), R, qkv, out, lse};
+    AttCtx c = {B, T, C, H, to_double(qkv, nq), xmalloc(no * sizeof(double)), R, qkv, out, lse, drop};
     att_obj(&c);
     ck_assert_double_lt(max_abs_diff(out, c.out, no), 1e-5);
     double *n = xmalloc(nq * sizeof(double));
     numeric_grad(att_obj, &c, c.qkv, nq, n);
     ASSERT_GRAD_OK("attention dqkv", dqkv, n, nq);
     check_grad_writes("attention", att_backward_call, &c, nq, 0);
-
-    assert_scaled_caught("attention dqkv x1.01", dqkv, n, nq);
-    if (T > 1) {
-        // Missing term: no gradient reaches the keys.
+    assert_attention_mistakes_caught(dqkv, n, B, T, C);
+    if (dropout && T > 1) {
         float *bad = xalloc_floats(nq);
-        memcpy(bad, dqkv, nq * sizeof(float));
-        for (int bt = 0; bt < B * T; bt++) memset(bad + (size_t)bt * 3 * C + C, 0, (size_t)C * sizeof(float));
-        ASSERT_GRAD_CAUGHT("attention dqkv without the key term", bad, n, nq);
-        // Transposed scores: the query and key gradients swapped.
-        memcpy(bad, dqkv, nq * sizeof(float));
-        for (int bt = 0; bt < B * T; bt++) {
-            float *row = bad + (size_t)bt * 3 * C;
-            for (int k = 0; k < C; k++) {
-                float t = row[k];
-                row[k] = row[C + k];
-                row[C + k] = t;
-            }
-        }
-        ASSERT_GRAD_CAUGHT("attention dqkv with q and k swapped", bad, n, nq);
+        DropoutMask other = dropout_mask(0.4f, 1235, 1, DROPOUT_ATTENTION), unscaled = mask;
+        unscaled.scale = 1.0f;
+        attention_backward(bad, GRAD_SET, R, qkv, out, lse, NULL, B, T, C, H);
+        ASSERT_GRAD_CAUGHT("attention dqkv, dropout's backward without the mask", bad, n, nq);
+        attention_backward(bad, GRAD_SET, R, qkv, out, lse, &other, B, T, C, H);
+        ASSERT_GRAD_CAUGHT("attention dqkv, dropout's backward with another pass's mask", bad, n, nq);
+        attention_backward(bad, GRAD_SET, R, qkv, out, lse, &unscaled, B, T, C, H);
+        ASSERT_GRAD_CAUGHT("attention dqkv, dropout's backward without the 1/(1-p)", bad, n, nq);
         free(bad);
     }
     free(n), free(c.qkv), free(c.out), free(qkv), free(out), free(lse), free(R), free(dqkv);
+}
+
+START_TEST(test_attention_backward_matches_finite_differences) { check_attention(_i, false); }
+END_TEST
+
+START_TEST(test_attention_with_dropout_backward_matches_finite_differences) { check_attention(_i, true); }
+END_TEST
+
+// ---- dropout --------------------------------------------------------------------------
+typedef struct {
+    int N, C;
+    double *x, *out;
+    const float *R;
+    const DropoutMask *drop;
+} DropCtx;
+
+static double drop_obj(void *p) {
+    DropCtx *c = p;
+    memcpy(c->out, c->x, (size_t)c->N * c->C * sizeof(double));
+    ref_dropout(c->out, c->drop, c->N, c->C);
+    return weighted_sum(c->out, c->R, (size_t)c->N * c->C);
+}
+
+static void drop_backward_call(void *p, float *g0, GradWrite w0, float *g1, GradWrite w1) {
+    DropCtx *c = p;
+    (void)g1, (void)w1;
+    dropout_backward(g0, w0, c->R, c->drop, c->N, c->C);
+}
+
+START_TEST(test_dropout_backward_matches_finite_differences) {
+    int N = 9, C = 13;
+    size_t n = (size_t)N * C;
+    Rng r;
+    rng_seed(&r, 11);
+    float *x = xalloc_floats(n), *out = xalloc_floats(n), *R = xalloc_floats(n), *dx = xalloc_floats(n);
+    fill_normal(x, n, &r, 1), fill_normal(R, n, &r, 1);
+    DropoutMask mask = dropout_mask(0.3f, 99, 2, DROPOUT_MLP_PROJ);
+    dropout_forward(out, x, &mask, N, C);
+    dropout_backward(dx, GRAD_SET, R, &mask, N, C);
+    // Each element is dropped (0) or kept and scaled by exactly the mask's 1/(1-p).
+    int kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(out[i] == 0.0f || out[i] == x[i] * mask.scale);
+        kept += out[i] != 0.0f;
+    }
+    ck_assert_msg(kept > 0 && kept < (int)n, "%d of %zu kept: the mask should drop some and keep some", kept, n);
+
+    DropCtx c = {N, C, to_double(x, n), xmalloc(n * sizeof(double)), R, &mask};
+    drop_obj(&c);
+    ck_assert_double_lt(max_abs_diff(out, c.out, n), 1e-6);
+    double *nd = xmalloc(n * sizeof(double));
+    numeric_grad(drop_obj, &c, c.x, n, nd);
+    ASSERT_GRAD_OK("dropout dinp", dx, nd, n);
+    check_grad_writes("dropout", drop_backward_call, &c, n, 0);
+    // In place, as the model uses it.
+    float *inplace = xalloc_floats(n);
+    memcpy(inplace, R, n * sizeof(float));
+    dropout_backward(inplace, GRAD_SET, inplace, &mask, N, C);
+    ck_assert_mem_eq(inplace, dx, n * sizeof(float));
+    memcpy(inplace, x, n * sizeof(float));
+    dropout_forward(inplace, inplace, &mask, N, C);
+    ck_assert_mem_eq(inplace, out, n * sizeof(float));
+    // No mask: the identity, forward and backward.
+    dropout_forward(inplace, x, NULL, N, C);
+    ck_assert_mem_eq(inplace, x, n * sizeof(float));
+
+    assert_scaled_caught("dropout dinp x1.01", dx, nd, n);
+    float *bad = xalloc_floats(n);
+    DropoutMask other = dropout_mask(0.3f, 100, 2, DROPOUT_MLP_PROJ), unscaled = mask;
+    unscaled.scale = 1.0f;
+    dropout_backward(bad, GRAD_SET, R, NULL, N, C);
+    ASSERT_GRAD_CAUGHT("dropout dinp without the mask", bad, nd, n);
+    dropout_backward(bad, GRAD_SET, R, &other, N, C);
+    ASSERT_GRAD_CAUGHT("dropout dinp with another pass's mask", bad, nd, n);
+    dropout_backward(bad, GRAD_SET, R, &unscaled, N, C);
+    ASSERT_GRAD_CAUGHT("dropout dinp without the 1/(1-p)", bad, nd, n);
+    for (int k = 0; k < N; k++)  // every row read as row 0 (N = 1): row 0's mask for all
+        dropout_backward(bad + (size_t)k * C, GRAD_SET, R + (size_t)k * C, &mask, 1, C);
+    ASSERT_GRAD_CAUGHT("dropout dinp with every row given row 0's mask", bad, nd, n);
+    free(bad), free(inplace), free(nd), free(c.x), free(c.out), free(x), free(out), free(R), free(dx);
 }
 END_TEST
 
@@ -496,6 +598,9 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_matmul_backward_matches_finite_differences);
     tcase_add_loop_test(tc, test_attention_backward_matches_finite_differences, 0,
                         (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
+    tcase_add_loop_test(tc, test_attention_with_dropout_backward_matches_finite_differences, 0,
+                        (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
+    tcase_add_test(tc, test_dropout_backward_matches_finite_differences);
     tcase_add_test(tc, test_gelu_backward_matches_finite_differences);
     tcase_add_test(tc, test_residual_passes_the_gradient_to_both_inputs);
     tcase_add_test(tc, test_crossentropy_backward_matches_finite_differences);

@@ -471,8 +471,10 @@ typedef struct {
     float *out, *lse, *dqkv;  // the bounds, shaped as the results
 } AttBounds;
 
+// With dropout, the forward weighs v_j by f_j p_j and the backward's dp_j is f_j dO·v_j: the
+// terms that carry f_j scale by it (and a dropped key adds no error to out or dv).
 static void attention_bounds(AttBounds *ab, const float *qkv, const float *dout, const float *out, const float *lse,
-                             int B, int T, int C, int H) {
+                             const DropoutMask *drop, int B, int T, int C, int H) {
     int hs = C / H;
     size_t C3 = (size_t)3 * C;
     double scale = 1.0 / sqrt((double)hs);
@@ -494,41 +496,53 @@ static void attention_bounds(AttBounds *ab, const float *qkv, const float *dout,
                     if (A[j] > ds_max) ds_max = A[j];
                 }
                 ab->lse[((size_t)b * H + h) * T + t] = (float)(ds_max + 2 * (2 * T + 8) * U * (1 + fabs(l)));
+                uint32_t seed = drop ? dropout_row_seed(drop, ((uint64_t)b * H + h) * T + t) : 0;
                 for (int j = 0; j <= t; j++) {
+                    double f = drop ? dropout_factor(drop, seed, (uint32_t)j) : 1.0;
                     const float *k = qkv + ((size_t)b * T + j) * C3 + C + h * hs, *v = k + C;
                     double rel_f = A[j] + ds_max + 2 * (2 * T + 8) * U, rel_b = A[j] + 4 * U;
                     double dp = 0, ddp = 0;
                     for (int i = 0; i < hs; i++) dp += (double)dO[i] * v[i], ddp += fabs((double)dO[i] * v[i]);
                     ddp *= 2 * (hs + 1) * U;
-                    double ds = p[j] * (dp - D), dds = p[j] * (ddp + dD) + fabs(ds) * (rel_b + 2 * U);
+                    double ds = p[j] * (f * dp - D), dds = p[j] * (f * ddp + dD) + fabs(ds) * (rel_b + 2 * U);
                     float *bq = ab->dqkv + ((size_t)b * T + t) * C3 + h * hs;
                     float *bk = ab->dqkv + ((size_t)b * T + j) * C3 + C + h * hs, *bv = bk + C;
                     for (int i = 0; i < hs; i++) {
-                        ab->out[((size_t)b * T + t) * C + h * hs + i] += (float)(p[j] * fabs(v[i]) * rel_f);
+                        ab->out[((size_t)b * T + t) * C + h * hs + i] += (float)(f * p[j] * fabs(v[i]) * rel_f);
                         bq[i] += (float)(scale * (dds * fabs(k[i]) + fabs(ds * k[i]) * 2 * (T + 2) * U));
                         bk[i] += (float)(scale * (dds * fabs(q[i]) + fabs(ds * q[i]) * 2 * (T + 2) * U));
-                        bv[i] += (float)(p[j] * fabs(dO[i]) * (rel_b + 2 * (T + 2) * U));
+                        bv[i] += (float)(f * p[j] * fabs(dO[i]) * (rel_b + 2 * (T + 2) * U));
                     }
                 }
             }
     free(A), free(p);
 }
 
-// One case on the path attention_stack_limit selects, against the textbook.
-static void check_attention_case(int B, int T, int C, int H, uint64_t seed) {
+// One case on the path attention_stack_limit selects, against the textbook; with dropout
+// (p 0.3), both given the same mask.
+static void check_attention_case(int B, int T, int C, int H, uint64_t seed, bool dropout) {
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, nl = (size_t)B * H * T;
     Rng r;
     rng_seed(&r, seed);
     float *qkv = xalloc_floats(nq), *dout = xalloc_floats(no);
+    DropoutMask mask = dropout_mask(0.3f, seed, 3, DROPOUT_ATTENTION);
+    const DropoutMask *drop = dropout ? &mask : NULL;
     // Unit-scale q and k: peaked softmax rows, so every term matters.
     fill_normal(qkv, nq, &r, 1), fill_normal(dout, no, &r, 1);
     float *fo = xalloc_floats(no), *to = xalloc_floats(no), *fl = xalloc_floats(nl), *tl = xalloc_floats(nl);
-    fast_attention_forward(fo, fl, qkv, B, T, C, H);
-    attention_forward(to, tl, qkv, B, T, C, H);
+    fast_attention_forward(fo, fl, qkv, drop, B, T, C, H);
+    attention_forward(to, tl, qkv, drop, B, T, C, H);
     AttBounds ab = {xalloc_floats(no), xalloc_floats(nl), xalloc_floats(nq)};
-    attention_bounds(&ab, qkv, dout, to, tl, B, T, C, H);
+    attention_bounds(&ab, qkv, dout, to, tl, drop, B, T, C, H);
     assert_within("attention out", fo, to, ab.out, no);
     assert_within("attention lse", fl, tl, ab.lse, nl);
+    if (dropout && T > 1) {  // the fast kernel with another pass's mask: caught
+        DropoutMask other = dropout_mask(0.3f, seed + 1, 3, DROPOUT_ATTENTION);
+        float *wo = xalloc_floats(no), *wl = xalloc_floats(nl);
+        fast_attention_forward(wo, wl, qkv, &other, B, T, C, H);
+        assert_caught("attention out with another mask", wo, to, ab.out, no);
+        free(wo), free(wl);
+    }
     for (int w = 0; w < 2; w++) {
         GradWrite gw = w ? GRAD_ADD : GRAD_SET;
         float *fd = xalloc_floats(nq);
@@ -538,9 +552,15 @@ static void check_attention_case(int B, int T, int C, int H, uint64_t seed) {
             for (size_t i = 0; i < nq; i++) bd[i] += (float)(4 * U * fabs(fd[i]));
         // Both backward passes read the textbook's forward results, so that only the
         // backward's own rounding differs.
-        fast_attention_backward(fd, gw, dout, qkv, to, tl, B, T, C, H);
-        attention_backward(td, gw, dout, qkv, to, tl, B, T, C, H);
+        fast_attention_backward(fd, gw, dout, qkv, to, tl, drop, B, T, C, H);
+        attention_backward(td, gw, dout, qkv, to, tl, drop, B, T, C, H);
         assert_within(w ? "attention dqkv (GRAD_ADD)" : "attention dqkv (GRAD_SET)", fd, td, bd, nq);
+        if (dropout && w == 0 && T > 1) {  // the fast backward without the 1/(1-p): caught
+            DropoutMask unscaled = mask;
+            unscaled.scale = 1.0f;
+            fast_attention_backward(fd, GRAD_SET, dout, qkv, to, tl, &unscaled, B, T, C, H);
+            assert_caught("attention dqkv without the dropout's scale", fd, td, bd, nq);
+        }
         free(fd), free(td), free(bd);
     }
     // A causal mask one position off (each query also sees the next key) is caught.
@@ -551,7 +571,7 @@ static void check_attention_case(int B, int T, int C, int H, uint64_t seed) {
             for (int t = 0; t + 1 < T; t++)
                 memcpy(shifted + ((size_t)b * T + t) * 3 * C + C, qkv + ((size_t)b * T + t + 1) * 3 * C + C,
                        2 * (size_t)C * sizeof(float));
-        attention_forward(so, sl, shifted, B, T, C, H);
+        attention_forward(so, sl, shifted, drop, B, T, C, H);
         assert_caught("attention with a shifted mask", so, to, ab.out, no);
         free(shifted), free(so), free(sl);
     }
@@ -566,7 +586,7 @@ static const int ATT_CASES[][4] = {{2, 5, 8, 1},  {2, 5, 8, 8},     {2, 1, 8, 2}
 
 START_TEST(test_fast_attention_matches_textbook) {
     const int *c = ATT_CASES[_i];
-    check_attention_case(c[0], c[1], c[2], c[3], 40 + (uint64_t)_i);
+    check_attention_case(c[0], c[1], c[2], c[3], 40 + (uint64_t)_i, false);
 }
 END_TEST
 
@@ -574,13 +594,142 @@ END_TEST
 START_TEST(test_fast_attention_without_stack_scratch_matches_textbook) {
     attention_stack_limit = 0;
     const int *c = ATT_CASES[_i];
-    check_attention_case(c[0], c[1], c[2], c[3], 60 + (uint64_t)_i);
+    check_attention_case(c[0], c[1], c[2], c[3], 60 + (uint64_t)_i, false);
 }
 END_TEST
 
 // A long sequence whose backward scratch fits with 32-query blocks but not with 64.
 START_TEST(test_fast_attention_with_short_query_blocks_matches_textbook) {
-    check_attention_case(1, 400, 128, 1, 80);
+    check_attention_case(1, 400, 128, 1, 80, false);
+    check_attention_case(1, 400, 128, 1, 81, true);
+}
+END_TEST
+
+// The attention's dropout, on both fast paths.
+START_TEST(test_fast_attention_with_dropout_matches_textbook) {
+    const int *c = ATT_CASES[_i];
+    check_attention_case(c[0], c[1], c[2], c[3], 140 + (uint64_t)_i, true);
+}
+END_TEST
+
+START_TEST(test_fast_attention_with_dropout_without_stack_scratch_matches_textbook) {
+    attention_stack_limit = 0;
+    const int *c = ATT_CASES[_i];
+    check_attention_case(c[0], c[1], c[2], c[3], 160 + (uint64_t)_i, true);
+}
+END_TEST
+
+// ---- dropout ---------------------------------------------------------------------------------------
+// The fast passes against the textbook's: a product by the same factor, identical; the
+// residual add and GRAD_ADD one rounding more, which either side may fuse with the product
+// (a fused multiply-add): within 2u of the sum's magnitudes.
+START_TEST(test_fast_dropout_matches_textbook) {
+    int N = 37, C = 45;  // rows of a vector and a remainder
+    size_t n = (size_t)N * C;
+    Rng r;
+    rng_seed(&r, 12);
+    float *x = xalloc_floats(n), *res = xalloc_floats(n), *f = xalloc_floats(n), *t = xalloc_floats(n);
+    float *b = xalloc_floats(n);
+    fill_normal(x, n, &r, 1), fill_normal(res, n, &r, 1);
+    DropoutMask mask = dropout_mask(0.25f, 77, 1, DROPOUT_ATTN_PROJ);
+    fast_dropout_forward(f, x, &mask, N, C);
+    dropout_forward(t, x, &mask, N, C);
+    ck_assert_mem_eq(f, t, n * sizeof(float));
+    fast_dropout_forward(f, x, NULL, N, C);
+    ck_assert_mem_eq(f, x, n * sizeof(float));
+    for (int w = 0; w < 2; w++) {  // the backward, GRAD_SET and GRAD_ADD
+        GradWrite gw = w ? GRAD_ADD : GRAD_SET;
+        fill_normal(f, n, &r, 1);
+        memcpy(t, f, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) b[i] = (float)(2 * U * (fabs(t[i]) + fabs(x[i]) * mask.scale));
+        fast_dropout_backward(f, gw, x, &mask, N, C);
+        dropout_backward(t, gw, x, &mask, N, C);
+        assert_within(w ? "dropout backward (GRAD_ADD)" : "dropout backward (GRAD_SET)", f, t, b, n);
+    }
+    // The branch's dropout and the residual add, in place over the branch as the model runs it.
+    dropout_forward(t, x, &mask, N, C);
+    residual_forward(t, res, t, n);
+    memcpy(f, x, n * sizeof(float));
+    fast_dropout_residual_forward(f, res, f, &mask, N, C);
+    for (size_t i = 0; i < n; i++) b[i] = (float)(2 * U * (fabs(res[i]) + fabs(x[i]) * mask.scale));
+    assert_within("dropout + residual", f, t, b, n);
+    residual_forward(t, res, x, n);  // without dropout: the plain sum
+    assert_caught("dropout + residual without the dropout", t, f, b, n);
+    fast_dropout_residual_forward(f, res, x, NULL, N, C);
+    ck_assert_mem_eq(f, t, n * sizeof(float));
+    free(x), free(res), free(f), free(t), free(b);
+}
+END_TEST
+
+// The fraction of n draws that came out a certain way, against its probability q: within six
+// standard deviations of a binomial (a false alarm about once in 10^9 runs; the generator is
+// deterministic, so a pass is a pass for good).
+static void assert_rate(const char *what, long hits, long n, double q) {
+    double sd = sqrt(q * (1 - q) / (double)n), got = (double)hits / (double)n;
+    ck_assert_msg(fabs(got - q) <= 6 * sd, "%s: %.5f, expected %.5f (sd %.1e)", what, got, q, sd);
+}
+
+// Pairs of elements both kept and both dropped, against (1-p)^2 and p^2: independent.
+static void assert_pairs_independent(const char *what, double p, const long pairs[2], long n) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "p %.1f: %s, both kept", p, what);
+    assert_rate(msg, pairs[0], n, (1 - p) * (1 - p));
+    snprintf(msg, sizeof msg, "p %.1f: %s, both dropped", p, what);
+    assert_rate(msg, pairs[1], n, p * p);
+}
+
+static bool kept(const DropoutMask *m, uint64_t row, uint32_t col) {
+    return dropout_factor(m, dropout_row_seed(m, row), col) != 0.0f;
+}
+
+// The masks' statistics: a mask keeps 1-p of its elements, and whether one element is kept
+// says nothing about its neighbour in the row, the one in the next row, or the same element
+// under the next step's key, the next layer or another site.
+START_TEST(test_dropout_masks_keep_1_minus_p_independently) {
+    const float ps[] = {0.1f, 0.2f, 0.5f, 0.9f};
+    const int rows = 1000, cols = 500;
+    long n = (long)rows * cols;
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        double p = ps[k];
+        DropoutMask m = dropout_mask(ps[k], 42, 2, DROPOUT_ATTENTION);
+        const DropoutMask others[4] = {
+            dropout_mask(ps[k], 43, 2, DROPOUT_ATTENTION),  // the next step's key
+            dropout_mask(ps[k], 42, 3, DROPOUT_ATTENTION),  // the next layer
+            dropout_mask(ps[k], 42, 2, DROPOUT_ATTN_PROJ),  // another site
+            dropout_mask(ps[k], 42, 0, DROPOUT_EMBEDDING),
+        };
+        const char *names[] = {"under the next key", "in the next layer", "at another site", "at the embedding"};
+        long n_kept = 0, in_row[2] = {0}, in_col[2] = {0}, other[4][2] = {{0}};
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) {
+                bool a = kept(&m, (uint64_t)i, (uint32_t)j), right = kept(&m, (uint64_t)i, (uint32_t)j + 1);
+                bool below = kept(&m, (uint64_t)i + 1, (uint32_t)j);
+                n_kept += a;
+                in_row[0] += a && right, in_row[1] += !a && !right;
+                in_col[0] += a && below, in_col[1] += !a && !below;
+                for (int o = 0; o < 4; o++) {
+                    bool b = kept(&others[o], (uint64_t)i, (uint32_t)j);
+                    other[o][0] += a && b, other[o][1] += !a && !b;
+                }
+            }
+        char what[64];
+        snprintf(what, sizeof what, "p %.1f: kept", p);
+        assert_rate(what, n_kept, n, 1 - p);
+        assert_pairs_independent("an element and the next in its row", p, in_row, n);
+        assert_pairs_independent("an element and the one in the next row", p, in_col, n);
+        for (int o = 0; o < 4; o++) {
+            snprintf(what, sizeof what, "the same element %s", names[o]);
+            assert_pairs_independent(what, p, other[o], n);
+        }
+        ck_assert_float_eq(m.scale, 1.0f / (1.0f - ps[k]));
+    }
+    // The check sees a small bias: p 0.51 measured against 0.5.
+    DropoutMask m = dropout_mask(0.51f, 42, 2, DROPOUT_ATTENTION);
+    long n_kept = 0;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) n_kept += kept(&m, (uint64_t)i, (uint32_t)j);
+    double sd = sqrt(0.25 / (double)n);
+    ck_assert_msg(fabs((double)n_kept / (double)n - 0.5) > 6 * sd, "a keep rate of 0.49 passed for 0.5");
 }
 END_TEST
 
@@ -652,6 +801,10 @@ Suite *ops_suite(void) {
     tcase_add_loop_test(tc, test_fast_attention_matches_textbook, 0, n_att);
     tcase_add_loop_test(tc, test_fast_attention_without_stack_scratch_matches_textbook, 0, n_att);
     tcase_add_test(tc, test_fast_attention_with_short_query_blocks_matches_textbook);
+    tcase_add_loop_test(tc, test_fast_attention_with_dropout_matches_textbook, 0, n_att);
+    tcase_add_loop_test(tc, test_fast_attention_with_dropout_without_stack_scratch_matches_textbook, 0, n_att);
+    tcase_add_test(tc, test_fast_dropout_matches_textbook);
+    tcase_add_test(tc, test_dropout_masks_keep_1_minus_p_independently);
     tcase_add_test(tc, test_fast_crossentropy_matches_textbook);
     suite_add_tcase(s, tc);
     return s;

@@ -266,7 +266,9 @@ static char *metrics_without_times(const char *dir) {
     return out;
 }
 
+// _i: without dropout, and with dropout 0.3 (its masks, keyed by the step, come back the same).
 START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
+    float dropout = _i ? 0.3f : 0.0f;
     char *dir = make_tmpdir();
     char data[600], out_a[600], out_b[600];
     snprintf(data, sizeof data, "%s/text.txt", dir);
@@ -284,15 +286,18 @@ START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
     TrainOptions quiet = {.quiet = true};
     char path[1300], err[512] = "";
     tiny_run_config(&tc, data, out_a);
+    tc.dropout = dropout;
     ck_assert_msg(train_run(&tc, &quiet, err, sizeof err) == 0, "%s", err);
 
     tiny_run_config(&tc, data, out_b);
+    tc.dropout = dropout;
     TrainOptions stop = {.quiet = true, .stop_after = 13};  // mid-way between evaluations
     ck_assert_msg(train_run(&tc, &stop, err, sizeof err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/ckpt.bin", out_b);
     TrainResume *res = xcalloc(1, sizeof *res);
     ck_assert_msg(train_resume_load(res, path, err, sizeof err), "%s", err);
     ck_assert_int_eq(res->state.step, 13);
+    ck_assert_float_eq(res->config.dropout, dropout);  // the setting travels in the checkpoint
     TrainConfig resumed = res->config;
     TrainOptions resume = {.quiet = true, .resume = res};
     ck_assert_msg(train_run(&resumed, &resume, err, sizeof err) == 0, "%s", err);
@@ -327,6 +332,114 @@ START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
     free(sa), free(sb), free(ma), free(mb);
     train_resume_free(&a), train_resume_free(&b);
     free(text);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+// A text with some structure, written to dir/text.txt (path in data).
+static void write_fox_text(const char *dir, char *data, size_t cap) {
+    snprintf(data, cap, "%s/text.txt", dir);
+    char *text = xmalloc(20000);
+    size_t len = 0;
+    for (int i = 0; len < 19000; i++)
+        len += (size_t)snprintf(text + len, 20000 - len, "line %d: the quick brown fox %s.\n", i,
+                                i % 3 ? "jumps" : "sleeps");
+    write_text(data, text, len);
+    free(text);
+}
+
+// The value of a column of metrics.csv at a step (NAN when the cell is empty).
+static double metrics_cell(const char *dir, long step, int column) {
+    char path[1200], err[256];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    size_t len;
+    char *text = (char *)read_file(path, &len, err, sizeof err);
+    ck_assert_msg(text != NULL, "%s", err);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "\n%ld,", step);
+    char *row = strstr(text, prefix);
+    ck_assert_msg(row != NULL, "no row for step %ld in %s", step, path);
+    const char *cell = row + 1;
+    for (int c = 0; c < column; c++) cell = strchr(cell, ',') + 1;
+    double v = *cell == ',' ? NAN : strtod(cell, NULL);
+    free(text);
+    return v;
+}
+
+// Evaluations run without dropout, before training and after it. At lr 1e-12 the updates
+// are far below the weights' last bits, so two runs that differ only in dropout evaluate
+// the same weights on the same batches: equal losses at step 0 and at step 10, unless an
+// evaluation dropped something. Their gradients differ: the training steps did drop.
+START_TEST(test_evaluations_run_without_dropout) {
+    char *dir = make_tmpdir();
+    char data[600], out0[300], out1[300], *out[2] = {out0, out1}, err[512] = "";
+    write_fox_text(dir, data, sizeof data);
+    for (int k = 0; k < 2; k++) {
+        snprintf(out[k], sizeof out0, "%s/run%d", dir, k);
+        TrainConfig tc;
+        tiny_run_config(&tc, data, out[k]);
+        tc.iters = 10, tc.lr = 1e-12f, tc.min_lr = 0, tc.sample_interval = 0;
+        tc.dropout = k ? 0.5f : 0.0f;
+        TrainOptions o = {.quiet = true};
+        ck_assert_msg(train_run(&tc, &o, err, sizeof err) == 0, "%s", err);
+    }
+    for (long step = 0; step <= 10; step += 10)
+        for (int col = 2; col <= 3; col++) {  // train_loss, val_loss
+            double a = metrics_cell(out[0], step, col), b = metrics_cell(out[1], step, col);
+            ck_assert_msg(fabs(a - b) <= 1e-5 * fabs(a), "step %ld column %d: %.6g without dropout, %.6g with", step,
+                          col, a, b);
+        }
+    // At the initial weights the loss is about ln V either way; the gradients are not.
+    double a = metrics_cell(out[0], 1, 5), b = metrics_cell(out[1], 1, 5);  // grad_norm of step 1
+    ck_assert_msg(fabs(a - b) > 1e-2 * a, "step 1's gradient norm %.6g without dropout, %.6g with", a, b);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+// A checkpoint of version 1, written by the gpt before dropout (tests/fixtures/README.md),
+// still loads: every setting it holds as it was, dropout 0 (which it was trained with), and
+// it resumes, saving a current-version checkpoint.
+START_TEST(test_version_1_checkpoint_resumes_with_dropout_0) {
+    const char *fixture = "tests/fixtures/v1_ckpt.bin";
+    char err[512] = "";
+    TrainResume *res = xcalloc(1, sizeof *res);
+    ck_assert_msg(train_resume_load(res, fixture, err, sizeof err), "%s (run the tests from the repository root)", err);
+    ck_assert_int_eq(res->ckpt.version, 1);
+    const TrainConfig *tc = &res->config;
+    ck_assert_float_eq(tc->dropout, 0.0f);
+    ck_assert_str_eq(tc->data_path, "data/tinyshakespeare.txt");
+    ck_assert_int_eq(tc->model.n_layer, 1);
+    ck_assert_int_eq(tc->model.n_embd, 8);
+    ck_assert_int_eq(tc->batch_size, 2);
+    ck_assert_int_eq(tc->iters, 6);
+    ck_assert_int_eq(tc->warmup_iters, 2);
+    ck_assert_float_eq(tc->lr, 2e-3f);
+    ck_assert_float_eq(tc->weight_decay, 0.05f);
+    ck_assert_int_eq(tc->eval_interval, 3);
+    ck_assert_uint_eq(tc->seed, 7);
+    ck_assert_int_eq(tc->bpe_vocab_size, 512);  // the last row of version 1
+    ck_assert_int_eq(res->state.step, 3);
+
+    char *dir = make_tmpdir(), path[1200];
+    snprintf(path, sizeof path, "%s/ckpt.bin", dir);
+    size_t len;
+    unsigned char *bytes = read_file(fixture, &len, err, sizeof err);
+    ck_assert_msg(bytes != NULL, "%s", err);
+    write_text(path, (const char *)bytes, len);
+    free(bytes);
+    TrainConfig resumed = res->config;
+    snprintf(resumed.out_dir, sizeof resumed.out_dir, "%s", dir);
+    TrainOptions o = {.quiet = true, .resume = res};  // train_run frees res
+    ck_assert_msg(train_run(&resumed, &o, err, sizeof err) == 0, "%s", err);
+    TrainResume after;
+    ck_assert_msg(train_resume_load(&after, path, err, sizeof err), "%s", err);
+    ck_assert_int_eq(after.ckpt.version, CHECKPOINT_VERSION);
+    ck_assert_int_eq(after.state.step, 6);
+    ck_assert_float_eq(after.config.dropout, 0.0f);
+    ck_assert_float_eq(after.config.lr, 2e-3f);
+    train_resume_free(&after);
     rm_rf(dir);
     free(dir);
 }
@@ -389,7 +502,9 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_clipping_scales_to_the_max_norm);
     tcase_add_test(tc, test_clipping_folded_into_the_update_equals_clipping_first);
     tcase_add_test(tc, test_gradient_accumulation_averages_the_micro_batches);
-    tcase_add_test(tc, test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit);
+    tcase_add_loop_test(tc, test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit, 0, 2);
+    tcase_add_test(tc, test_evaluations_run_without_dropout);
+    tcase_add_test(tc, test_version_1_checkpoint_resumes_with_dropout_0);
     tcase_add_test(tc, test_run_learns_and_writes_its_files);
     suite_add_tcase(s, tc);
     return s;

@@ -7,8 +7,9 @@
 // eval_interval, and at the end.
 //
 // Reproducibility: every random draw comes from a generator derived afresh from the seed
-// and where the run is: the micro-batch m of step s from (seed, s, m), an evaluation from
-// (seed, step, split), a sample from (seed, step). Nothing random carries over from one
+// and where the run is: the micro-batch m of step s from (seed, s, m), and its dropout
+// masks' key too, an evaluation from (seed, step, split), a sample from (seed, step).
+// Evaluations and samples run without dropout. Nothing random carries over from one
 // step to the next, so the data position is the step number itself, evaluating or
 // sampling never disturbs the batches, and a run stopped at step N and resumed follows
 // the uninterrupted run bit for bit.
@@ -367,6 +368,18 @@ static void print_banner(Run *r, bool resumed) {
                       tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
                       threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
     }
+    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels", c->n_layer,
+                  c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
+                  gpt_kernels_name(r->model.kernels));
+    progress_note(p,
+                  "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
+                  "weight decay %g, clip %g; %d thread%s; writing %s/",
+                  tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
+                  tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
+                  threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
+    if (tc->dropout > 0)
+        progress_note(p, "dropout %g after the embedding, on the attention, after each residual projection (training "
+                         "steps only; evaluations and samples run without)", tc->dropout);
     if (r->n_ranks > 1)
         progress_note(p,
                       "data-parallel: %d ranks of %d threads, each step %d x %d x %d tokens per rank, %lld in all "
@@ -569,6 +582,10 @@ static float budget_lr(const TrainConfig *tc, long s, double elapsed, double bud
     return (float)(tc->min_lr + 0.5 * (1.0 + cos(M_PI * f)) * (tc->lr - tc->min_lr));
 }
 
+// derived_seed's purpose for the dropout key of the step's global micro-batch m: this + m,
+// apart from the batches' (1000 + m), the evaluations' and the samples'.
+#define DROPOUT_KEY ((uint64_t)1 << 62)
+
 // One optimizer update at step s: grad_accum micro-batches on each rank, the gradients
 // averaged over them all, clipped, applied. False (nothing updated) on a non-finite loss or
 // gradient.
@@ -583,10 +600,13 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start
         Rng batch_rng;
         rng_seed(&batch_rng, derived_seed(tc->seed, s, 1000 + global_micro));
         dataset_batch(&r->data, SPLIT_TRAIN, &batch_rng, B, T, r->x, r->y);
+        // This micro-batch's dropout masks, a function of (seed, step, micro-batch) alone.
+        r->model.dropout = (GPTDropout){.p = tc->dropout, .key = derived_seed(tc->seed, s, DROPOUT_KEY + global_micro)};
         loss += gpt_forward(&r->model, r->x, r->y, B, T) / (float)n_micro;
         // The first micro-batch writes the gradients afresh, the others add to them.
         gpt_backward(&r->model, 1.0f / (float)n_micro, micro == 0 ? GRAD_SET : GRAD_ADD);
     }
+    r->model.dropout = GPT_DROPOUT_OFF;  // evaluations and samples run without
     // Each rank holds the sum of its own scaled gradients; one in-place all-reduce of the
     // whole block makes it the mean over every micro-batch of every rank, on every rank.
     dist_allreduce_sum_floats(r->model.grads, r->model.num_params);
