@@ -26,6 +26,11 @@ for f in ckpt.bin best.bin metrics.csv loss.svg samples.txt; do
     [ -f "run/$f" ] || fail "training did not write run/$f"
 done
 cp run/ckpt.bin good.bin
+# The banner: each of its lines once.
+expect_ok "train banner" "$GPT" train --data small.txt --out run_banner --iters 2 --eval-interval 2 ${TINY% --quiet}
+for line in data model training; do
+    [ "$(grep -c "^$line: " "$TOP/ok.err")" -eq 1 ] || fail "train banner: not one '$line:' line: $(cat "$TOP/ok.err")"
+done
 
 # ---- the command itself ------------------------------------------------------------------
 expect_error "unknown command" "unknown command 'fly'" "$GPT" fly

@@ -368,15 +368,6 @@ static void print_banner(Run *r, bool resumed) {
                       tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
                       threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
     }
-    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels", c->n_layer,
-                  c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
-                  gpt_kernels_name(r->model.kernels));
-    progress_note(p,
-                  "training: %ld steps of %d x %d x %d tokens, lr %g -> %g (warmup %ld, cosine to %ld), "
-                  "weight decay %g, clip %g; %d thread%s; writing %s/",
-                  tc->iters, tc->batch_size, c->block_size, tc->grad_accum, tc->lr, tc->min_lr, tc->warmup_iters,
-                  tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
-                  threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
     if (tc->dropout > 0)
         progress_note(p, "dropout %g after the embedding, on the attention, after each residual projection (training "
                          "steps only; evaluations and samples run without)", tc->dropout);
