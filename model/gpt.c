@@ -20,6 +20,14 @@ const DropoutMask *gpt_dropout_mask(const GPTDropout *d, int layer, DropoutSite 
     return buf;
 }
 
+LayerDropout gpt_layer_dropout(const GPTDropout *d, int layer, DropoutMask buf[DROPOUT_N_SITES]) {
+    return (LayerDropout){
+        .attention = gpt_dropout_mask(d, layer, DROPOUT_ATTENTION, &buf[DROPOUT_ATTENTION]),
+        .attn_proj = gpt_dropout_mask(d, layer, DROPOUT_ATTN_PROJ, &buf[DROPOUT_ATTN_PROJ]),
+        .mlp_proj = gpt_dropout_mask(d, layer, DROPOUT_MLP_PROJ, &buf[DROPOUT_MLP_PROJ]),
+    };
+}
+
 // The network on the textbook layers. x is the residual stream: each block adds its
 // attention's output to it, then its MLP's. Dropout (a NULL mask when off: the identity)
 // follows the embedding and each branch's projection, and weighs the attention's values.
@@ -36,20 +44,18 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
     for (int l = 0; l < cfg->n_layer; l++) {
         const LayerWeights *lw = &w->layers[l];
         LayerActs *la = &a->layers[l];
-        const DropoutMask *att_drop = gpt_dropout_mask(d, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
-        const DropoutMask *o_drop = gpt_dropout_mask(d, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
-        const DropoutMask *proj_drop = gpt_dropout_mask(d, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
+        const LayerDropout drop = gpt_layer_dropout(d, l, mk);
         layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
         matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
-        attention_forward(la->atty, la->att_lse, la->qkv, att_drop, B, T, C, H);
+        attention_forward(la->atty, la->att_lse, la->qkv, drop.attention, B, T, C, H);
         matmul_forward(la->res1, la->atty, lw->w_o, N, C, C);              // the attention's output ...
-        dropout_forward(la->res1, la->res1, o_drop, N, C);                 // ... dropped out ...
+        dropout_forward(la->res1, la->res1, drop.attn_proj, N, C);         // ... dropped out ...
         residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
         layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
         matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
         gelu_forward(la->fch_gelu, la->fch, (size_t)N * 4 * C);
         matmul_forward(la->res2, la->fch_gelu, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
-        dropout_forward(la->res2, la->res2, proj_drop, N, C);              // ... dropped out ...
+        dropout_forward(la->res2, la->res2, drop.mlp_proj, N, C);          // ... dropped out ...
         residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
         x = la->res2;
     }
@@ -116,16 +122,14 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
         LayerWeights *lg = &g->layers[l];
         const LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
-        const DropoutMask *att_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
-        const DropoutMask *o_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
-        const DropoutMask *proj_drop = gpt_dropout_mask(dr, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
+        const LayerDropout drop = gpt_layer_dropout(dr, l, mk);
         // A residual add hands its output's gradient to both inputs: the stream's stays in
         // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm),
         // where the branch's dropout masks it.
         float *dbranch = d->dln;
         // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1.
         residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
-        dropout_backward(dbranch, GRAD_SET, dbranch, proj_drop, N, C);
+        dropout_backward(dbranch, GRAD_SET, dbranch, drop.mlp_proj, N, C);
         matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj, N, 4 * C, C);
         gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);  // in place: d fch_gelu -> d fch
         matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
@@ -133,9 +137,9 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
                            N, C);
         // res1 = x_in + drop(attention(ln1 · W_qkvᵀ) · W_Oᵀ): dres becomes d x_in.
         residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
-        dropout_backward(dbranch, GRAD_SET, dbranch, o_drop, N, C);
+        dropout_backward(dbranch, GRAD_SET, dbranch, drop.attn_proj, N, C);
         matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C);
-        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, att_drop, B, T, C, H);
+        attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, drop.attention, B, T, C, H);
         matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
         layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
                            C);

@@ -149,6 +149,13 @@ typedef struct {
 // The mask of one site (of a layer; the embedding's is layer 0's) under d, made in *buf;
 // NULL when d is off, which the layers and kernels read as no dropout.
 const DropoutMask *gpt_dropout_mask(const GPTDropout *d, int layer, DropoutSite site, DropoutMask *buf);
+// The masks of a block's three sites under d, made in buf (each NULL when d is off).
+typedef struct {
+    const DropoutMask *attention;  // on the attention probabilities
+    const DropoutMask *attn_proj;  // on the attention branch's output, before its residual add
+    const DropoutMask *mlp_proj;   // on the MLP branch's output, before its residual add
+} LayerDropout;
+LayerDropout gpt_layer_dropout(const GPTDropout *d, int layer, DropoutMask buf[DROPOUT_N_SITES]);
 
 typedef struct {
     GPTConfig config;

@@ -32,16 +32,14 @@ void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) 
     for (int l = 0; l < cfg->n_layer; l++) {
         const LayerWeights *lw = &w->layers[l];
         LayerActs *la = &a->layers[l];
-        const DropoutMask *att_drop = gpt_dropout_mask(d, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
-        const DropoutMask *o_drop = gpt_dropout_mask(d, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
-        const DropoutMask *proj_drop = gpt_dropout_mask(d, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
+        const LayerDropout drop = gpt_layer_dropout(d, l, mk);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
         PROF(PROF_MATMUL_FWD, fast_matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
-        PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, att_drop, B, T, C, H));
-        branch_forward(la->res1, x, la->atty, lw->w_o, o_drop, N, C, C);
+        PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, drop.attention, B, T, C, H));
+        branch_forward(la->res1, x, la->atty, lw->w_o, drop.attn_proj, N, C, C);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
         PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
-        branch_forward(la->res2, la->res1, la->fch_gelu, lw->w_proj, proj_drop, N, 4 * C, C);
+        branch_forward(la->res2, la->res1, la->fch_gelu, lw->w_proj, drop.mlp_proj, N, 4 * C, C);
         x = la->res2;
     }
     PROF(PROF_LAYERNORM, fast_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
@@ -79,13 +77,11 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         LayerWeights *lg = &g->layers[l];
         const LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
-        const DropoutMask *att_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTENTION, &mk[DROPOUT_ATTENTION]);
-        const DropoutMask *o_drop = gpt_dropout_mask(dr, l, DROPOUT_ATTN_PROJ, &mk[DROPOUT_ATTN_PROJ]);
-        const DropoutMask *proj_drop = gpt_dropout_mask(dr, l, DROPOUT_MLP_PROJ, &mk[DROPOUT_MLP_PROJ]);
+        const LayerDropout drop = gpt_layer_dropout(dr, l, mk);
         // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1. The
         // branch's gradient (masked into dln, free until the W_fc product writes it) is the
         // product's dout.
-        const float *dbranch = branch_grad(d->dln, d->dres, proj_drop, N, C);
+        const float *dbranch = branch_grad(d->dln, d->dres, drop.mlp_proj, N, C);
         PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj,
                                                         la->fch, N, 4 * C, C));
         PROF(PROF_MATMUL_BWD,
@@ -93,11 +89,11 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
                                                      la->ln2_mean, la->ln2_rstd, N, C));
         // res1 = x_in + drop(attention(ln1 · W_qkvᵀ) · W_Oᵀ): dres becomes d x_in.
-        dbranch = branch_grad(d->dln, d->dres, o_drop, N, C);
+        dbranch = branch_grad(d->dln, d->dres, drop.attn_proj, N, C);
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C));
         PROF(PROF_ATTN_BWD, fast_attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse,
-                                                    att_drop, B, T, C, H));
+                                                    drop.attention, B, T, C, H));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
