@@ -449,16 +449,24 @@ static void attention_forward_blocked(float *out, float *lse, const float *qkv, 
     }
 }
 
+// Zeroes what the causal mask empties in a row of p and ds: the 16-float vectors past the one
+// that holds key t, up to key m (a multiple of 16), in whole-vector stores. Returns how many
+// vectors come before them (those that hold keys 0..t).
+static inline int zero_past_causal_mask(float *p, float *ds, int t, int m) {
+    int chunks = (t + 1 + 15) / 16;
+    vec16 zero = {0};
+    for (int v = chunks; v < m / 16; v++) {
+        store16(p + 16 * v, &zero);
+        store16(ds + 16 * v, &zero);
+    }
+    return chunks;
+}
+
 // Row t of p and ds from raw scores s = q·k and dp = dO·v (both unscaled), for keys j < m
 // (m a multiple of 16): p = exp(scale·s - lse) and ds = scale · p · (dp - D) where j <= t,
 // 0 beyond (the causal mask).
 static void softmax_grad_row(float *p, float *ds, int t, int m, float scale, float lse_t, float d_t) {
-    int chunks = (t + 1 + 15) / 16;  // the vectors that hold unmasked keys; zeros after them
-    vec16 zero = {0};
-    for (int v = chunks; v < m / 16; v++) {  // whole-vector stores: rows are short
-        store16(p + 16 * v, &zero);
-        store16(ds + 16 * v, &zero);
-    }
+    int chunks = zero_past_causal_mask(p, ds, t, m);
     for (int v = 0; v < chunks; v++) {
         float *pv = p + 16 * v, *dv = ds + 16 * v;
         for (int i = 0; i < 16; i++) {
@@ -477,12 +485,7 @@ static void softmax_grad_row_dropout(float *p, float *ds, int t, int m, float sc
                                      const DropoutMask *drop, uint64_t row) {
     const DropoutMask dm = *drop;  // a local copy: the stores below cannot alias it
     uint32_t seed = dropout_row_seed(&dm, row);
-    int chunks = (t + 1 + 15) / 16;
-    vec16 zero = {0};
-    for (int v = chunks; v < m / 16; v++) {
-        store16(p + 16 * v, &zero);
-        store16(ds + 16 * v, &zero);
-    }
+    int chunks = zero_past_causal_mask(p, ds, t, m);
     for (int v = 0; v < chunks; v++) {
         float *pv = p + 16 * v, *dv = ds + 16 * v;
         for (int i = 0; i < 16; i++) {
