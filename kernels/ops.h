@@ -7,8 +7,8 @@
 // gradient is written, what may be NULL or alias) is declared with the twin's type, so that
 // the compiler keeps the two alike; the contract is documented once, at the twin in
 // model/layers.h, the one header of model/ that the kernels use. The kernels the textbook
-// has no twin for (the fused products and the dropout-residual pass) are documented here, in
-// the shape legend and the conventions of model/layers.h. fast_matmul_backward_gelu's dpre is
+// has no twin for (the fused products and the dropout-residual pass) are documented here,
+// with model/layers.h's shape legend and conventions. fast_matmul_backward_gelu's dpre is
 // the one gradient that cannot be added to (GRAD_ADD).
 // No kernel allocates. Each output element is written by exactly one OpenMP thread in an
 // order fixed by the shapes, so results do not depend on the number of threads.
