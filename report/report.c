@@ -379,15 +379,7 @@ static void collect_series(const Report *r, Series *s) {
 // data, widened to a tenth of its level when the values (nearly) coincide.
 static void choose_axes(const Series *s, bool empty, SvgAxis *ax, SvgAxis *ay) {
     *ax = svg_axis_around(0, s->max_step > 0 ? (double)s->max_step : 1, 8, 1);
-    double lo = empty ? 0 : s->lo, hi = empty ? 1 : s->hi;
-    double min_span = fmax(0.1 * fabs(0.5 * (lo + hi)), 1e-3);
-    if (hi - lo < min_span) {
-        double mid = 0.5 * (lo + hi), data_lo = lo;
-        lo = mid - 0.5 * min_span;
-        hi = mid + 0.5 * min_span;
-        if (data_lo >= 0 && lo < 0) hi -= lo, lo = 0;  // a loss axis need not go below zero
-    }
-    *ay = svg_axis_around(lo, hi, 6, 0);
+    *ay = empty ? svg_loss_axis(0, 1) : svg_loss_axis(s->lo, s->hi);
 }
 
 // Under the title, the latest evaluation (or the latest batch loss before any).

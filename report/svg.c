@@ -29,6 +29,17 @@ SvgAxis svg_axis_around(double lo, double hi, int target, double min_tick) {
     return a;
 }
 
+SvgAxis svg_loss_axis(double lo, double hi) {
+    double min_span = fmax(0.1 * fabs(0.5 * (lo + hi)), 1e-3);
+    if (hi - lo < min_span) {
+        double mid = 0.5 * (lo + hi), data_lo = lo;
+        lo = mid - 0.5 * min_span;
+        hi = mid + 0.5 * min_span;
+        if (data_lo >= 0 && lo < 0) hi -= lo, lo = 0;  // a loss axis need not go below zero
+    }
+    return svg_axis_around(lo, hi, 6, 0);
+}
+
 // Digits after the point that tell ticks of this spacing apart (1 for 0.5, 2 for 0.05).
 static int tick_decimals(double tick) { return tick >= 1 ? 0 : (int)ceil(-log10(tick) - 1e-9); }
 

@@ -32,6 +32,10 @@ typedef struct {
 // of a round spacing (1, 2 or 5 times a power of ten), at least min_tick apart. hi > lo.
 SvgAxis svg_axis_around(double lo, double hi, int target, double min_tick);
 
+// The y axis of losses from lo to hi (lo <= hi): about 6 ticks; widened to a tenth of their
+// level when they (nearly) coincide, and then not below zero for losses that are not.
+SvgAxis svg_loss_axis(double lo, double hi);
+
 // Data values to canvas coordinates in the plot area.
 double svg_map_x(const SvgAxis *a, double v);
 double svg_map_y(const SvgAxis *a, double v);
