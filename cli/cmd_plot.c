@@ -1,7 +1,6 @@
 // cmd_plot.c -- `gpt plot --out FILE.svg LABEL=RUN ...`: several runs' validation loss against
 // wall-clock minutes in one SVG chart (report/plot.h draws it), e.g. the README's comparison of
 // the speedrun recipe, the default recipe and PyTorch.
-#include <float.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,13 +25,14 @@ static const char usage[] =
     "scripts/torch_curve.py writes for PyTorch). A summary line per RUN goes to stdout; the\n"
     "chart is written atomically.\n"
     "\n"
-    "  --out FILE     where to write the SVG (required)\n"
-    "  --title T      the chart's title (default: validation loss against wall-clock time)\n"
-    "  --ymax Y       the y axis ends at the first tick at or above Y; higher points are cut\n"
-    "                 off (the first evaluations, near ln(vocab), would flatten the rest)\n"
-    "  --hline Y[=TEXT]  a dashed reference line at loss Y, labelled with Y as given and\n"
-    "                 TEXT; may be repeated\n"
-    "  -h, --help     this help\n";
+    "  --out FILE        where to write the SVG (required)\n"
+    "  --title T         the chart's title (default: validation loss against wall-clock time)\n"
+    "  --ymax Y          the y axis ends at the first tick at or above Y (0 to 1000); higher\n"
+    "                    points are cut off (the first evaluations, near ln(vocab), would\n"
+    "                    flatten the rest)\n"
+    "  --hline Y[=TEXT]  a dashed reference line at loss Y (0 to 1000), labelled with Y as\n"
+    "                    given and TEXT; may be repeated\n"
+    "  -h, --help        this help\n";
 
 enum { OPT_OUT = 256, OPT_TITLE, OPT_YMAX, OPT_HLINE };
 
@@ -41,7 +41,7 @@ static PlotHline parse_hline(const char *arg) {
     char *text = xstrdup(arg);
     char *eq = strchr(text, '=');
     if (eq) *eq = 0;
-    PlotHline h = {.y = cli_double("--hline", text, -FLT_MAX, FLT_MAX), .text = text};
+    PlotHline h = {.y = cli_double("--hline", text, 0, 1000), .text = text};
     if (eq && !eq[1]) cli_fail("--hline expects Y or Y=TEXT with some TEXT, got '%s'", arg);
     if (eq) *eq = ' ';
     return h;
@@ -61,7 +61,7 @@ int cmd_plot(int argc, char **argv) {
         switch (c) {
         case OPT_OUT: out = optarg; break;
         case OPT_TITLE: po.title = optarg; break;
-        case OPT_YMAX: po.ymax = cli_double("--ymax", optarg, -FLT_MAX, FLT_MAX); break;
+        case OPT_YMAX: po.ymax = cli_double("--ymax", optarg, 0, 1000); break;
         case OPT_HLINE: arrput(hlines, parse_hline(optarg)); break;
         case 'h': fputs(usage, stdout); return 0;
         default: cli_bad_option("plot", c, argv, opts);
