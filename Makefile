@@ -2,6 +2,9 @@
 #
 #   make                 build ./gpt (-O3, -march=native, OpenMP)
 #   make train           build, train on data/tinyshakespeare.txt with laptop defaults, sample
+#   make speedrun        the best model in BUDGET (10m) of wall clock into out-speedrun/, its
+#                        eval and a sample (scripts/speedrun.sh; SEEDS="1 2 3": one run per seed)
+#   make speedrun-plot   the README's picture: speedrun.svg (the steps: scripts/speedrun.sh)
 #   make test            build and run the whole Check suite (and the command-line tests)
 #   make sanitize        the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz            each libFuzzer target for FUZZ_SECONDS (600); make fuzz-smoke: 20 s
@@ -146,6 +149,15 @@ TRAIN_FLAGS ?=
 train: gpt
 	./gpt train --data data/tinyshakespeare.txt --out out $(TRAIN_FLAGS)
 	./gpt sample out/best.bin --tokens 500
+
+BUDGET ?= 10m
+SEEDS ?=
+.PHONY: speedrun speedrun-plot
+speedrun: gpt
+	BUDGET='$(BUDGET)' SEEDS='$(SEEDS)' sh scripts/speedrun.sh
+
+speedrun-plot: gpt
+	sh scripts/speedrun.sh plot
 
 clean:
 	rm -rf build gpt

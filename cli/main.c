@@ -19,6 +19,7 @@ static const char usage[] =
     "  eval        a checkpoint's loss, perplexity and bits/byte over every token of a text\n"
     "  info        describe a checkpoint: config, tokenizer, progress, parameter table\n"
     "  attention   draw what each attention head looks at, as an HTML page\n"
+    "  plot        several runs' validation loss against wall-clock minutes, as one SVG\n"
     "  bench       time training steps (or, with --sample, generation): speed, MFU, memory\n"
     "  gradcheck   check every parameter's gradient against finite differences\n"
     "  tokenizer   train, inspect and use standalone tokenizers\n"
@@ -45,6 +46,7 @@ static int run(int argc, char **argv) {
         {"eval", cmd_eval},
         {"info", cmd_info},
         {"attention", cmd_attention},
+        {"plot", cmd_plot},
         {"bench", cmd_bench},
         {"gradcheck", cmd_gradcheck},
         {"tokenizer", cmd_tokenizer},
@@ -56,7 +58,7 @@ static int run(int argc, char **argv) {
                 cli_fail("'%s' runs as one process; under mpirun only train and bench share the work among ranks", cmd);
             return commands[i].run(argc - 1, argv + 1);
         }
-    cli_misuse("unknown command '%s' (expected one of: train, sample, eval, info, attention, bench, gradcheck, tokenizer, export; "
+    cli_misuse("unknown command '%s' (expected one of: train, sample, eval, info, attention, plot, bench, gradcheck, tokenizer, export; "
                "see ./gpt --help)",
                cmd);
 }

@@ -18,7 +18,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
-#include "report/markup.h"
+#include "report/svg.h"
 
 #define METRICS_FILE "metrics.csv"
 #define SVG_FILE "loss.svg"
@@ -33,8 +33,6 @@ static const char *const metrics_names[METRICS_FIELDS] = {
 // More batch-loss points than this are averaged in buckets: a 100k-step run still gives a
 // small file, and a screen has fewer pixels than that anyway.
 #define SVG_MAX_BATCH_POINTS 2000
-// Evaluation points get a marker while there are few enough of them to tell apart.
-#define SVG_MAX_MARKERS 400
 
 // ---------------------------------------------------------------------------------------------
 // The rows and the samples in memory.
@@ -323,81 +321,17 @@ bool report_write(const Report *r, const char *dir, const char *title, char *err
 // ---------------------------------------------------------------------------------------------
 // loss.svg
 
-// Layout (SVG user units = pixels): the plot area sits inside these margins.
-#define SVG_W 800
-#define SVG_H 480
-#define PLOT_X0 72.0
-#define PLOT_X1 (SVG_W - 24.0)
-#define PLOT_Y0 64.0
-#define PLOT_Y1 (SVG_H - 56.0)
-
 #define COLOR_BATCH "#9ecae1"
 #define COLOR_TRAIN "#1f77b4"
 #define COLOR_VAL "#d62728"
-#define COLOR_GRID "#e6e6e6"
-#define COLOR_AXIS "#888888"
-#define COLOR_TEXT "#333333"
-
-typedef struct {
-    double x, y;  // step, loss
-} Point;
-
-typedef struct {
-    double lo, hi, tick;  // the axis range, whole multiples of tick
-} Axis;
-
-// A round tick spacing (1, 2 or 5 times a power of ten) giving about target ticks over span.
-static double nice_tick(double span, int target) {
-    assert(span > 0 && isfinite(span));
-    double raw = span / target;
-    double mag = pow(10.0, floor(log10(raw)));
-    double f = raw / mag;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
-}
-
-static Axis axis_around(double lo, double hi, int target, double min_tick) {
-    Axis a;
-    a.tick = fmax(nice_tick(hi - lo, target), min_tick);
-    // (The 1e-9 keeps a value that is a tick, give or take rounding, from adding one more.)
-    a.lo = floor(lo / a.tick + 1e-9) * a.tick;
-    a.hi = ceil(hi / a.tick - 1e-9) * a.tick;
-    if (a.hi <= a.lo) a.hi = a.lo + a.tick;
-    return a;
-}
-
-// Digits after the point that tell ticks of this spacing apart (1 for 0.5, 2 for 0.05).
-static int tick_decimals(double tick) { return tick >= 1 ? 0 : (int)ceil(-log10(tick) - 1e-9); }
-
-static double map_x(const Axis *a, double v) { return PLOT_X0 + (v - a->lo) / (a->hi - a->lo) * (PLOT_X1 - PLOT_X0); }
-static double map_y(const Axis *a, double v) { return PLOT_Y1 - (v - a->lo) / (a->hi - a->lo) * (PLOT_Y1 - PLOT_Y0); }
-
-static void svg_polyline(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
-                         double width, double opacity) {
-    if (n < 2) return;
-    buf_printf(sb, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-opacity=\"%.2f\" "
-                  "stroke-linejoin=\"round\" points=\"", color, width, opacity);
-    for (size_t i = 0; i < n; i++)
-        buf_printf(sb, "%s%.1f,%.1f", i ? " " : "", map_x(ax, pts[i].x), map_y(ay, pts[i].y));
-    buf_puts(sb, "\"/>\n");
-}
-
-static void svg_markers(Buf *sb, const Point *pts, size_t n, const Axis *ax, const Axis *ay, const char *color,
-                        double radius) {
-    if (n > SVG_MAX_MARKERS) return;
-    buf_printf(sb, "<g fill=\"%s\" stroke=\"#ffffff\" stroke-width=\"0.8\">\n", color);
-    for (size_t i = 0; i < n; i++)
-        buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"/>\n", map_x(ax, pts[i].x), map_y(ay, pts[i].y),
-                   radius);
-    buf_puts(sb, "</g>\n");
-}
 
 // Averages runs of consecutive points so that at most max_points remain.
-static Point *downsample(Point *pts, size_t *n, size_t max_points) {
+static SvgPoint *downsample(SvgPoint *pts, size_t *n, size_t max_points) {
     if (*n <= max_points) return pts;
-    Point *out = NULL;
+    SvgPoint *out = NULL;
     for (size_t b = 0; b < max_points; b++) {
         size_t i0 = b * *n / max_points, i1 = (b + 1) * *n / max_points;
-        Point m = {0, 0};
+        SvgPoint m = {0, 0};
         for (size_t i = i0; i < i1; i++) {
             m.x += pts[i].x;
             m.y += pts[i].y;
@@ -414,7 +348,7 @@ static Point *downsample(Point *pts, size_t *n, size_t max_points) {
 // The three series of the plot (batch loss, evaluations' train and val loss), their range of
 // losses in *lo, *hi and the last step that has any.
 typedef struct {
-    Point *pts[3];  // stb_ds arrays: batch, train, val
+    SvgPoint *pts[3];  // stb_ds arrays: batch, train, val
     size_t n[3];
     double lo, hi;
     long max_step;
@@ -431,7 +365,7 @@ static void collect_series(const Report *r, Series *s) {
         const float v[3] = {w->batch_loss, w->train_loss, w->val_loss};
         for (int k = 0; k < 3; k++) {
             if (!isfinite(v[k])) continue;
-            arrput(s->pts[k], ((Point){(double)w->step, v[k]}));
+            arrput(s->pts[k], ((SvgPoint){(double)w->step, v[k]}));
             s->lo = fmin(s->lo, v[k]);
             s->hi = fmax(s->hi, v[k]);
             if (w->step > s->max_step) s->max_step = w->step;
@@ -443,25 +377,13 @@ static void collect_series(const Report *r, Series *s) {
 
 // x runs from step 0 to a round number at or past the last step, in whole steps. y spans the
 // data, widened to a tenth of its level when the values (nearly) coincide.
-static void choose_axes(const Series *s, bool empty, Axis *ax, Axis *ay) {
-    *ax = axis_around(0, s->max_step > 0 ? (double)s->max_step : 1, 8, 1);
-    double lo = empty ? 0 : s->lo, hi = empty ? 1 : s->hi;
-    double min_span = fmax(0.1 * fabs(0.5 * (lo + hi)), 1e-3);
-    if (hi - lo < min_span) {
-        double mid = 0.5 * (lo + hi), data_lo = lo;
-        lo = mid - 0.5 * min_span;
-        hi = mid + 0.5 * min_span;
-        if (data_lo >= 0 && lo < 0) hi -= lo, lo = 0;  // a loss axis need not go below zero
-    }
-    *ay = axis_around(lo, hi, 6, 0);
+static void choose_axes(const Series *s, bool empty, SvgAxis *ax, SvgAxis *ay) {
+    *ax = svg_axis_around(0, s->max_step > 0 ? (double)s->max_step : 1, 8, 1);
+    *ay = empty ? svg_loss_axis(0, 1) : svg_loss_axis(s->lo, s->hi);
 }
 
-// The title, and under it the latest evaluation (or the latest batch loss before any).
-static void svg_title(Buf *sb, const Report *r, const Series *s, const char *title) {
-    buf_printf(sb, "<text x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\" "
-                   "fill=\"%s\">", SVG_W / 2, COLOR_TEXT);
-    markup_escape(sb, title);
-    buf_puts(sb, "</text>\n");
+// Under the title, the latest evaluation (or the latest batch loss before any).
+static void svg_latest(Buf *sb, const Report *r, const Series *s) {
     char note[160] = "";
     for (ptrdiff_t i = arrlen(r->rows) - 1; i >= 0 && !note[0]; i--) {
         const MetricsRow *w = &r->rows[i];
@@ -470,75 +392,12 @@ static void svg_title(Buf *sb, const Report *r, const Series *s, const char *tit
         else if (isfinite(w->val_loss))
             snprintf(note, sizeof note, "val %.4f at step %ld", w->val_loss, w->step);
     }
-    const Point *batch = s->pts[SERIES_BATCH];
+    const SvgPoint *batch = s->pts[SERIES_BATCH];
     size_t n_batch = s->n[SERIES_BATCH];
     if (!note[0] && n_batch)
         snprintf(note, sizeof note, "batch loss %.4f at step %ld (no evaluation yet)", batch[n_batch - 1].y,
                  (long)batch[n_batch - 1].x);
-    if (note[0])
-        buf_printf(sb, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" font-size=\"12\" fill=\"%s\">%s</text>\n",
-                   SVG_W / 2, COLOR_TEXT, note);
-}
-
-// The grid, the tick labels and the axis names.
-static void svg_grid(Buf *sb, const Axis *ax, const Axis *ay) {
-    buf_printf(sb, "<g stroke=\"%s\" stroke-width=\"1\">\n", COLOR_GRID);
-    long nx = lround((ax->hi - ax->lo) / ax->tick), ny = lround((ay->hi - ay->lo) / ay->tick);
-    for (long i = 0; i <= nx; i++) {
-        double x = map_x(ax, ax->lo + (double)i * ax->tick);
-        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", x, PLOT_Y0, x, PLOT_Y1);
-    }
-    for (long i = 0; i <= ny; i++) {
-        double y = map_y(ay, ay->lo + (double)i * ay->tick);
-        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PLOT_X0, y, PLOT_X1, y);
-    }
-    buf_puts(sb, "</g>\n");
-    buf_printf(sb, "<g font-size=\"11\" fill=\"%s\">\n", COLOR_TEXT);
-    for (long i = 0; i <= nx; i++) {
-        double v = ax->lo + (double)i * ax->tick;
-        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", map_x(ax, v),
-                   PLOT_Y1 + 16, v);
-    }
-    int dec = tick_decimals(ay->tick);
-    for (long i = 0; i <= ny; i++) {
-        double v = ay->lo + (double)i * ay->tick;
-        if (fabs(v) < 1e-6 * ay->tick) v = 0;  // no "-0.0"
-        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n", PLOT_X0 - 6,
-                   map_y(ay, v) + 4, dec, v);
-    }
-    buf_puts(sb, "</g>\n");
-    buf_printf(sb, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\">step</text>\n",
-               0.5 * (PLOT_X0 + PLOT_X1), SVG_H - 14, COLOR_TEXT);
-    buf_printf(sb,
-               "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" fill=\"%s\" "
-               "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
-               0.5 * (PLOT_Y0 + PLOT_Y1), COLOR_TEXT, 0.5 * (PLOT_Y0 + PLOT_Y1));
-}
-
-// The legend, top right inside the plot (losses fall, so that corner is usually free).
-static void svg_legend(Buf *sb) {
-    static const struct {
-        const char *label, *color;
-        double width;
-        bool marker;
-    } legend[3] = {
-        {"batch loss", COLOR_BATCH, 1.5, false},
-        {"train loss (eval)", COLOR_TRAIN, 2, true},
-        {"val loss (eval)", COLOR_VAL, 2, true},
-    };
-    double lx = PLOT_X1 - 158, ly = PLOT_Y0 + 8;
-    buf_printf(sb, "<g font-size=\"12\" fill=\"%s\">\n", COLOR_TEXT);
-    buf_printf(sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"150\" height=\"64\" fill=\"#ffffff\" fill-opacity=\"0.85\" "
-                   "stroke=\"#cccccc\"/>\n", lx, ly);
-    for (int i = 0; i < 3; i++) {
-        double y = ly + 15 + 18 * i;
-        buf_printf(sb, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"/>\n",
-                   lx + 10, y, lx + 36, y, legend[i].color, legend[i].width);
-        if (legend[i].marker)
-            buf_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", lx + 23, y, legend[i].color);
-        buf_printf(sb, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", lx + 44, y + 4, legend[i].label);
-    }
-    buf_puts(sb, "</g>\n");
+    if (note[0]) svg_note(sb, note);
 }
 
 char *report_svg(const Report *r, const char *title) {
@@ -546,37 +405,33 @@ char *report_svg(const Report *r, const char *title) {
     Series s;
     collect_series(r, &s);
     bool empty = s.n[SERIES_BATCH] + s.n[SERIES_TRAIN] + s.n[SERIES_VAL] == 0;
-    Axis ax, ay;
+    SvgAxis ax, ay;
     choose_axes(&s, empty, &ax, &ay);
 
     Buf sb = {0};
-    buf_printf(&sb,
-               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%d\" height=\"%d\" "
-               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
-               SVG_W, SVG_H, SVG_W, SVG_H);
-    buf_puts(&sb, "<title>");
-    markup_escape(&sb, title);
-    buf_puts(&sb, "</title>\n");
-    buf_printf(&sb, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", SVG_W, SVG_H);
-    svg_title(&sb, r, &s, title);
-    svg_grid(&sb, &ax, &ay);
+    svg_begin(&sb, title);
+    svg_latest(&sb, r, &s);
+    svg_grid(&sb, &ax, &ay, "step", "loss");
 
     // The curves: batch loss faint underneath, the evaluations on top.
-    const Point *const *p = (const Point *const *)s.pts;
-    svg_polyline(&sb, p[SERIES_BATCH], s.n[SERIES_BATCH], &ax, &ay, COLOR_BATCH, 1, 0.9);
-    if (s.n[SERIES_BATCH] == 1) svg_markers(&sb, p[SERIES_BATCH], 1, &ax, &ay, COLOR_BATCH, 2);
-    svg_polyline(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 2, 1);
-    svg_markers(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 3);
-    svg_polyline(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 2, 1);
-    svg_markers(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 3);
+    const SvgPoint *const *p = (const SvgPoint *const *)s.pts;
+    svg_polyline(&sb, p[SERIES_BATCH], s.n[SERIES_BATCH], &ax, &ay, COLOR_BATCH, 1, 0.9, NULL);
+    if (s.n[SERIES_BATCH] == 1) svg_markers(&sb, p[SERIES_BATCH], 1, &ax, &ay, COLOR_BATCH, 2, NULL);
+    svg_polyline(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 2, 1, NULL);
+    svg_markers(&sb, p[SERIES_TRAIN], s.n[SERIES_TRAIN], &ax, &ay, COLOR_TRAIN, 3, NULL);
+    svg_polyline(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 2, 1, NULL);
+    svg_markers(&sb, p[SERIES_VAL], s.n[SERIES_VAL], &ax, &ay, COLOR_VAL, 3, NULL);
     if (empty)
         buf_printf(&sb, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" fill=\"#999999\">"
-                        "no data yet</text>\n", 0.5 * (PLOT_X0 + PLOT_X1), 0.5 * (PLOT_Y0 + PLOT_Y1));
-    buf_printf(&sb, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"%s\"/>\n",
-               PLOT_X0, PLOT_Y0, PLOT_X1 - PLOT_X0, PLOT_Y1 - PLOT_Y0, COLOR_AXIS);
-    svg_legend(&sb);
-    buf_puts(&sb, "</svg>\n");
+                        "no data yet</text>\n", 0.5 * (SVG_PLOT_X0 + SVG_PLOT_X1), 0.5 * (SVG_PLOT_Y0 + SVG_PLOT_Y1));
+    svg_frame(&sb);
+    static const SvgLegendEntry legend[3] = {
+        {"batch loss", COLOR_BATCH, 1.5, false},
+        {"train loss (eval)", COLOR_TRAIN, 2, true},
+        {"val loss (eval)", COLOR_VAL, 2, true},
+    };
+    svg_legend(&sb, legend, 3, 150);
+    svg_end(&sb);
     for (int k = 0; k < 3; k++) arrfree(s.pts[k]);
     return buf_take(&sb, NULL);
 }

@@ -154,6 +154,39 @@ rm -f attn.html
 expect_error "attention: no --out" "--out" "$GPT" attention good.bin --prompt "abc"
 expect_error "attention: layer out of range" "--layer" "$GPT" attention good.bin --prompt "abc" --out a.html --layer 9
 
+# ---- plot -----------------------------------------------------------------------------------
+# run evaluated at steps 0, 10 and 20; torch.csv is what scripts/torch_curve.py writes.
+printf 'elapsed_s,val_loss\n1.5,4.1\n30,2.9\n60,2.6\n' >torch.csv
+expect_ok "plot" "$GPT" plot --out curve.svg --title "a & b" --hline 2.7=goal --ymax 5 ours=run torch=torch.csv
+grep -q "^ours: 3 evaluations; last val" "$TOP/ok.out" || fail "plot: no summary of run: $(cat "$TOP/ok.out")"
+grep -q "^torch: 3 evaluations; last val 2.6000 at 1.00 min; best 2.6000 at 1.00 min$" "$TOP/ok.out" ||
+    fail "plot: wrong summary of torch.csv: $(cat "$TOP/ok.out")"
+[ "$(grep -c '<polyline' curve.svg)" = 2 ] || fail "plot: not one line per series"
+grep -q '>a &amp; b</text>' curve.svg && grep -q '>2.7 goal</text>' curve.svg && grep -q '>torch</text>' curve.svg ||
+    fail "plot: title, reference line or legend missing"
+tail -n 1 curve.svg | grep -q '^</svg>$' || fail "plot: the SVG is not complete"
+printf 'elapsed_s,val_loss\n1.5,4.1\n30,oops\n' >bad.csv
+printf 'elapsed_s,val_loss\n' >noval.csv
+printf 'elapsed,loss\n1,2\n' >header.csv
+# Each leaves curve.svg as it was (expect_error compares every file).
+expect_error "plot: missing run" "nowhere" "$GPT" plot --out curve.svg a=nowhere
+expect_error "plot: a directory without a run" "holds no metrics.csv" "$GPT" plot --out curve.svg a=adir
+expect_error "plot: malformed CSV" "'bad.csv' line 3 is malformed" "$GPT" plot --out curve.svg ours=run a=bad.csv
+expect_error "plot: no val rows" "'noval.csv' has no validation loss" "$GPT" plot --out curve.svg a=noval.csv
+expect_error "plot: wrong header" "line 1 is not the header 'elapsed_s,val_loss'" "$GPT" plot --out curve.svg a=header.csv
+expect_error "plot: not LABEL=RUN" "'run' is not LABEL=RUN" "$GPT" plot --out curve.svg run
+expect_error "plot: empty label" "'=run' is not LABEL=RUN" "$GPT" plot --out curve.svg =run
+expect_error "plot: no series" "at least one LABEL=RUN" "$GPT" plot --out curve.svg
+expect_error "plot: no --out" "--out FILE is required" "$GPT" plot ours=run
+expect_error "plot: unknown flag" "unknown option '--bogus'" "$GPT" plot --bogus --out curve.svg ours=run
+expect_error "plot: --ymax not a number" "--ymax expects a number" "$GPT" plot --ymax abc --out curve.svg ours=run
+expect_error "plot: --ymax below the data" "--ymax 0.5 is not above the lowest val loss" \
+    "$GPT" plot --ymax 0.5 --out curve.svg torch=torch.csv
+expect_error "plot: --hline not a number" "--hline expects a number" "$GPT" plot --hline x=y --out curve.svg ours=run
+expect_error "plot: --hline without text" "--hline expects Y or Y=TEXT" "$GPT" plot --hline 1.5= --out curve.svg ours=run
+expect_error "plot: unwritable --out" "nodir/c.svg" "$GPT" plot --out nodir/c.svg ours=run
+rm -f curve.svg torch.csv bad.csv noval.csv header.csv
+
 # ---- bench and gradcheck ------------------------------------------------------------------
 expect_ok "bench" "$GPT" bench --n-layer 1 --n-embd 16 --n-head 2 --block-size 8 --batch-size 2 --steps 2 --warmup 0
 grep -q "MFU" "$TOP/ok.out" || fail "bench: no MFU line"

@@ -1,6 +1,7 @@
 // test_report.c -- the report suite: metrics.csv rows (exact text, empty cells, merging of a
 // step and its evaluation), samples.txt blocks, report_load round trips and its max_step cut,
-// malformed files, and the SVG loss curve (structure, escaping, edge cases, well-formedness).
+// malformed files, the SVG loss curve (structure, escaping, edge cases, well-formedness), and
+// gpt plot's chart of several runs (loading, coordinates, --ymax, bad input).
 #include <ctype.h>
 #include <math.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include "common/common.h"
 #include "tests/tests.h"
+#include "report/plot.h"
 #include "report/report.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -718,6 +720,187 @@ START_TEST(test_svg_passes_xmllint_when_available) {
 }
 END_TEST
 
+// ---------------------------------------------------------------------------------------------
+// gpt plot: val loss against minutes for several runs.
+
+// A run directory whose metrics.csv has evaluations at 0, 5 and 10 minutes (val 3.0, 2.0,
+// 1.5) between rows without one, and beside it a CSV file of evaluations at 1, 4 and 8
+// minutes (val 2.8, 2.25, 1.8).
+#define PLOT_METRICS                                                        \
+    "step,batch_loss,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s\n" \
+    "0,,3.1,3.0,,,,0\n"                                                     \
+    "10,2.9,,,0.001,1,100,150\n"                                            \
+    "20,2.5,2.1,2.0,0.001,1,100,300\n"                                      \
+    "30,2.0,,,0.001,1,100,450\n"                                            \
+    "40,1.7,1.6,1.5,0.001,1,100,600\n"
+#define PLOT_CSV "elapsed_s,val_loss\n60,2.8\n240,2.25\n480,1.8\n"
+
+// Makes the directory and the files, loads both series, returns the directory.
+static char *load_two_series(PlotSeries s[2]) {
+    char *dir = run_dir_create();
+    put_file(dir, "metrics.csv", PLOT_METRICS);
+    put_file(dir, "torch.csv", PLOT_CSV);
+    char *csv = path_in(dir, "torch.csv");
+    char err[256] = "";
+    ck_assert_msg(plot_series_load(&s[0], "ours", dir, err, sizeof err), "%s", err);
+    ck_assert_msg(plot_series_load(&s[1], "torch <fp32>", csv, err, sizeof err), "%s", err);
+    free(csv);
+    return dir;
+}
+
+static void remove_plot_files(char *dir) {
+    char *csv = path_in(dir, "torch.csv");
+    unlink(csv);
+    free(csv);
+    run_dir_remove(dir);
+}
+
+static void free_two_series(char *dir, PlotSeries s[2]) {
+    plot_series_free(&s[0]);
+    plot_series_free(&s[1]);
+    remove_plot_files(dir);
+}
+
+// The points="..." text of the first polyline stroked with color ("" if none), in a static buffer.
+static const char *polyline_text(const char *svg, const char *color) {
+    static char buf[1024];
+    char key[64];
+    snprintf(key, sizeof key, "<polyline fill=\"none\" stroke=\"%s\"", color);
+    const char *p = strstr(svg, key);
+    buf[0] = 0;
+    if (!p) return buf;
+    p = strstr(p, "points=\"");
+    ck_assert_ptr_nonnull(p);
+    p += 8;
+    const char *q = strchr(p, '"');
+    ck_assert_uint_lt((size_t)(q - p), sizeof buf);
+    memcpy(buf, p, (size_t)(q - p));
+    buf[q - p] = 0;
+    return buf;
+}
+
+START_TEST(test_plot_loads_val_rows_of_a_run_and_a_csv) {
+    PlotSeries s[2];
+    char *dir = load_two_series(s);
+    ck_assert_str_eq(s[0].label, "ours");
+    ck_assert_int_eq(arrlen(s[0].pts), 3);  // only the rows with a val_loss
+    const double want0[3][2] = {{0, 3.0}, {5, 2.0}, {10, 1.5}};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq_tol(s[0].pts[i].x, want0[i][0], 1e-12);
+        ck_assert_double_eq_tol(s[0].pts[i].y, want0[i][1], 1e-6);
+    }
+    ck_assert_int_eq(arrlen(s[1].pts), 3);
+    const double want1[3][2] = {{1, 2.8}, {4, 2.25}, {8, 1.8}};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq_tol(s[1].pts[i].x, want1[i][0], 1e-12);
+        ck_assert_double_eq_tol(s[1].pts[i].y, want1[i][1], 1e-12);
+    }
+    free_two_series(dir, s);
+}
+END_TEST
+
+START_TEST(test_plot_svg_has_each_series_at_its_coordinates) {
+    PlotSeries s[2];
+    char *dir = load_two_series(s);
+    PlotHline hl = {2.0, "2.0 goal"};
+    PlotOptions po = {.title = "speed & loss", .ymax = NAN, .hlines = &hl, .n_hlines = 1};
+    char err[256] = "";
+    char *svg = plot_svg(s, 2, &po, err, sizeof err);
+    ck_assert_msg(svg != NULL, "%s", err);
+    assert_good_svg(svg);
+    // x: 0 to 10 minutes over 72..776; y: 1.5 to 3.0 over 424..64.
+    ck_assert_str_eq(polyline_text(svg, "#d62728"), "72.0,64.0 424.0,304.0 776.0,424.0");
+    ck_assert_str_eq(polyline_text(svg, "#1f77b4"), "142.4,112.0 353.6,244.0 635.2,352.0");
+    ck_assert_uint_eq(count_of(svg, "<circle"), 6 + 2);  // three points a series, two in the legend
+    static const char *const want[] = {
+        "<circle cx=\"424.0\" cy=\"304.0\" r=\"3.0\"/>", "<circle cx=\"635.2\" cy=\"352.0\" r=\"3.0\"/>",
+        ">ours</text>", ">torch &lt;fp32&gt;</text>", ">speed &amp; loss</text>", ">val loss</text>",
+        // The reference line across the plot at 2.0, and its label.
+        "<line x1=\"72.0\" y1=\"304.0\" x2=\"776.0\" y2=\"304.0\" stroke=\"#555555\"", ">2.0 goal</text>",
+        // The ticks.
+        ">0</text>", ">2</text>", ">4</text>", ">6</text>", ">8</text>", ">10</text>",
+        ">1.5</text>", ">2.0</text>", ">2.5</text>", ">3.0</text>",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(svg, want[i]) != NULL, "no '%s' in the SVG", want[i]);
+    ck_assert_ptr_null(strstr(svg, ">12</text>"));
+    ck_assert_ptr_null(strstr(svg, ">3.5</text>"));
+    free(svg);
+    free_two_series(dir, s);
+}
+END_TEST
+
+START_TEST(test_plot_ymax_cuts_the_axis_and_clips) {
+    PlotSeries s[2];
+    char *dir = load_two_series(s);
+    PlotOptions po = {.ymax = 2.5};
+    char err[256] = "";
+    char *svg = plot_svg(s, 2, &po, err, sizeof err);
+    ck_assert_msg(svg != NULL, "%s", err);
+    assert_good_svg(svg);
+    // 1.5 .. 2.5 in ticks of 0.2: the axis runs 1.4 .. 2.6 (424..64, 300 units a loss).
+    ck_assert_ptr_nonnull(strstr(svg, ">2.6</text>"));
+    ck_assert_ptr_nonnull(strstr(svg, ">1.4</text>"));
+    ck_assert_ptr_null(strstr(svg, ">2.8</text>"));
+    ck_assert_str_eq(polyline_text(svg, "#d62728"), "72.0,-56.0 424.0,244.0 776.0,394.0");
+    ck_assert_ptr_nonnull(strstr(svg, "<clipPath id=\"plot\">"));
+    ck_assert_uint_eq(count_of(svg, "clip-path=\"url(#plot)\""), 4);  // two lines, two sets of points
+    free(svg);
+    po.ymax = 1.5;  // not above the lowest loss: nothing would show
+    ck_assert_ptr_null(plot_svg(s, 2, &po, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "--ymax 1.5 is not above the lowest val loss (1.5)"));
+    free_two_series(dir, s);
+}
+END_TEST
+
+// plot_series_load(path) fails with a reason holding want.
+static void expect_plot_load_error(const char *path, const char *want) {
+    PlotSeries s;
+    char err[512] = "";
+    ck_assert_msg(!plot_series_load(&s, "x", path, err, sizeof err), "'%s' loaded", path);
+    ck_assert_msg(strstr(err, want) != NULL, "'%s': error '%s' lacks '%s'", path, err, want);
+}
+
+START_TEST(test_plot_rejects_bad_input_with_a_reason) {
+    char *dir = run_dir_create();
+    char *csv = path_in(dir, "torch.csv");
+    expect_plot_load_error(dir, "holds no metrics.csv");  // a directory without a run
+    expect_plot_load_error("/nonexistent/curve.csv", "/nonexistent/curve.csv");
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"", "is empty"},
+        {"time,loss\n1,2\n", "line 1 is not the header 'elapsed_s,val_loss'"},
+        {"elapsed_s,val_loss\n", "has no validation loss"},
+        {"elapsed_s,val_loss\n1,2.5\n2,abc\n", "line 3 is malformed"},
+        {"elapsed_s,val_loss\n1,2.5\n2,2.4,7\n", "line 3 is malformed"},
+        {"elapsed_s,val_loss\n1,2.5\n\n", "line 3 is malformed"},
+        {"elapsed_s,val_loss\n-1,2.5\n", "line 2 is malformed"},
+        {"elapsed_s,val_loss\n5,2.5\n4,2.4\n", "line 3 goes back in time"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put_file(dir, "torch.csv", bad[i].text);
+        expect_plot_load_error(csv, bad[i].want);
+    }
+    put_file(dir, "metrics.csv", "step,batch_loss,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s\n"
+                                 "1,2.9,,,0.001,1,100,1.5\n");
+    expect_plot_load_error(dir, "has no validation loss");
+    put_file(dir, "metrics.csv", "step,batch_loss\n");
+    expect_plot_load_error(dir, "is not the metrics header");
+    // CRLF line ends and a last line without one are fine.
+    put_file(dir, "torch.csv", "elapsed_s,val_loss\r\n30,2.5\r\n90,2.25");
+    PlotSeries s;
+    char err[256] = "";
+    ck_assert_msg(plot_series_load(&s, "crlf", csv, err, sizeof err), "%s", err);
+    ck_assert_int_eq(arrlen(s.pts), 2);
+    ck_assert_double_eq_tol(s.pts[1].x, 1.5, 1e-12);
+    ck_assert_double_eq_tol(s.pts[1].y, 2.25, 1e-12);
+    plot_series_free(&s);
+    free(csv);
+    remove_plot_files(dir);
+}
+END_TEST
+
 Suite *report_suite(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("rows");
@@ -752,6 +935,13 @@ Suite *report_suite(void) {
     tcase_add_test(tc, test_svg_gives_equal_values_a_range);
     tcase_add_test(tc, test_svg_downsamples_long_runs);
     tcase_add_test(tc, test_svg_passes_xmllint_when_available);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("plot");
+    tcase_add_test(tc, test_plot_loads_val_rows_of_a_run_and_a_csv);
+    tcase_add_test(tc, test_plot_svg_has_each_series_at_its_coordinates);
+    tcase_add_test(tc, test_plot_ymax_cuts_the_axis_and_clips);
+    tcase_add_test(tc, test_plot_rejects_bad_input_with_a_reason);
     suite_add_tcase(s, tc);
     return s;
 }
