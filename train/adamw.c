@@ -33,6 +33,11 @@ void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg) {
 }
 
 void adamw_update_scaled(AdamW *opt, GPT *model, float lr, float grad_scale, const AdamWConfig *cfg) {
+    adamw_update_except(opt, model, lr, grad_scale, cfg, NULL);
+}
+
+void adamw_update_except(AdamW *opt, GPT *model, float lr, float grad_scale, const AdamWConfig *cfg,
+                         const bool *skip) {
     opt->step++;
     float b1 = cfg->beta1, b2 = cfg->beta2;
     float bc1 = 1.0f - powf(b1, (float)opt->step), bc2 = 1.0f - powf(b2, (float)opt->step);
@@ -41,6 +46,7 @@ void adamw_update_scaled(AdamW *opt, GPT *model, float lr, float grad_scale, con
     // One parallel region walks every tensor; each element is updated by exactly one thread.
 #pragma omp parallel
     for (int t = 0; t < model->n_param_tensors; t++) {
+        if (skip && skip[t]) continue;
         const ParamInfo *pi = &model->param_table[t];
         float decay = pi->decay ? cfg->weight_decay : 0.0f;
         size_t end = pi->offset + pi->numel;

@@ -3,6 +3,7 @@
 #ifndef GPT_ADAMW_H
 #define GPT_ADAMW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "model/gpt.h"
@@ -29,6 +30,11 @@ void adamw_update(AdamW *opt, GPT *model, float lr, const AdamWConfig *cfg);
 // The same update with every gradient first multiplied by grad_scale (exactly as if the
 // gradients had been scaled in place), which folds clipping into the update's one pass.
 void adamw_update_scaled(AdamW *opt, GPT *model, float lr, float grad_scale, const AdamWConfig *cfg);
+// The same, leaving alone (weights and moments) the tensors whose skip[t] is true: those that
+// another optimizer updates (train/muon.h). skip has a flag per row of the parameter table, or
+// is NULL for none.
+void adamw_update_except(AdamW *opt, GPT *model, float lr, float grad_scale, const AdamWConfig *cfg,
+                         const bool *skip);
 
 // The global L2 norm of the gradients, summed in fixed chunks in a fixed order (so the
 // same with any thread count).
