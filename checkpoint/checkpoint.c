@@ -1,11 +1,11 @@
 // checkpoint.c -- saving and loading checkpoints (see checkpoint.h).
 //
-// The file, version 2. Integers are little-endian two's complement; f32 and f64 are IEEE-754
+// The file, version 3. Integers are little-endian two's complement; f32 and f64 are IEEE-754
 // binary32 and binary64, stored as their bit patterns, also little-endian.
 //
 //   offset    size  field
 //   0         8     magic "GPTCKPT\0"
-//   8         4     u32 version (CHECKPOINT_VERSION, 2; 1 is read too)
+//   8         4     u32 version (CHECKPOINT_VERSION, 3; 1 and 2 are read too)
 //   12        ...   sections, one after another, each: u32 tag, u64 payload length, payload
 //   len - 4   4     u32 CRC-32C of every byte before it (magic, version and all sections)
 //
@@ -15,17 +15,18 @@
 //   TOKN  the tokenizer image of tokenizer_serialize (it checks itself on the way back)
 //   PARM  u64 count, then count x f32: the parameter block in param_table order; count is
 //         gpt_config_num_params(CONF)                                    (8 + 4 count bytes)
-//   TCFG  the run's settings: checkpoint/run_config.h's table, field by field in its row order (a
-//         version 1 record ends before the rows version 2 added: train_config_decode)
+//   TCFG  the run's settings: checkpoint/run_config.h's table, field by field in its row order (an
+//         older version's record ends before the rows later versions added: train_config_decode)
 //   TSTA  where the run stands: train/train_state.c's record                        (72 bytes)
 //   ADAM  the optimizer: i64 step, u64 count (= PARM's), count x f32 m, count x f32 v
 //                                                                    (16 + 8 count bytes)
+//         With --optimizer muon the hidden matrices' m is Muon's momentum and their v stays 0.
 //
 // The writer emits CONF TOKN PARM, then TCFG TSTA ADAM when there is training state. The
 // reader's rules:
 //   - the checks run in this order, and the first failure is the message: the file can be
 //     read; it is not empty; it holds at least the magic, the version and the CRC; the magic;
-//     the version (1 or 2; a newer one asks for a newer gpt); the CRC (before any section is
+//     the version (1 to 3; a newer one asks for a newer gpt); the CRC (before any section is
 //     parsed, so damage reads as damage and not as some odd field); then the sections.
 //   - every section length must fit in what remains before the CRC, and a section's payload
 //     must be exactly as long as its contents (no slack, nothing missing).

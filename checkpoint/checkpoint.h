@@ -20,9 +20,11 @@
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
 
-// The version written. Version 2 (dropout) added a row to the TCFG record; its sections are
-// those of version 1, which is still read (checkpoint/run_config.h: TRAIN_CONFIG_ROWS_OF_VERSION).
-#define CHECKPOINT_VERSION 2
+// The version written. Version 2 (dropout) added a row to the TCFG record, version 3 (the
+// optimizer: --optimizer, --muon-lr, --muon-momentum) three more; their sections are those of
+// version 1, and every older version is still read (checkpoint/run_config.h:
+// TRAIN_CONFIG_ROWS_OF_VERSION).
+#define CHECKPOINT_VERSION 3
 
 // The sections of a file (checkpoint.c documents their bytes).
 typedef enum {

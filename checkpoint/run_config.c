@@ -34,6 +34,9 @@ _Static_assert(sizeof rows_of_version / sizeof rows_of_version[0] == CHECKPOINT_
 #define SET_F32(field, v) field = v
 #define SET_U64(field, v) field = v
 #define SET_TOKENIZER(field, v) field = v
+#define SET_OPTIMIZER(field, v) field = v
+
+const char *optimizer_kind_name(OptimizerKind k) { return k == OPTIMIZER_MUON ? "muon" : "adamw"; }
 
 void train_config_defaults(TrainConfig *tc) {
     memset(tc, 0, sizeof *tc);
@@ -63,6 +66,7 @@ void train_config_encode(Buf *b, const TrainConfig *tc) {
         case TF_F32: buf_f32(b, *(const float *)p); break;
         case TF_U64: buf_u64(b, *(const uint64_t *)p); break;
         case TF_TOKENIZER: buf_u32(b, (uint32_t)*(const TokenizerKind *)p); break;
+        case TF_OPTIMIZER: buf_u32(b, (uint32_t)*(const OptimizerKind *)p); break;
         }
     }
 }
@@ -116,6 +120,13 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
                                       TOKENIZER_CHAR, TOKENIZER_BPE);
         *(TokenizerKind *)p = (TokenizerKind)raw;
         return true;
+    case TF_OPTIMIZER:
+        if (raw != OPTIMIZER_ADAMW && raw != OPTIMIZER_MUON)
+            return checkpoint_invalid(err, errlen, name, CKPT_TCFG,
+                                      "has optimizer kind %u (expected %d adamw or %d muon)", (unsigned)raw,
+                                      OPTIMIZER_ADAMW, OPTIMIZER_MUON);
+        *(OptimizerKind *)p = (OptimizerKind)raw;
+        return true;
     default: return true;
     }
 }
@@ -143,6 +154,7 @@ bool train_config_decode(const unsigned char *data, size_t len, int version, con
         case TF_F32: raw[i] = br_u32(&r); break;  // the bits
         case TF_U64: *(uint64_t *)p = br_u64(&r); break;
         case TF_TOKENIZER: raw[i] = br_u32(&r); break;
+        case TF_OPTIMIZER: raw[i] = br_u32(&r); break;
         }
     }
     if (!checkpoint_record_done(&r, name, CKPT_TCFG, err, errlen)) return false;
@@ -169,6 +181,7 @@ void train_config_print(FILE *out, const TrainConfig *tc, const char *indent) {
         case TF_F32: fprintf(out, "%g\n", (double)*(const float *)p); break;
         case TF_U64: fprintf(out, "%llu\n", (unsigned long long)*(const uint64_t *)p); break;
         case TF_TOKENIZER: fprintf(out, "%s\n", tokenizer_kind_name(*(const TokenizerKind *)p)); break;
+        case TF_OPTIMIZER: fprintf(out, "%s\n", optimizer_kind_name(*(const OptimizerKind *)p)); break;
         }
     }
 }

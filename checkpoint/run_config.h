@@ -9,7 +9,7 @@
 // Each checkpoint version's TCFG record holds the first TRAIN_CONFIG_ROWS_OF_VERSION[v] rows;
 // the rows an older record lacks take their defaults when it is read (a version 1 checkpoint
 // resumes with dropout 0, as it was trained). A new row appends a count here.
-#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24}  // [version]: version 2 added dropout
+#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 27}  // [version]: 2 added dropout, 3 the optimizer's rows
 
 // X(kind, name, default, flag, lo, hi, least, resume)
 //   kind     how it is held and stored (in the TCFG record, little-endian):
@@ -19,6 +19,7 @@
 //              F32        float: f32
 //              U64        uint64_t: u64
 //              TOKENIZER  TokenizerKind: u32 (1 char, 2 bpe)
+//              OPTIMIZER  OptimizerKind: u32 (0 adamw, 1 muon)
 //   name     the field
 //   default  nanoGPT's shakespeare-char CPU run
 //   flag     its `gpt train` flag, without the dashes; NULL when another table owns the flag
@@ -26,8 +27,9 @@
 //   lo, hi   what the flag accepts (I32, I64, F32); a checkpoint's F32 must lie there too
 //   least    the least value a checkpoint may hold (I32, I64): a run never has less, so a
 //            record that does is damaged. 0 where 0 means "off" or "the default".
-//   resume   KEEP: a resumed run keeps it (the model, the tokenizer and the batch shape are
-//            what the saved weights and moments were made with); FREE: a flag may change it
+//   resume   KEEP: a resumed run keeps it (the model, the tokenizer, the batch shape and the
+//            optimizer are what the saved weights and moments were made with); FREE: a flag
+//            may change it
 #ifndef GPT_TRAIN_CONFIG_H
 #define GPT_TRAIN_CONFIG_H
 
@@ -45,6 +47,11 @@
 // --dropout P takes 0 <= P < 1 (train, bench, gradcheck).
 #define TRAIN_DROPOUT_MAX 0.999999
 // vocab_size comes from the tokenizer once it has read the text.
+// --muon-momentum takes 0 <= mu < 1.
+#define TRAIN_MOMENTUM_MAX 0.999999
+// What updates the hidden matrices (train/muon.h); the other tensors always take AdamW.
+typedef enum { OPTIMIZER_ADAMW = 0, OPTIMIZER_MUON = 1 } OptimizerKind;
+const char *optimizer_kind_name(OptimizerKind k);  // "adamw", "muon"
 #define TRAIN_DEFAULT_MODEL ((GPTConfig){.vocab_size = 0, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128})
 
 #define TRAIN_CONFIG_FIELDS(X)                                                                                         \
@@ -71,7 +78,10 @@
     X(I32, threads, 0, "threads", 1, 4096, 0, FREE)                    /* 0: OpenMP's default */                       \
     X(TOKENIZER, tokenizer, TOKENIZER_CHAR, "tokenizer", 0, 0, 0, KEEP)                                                \
     X(I32, bpe_vocab_size, TOKENIZER_DEFAULT_BPE_VOCAB, "vocab-size", 256, TOKENIZER_MAX_VOCAB, 0, KEEP)            \
-    X(F32, dropout, 0.0f, "dropout", 0, TRAIN_DROPOUT_MAX, 0, FREE)    /* drop probability in training; 0: off */
+    X(F32, dropout, 0.0f, "dropout", 0, TRAIN_DROPOUT_MAX, 0, FREE)    /* drop probability in training; 0: off */     \
+    X(OPTIMIZER, optimizer, OPTIMIZER_ADAMW, "optimizer", 0, 0, 0, KEEP) /* of the hidden matrices */                \
+    X(F32, muon_lr, 0.02f, "muon-lr", 1e-12, 10, 0, FREE)              /* Muon's peak rate, on the schedule */       \
+    X(F32, muon_momentum, 0.95f, "muon-momentum", 0, TRAIN_MOMENTUM_MAX, 0, FREE) /* Muon's mu */
 
 #define TRAIN_FIELD_STR(name) char name[TRAIN_PATH_MAX]
 #define TRAIN_FIELD_MODEL(name) GPTConfig name
@@ -80,6 +90,7 @@
 #define TRAIN_FIELD_F32(name) float name
 #define TRAIN_FIELD_U64(name) uint64_t name
 #define TRAIN_FIELD_TOKENIZER(name) TokenizerKind name
+#define TRAIN_FIELD_OPTIMIZER(name) OptimizerKind name
 
 // Every setting of a run; saved in checkpoints so that --resume continues the same run.
 typedef struct {
@@ -89,7 +100,7 @@ typedef struct {
 } TrainConfig;
 
 // The rows of the table, for code that walks the settings (the TCFG codec, info, flags).
-typedef enum { TF_STR, TF_MODEL, TF_I32, TF_I64, TF_F32, TF_U64, TF_TOKENIZER } TrainFieldKind;
+typedef enum { TF_STR, TF_MODEL, TF_I32, TF_I64, TF_F32, TF_U64, TF_TOKENIZER, TF_OPTIMIZER } TrainFieldKind;
 
 typedef struct {
     const char *name;

@@ -46,6 +46,12 @@ static const char usage[] =
     "  --dropout P (0: off)     drop probability in training steps, 0 <= P < 1, at nanoGPT's\n"
     "                           places (after the embedding, on the attention, after each\n"
     "                           residual projection); evaluations and samples run without\n"
+    "  --optimizer adamw|muon   AdamW for every tensor (default), or Muon for the blocks'\n"
+    "                           matrices (w_q, w_k, w_v, w_o, w_fc, w_proj: momentum, then\n"
+    "                           orthogonalized by Newton-Schulz) and AdamW at --lr for the rest;\n"
+    "                           kept by --resume\n"
+    "  --muon-lr X (0.02)       Muon's peak rate; it follows --lr's schedule (x muon-lr/lr)\n"
+    "  --muon-momentum X (0.95) Muon's Nesterov momentum\n"
     "evaluation and progress:\n"
     "  --eval-interval N (250; 0: at the end only)        --eval-iters N (20)\n"
     "  --sample-interval N (500; 0: never)                --sample-tokens N (200)\n"
@@ -130,6 +136,11 @@ static void set_field(TrainConfig *tc, const TrainField *f, const char *v) {
         else if (strcmp(v, "bpe") == 0) *(TokenizerKind *)p = TOKENIZER_BPE;
         else cli_fail("%s expects char or bpe, got '%s'", flag, v);
         break;
+    case TF_OPTIMIZER:
+        if (strcmp(v, "adamw") == 0) *(OptimizerKind *)p = OPTIMIZER_ADAMW;
+        else if (strcmp(v, "muon") == 0) *(OptimizerKind *)p = OPTIMIZER_MUON;
+        else cli_fail("%s expects adamw or muon, got '%s'", flag, v);
+        break;
     case TF_MODEL: assert(!"the model has no flag of its own: cli_model_flag sets its fields");
     }
 }
@@ -164,8 +175,8 @@ static TrainResume *resume_with_flags(TrainConfig *tc, TrainOptions *to, const G
         TrainConfig probe = saved;
         apply_flag(&probe, &ignored, given[i].id, given[i].value);
         if (!train_config_same_keeps(&probe, &saved))
-            cli_fail("--%s %s differs from the run being resumed; a resumed run keeps its model, tokenizer and batch "
-                     "size",
+            cli_fail("--%s %s differs from the run being resumed; a resumed run keeps its model, tokenizer, batch "
+                     "size and optimizer",
                      flag_name(given[i].id), given[i].value);
         apply_flag(&saved, to, given[i].id, given[i].value);
     }

@@ -54,6 +54,9 @@ expect_error "train: D % H" "--n-head 5 does not divide --n-embd 128" "$GPT" tra
 expect_error "train: extra argument" "unexpected argument 'foo'" "$GPT" train foo
 expect_error "train: resume nothing" "cannot resume" "$GPT" train --resume --out nowhere
 expect_error "train: resume with another model" "--n-layer 3 differs" "$GPT" train --resume --out run --n-layer 3
+expect_error "train: resume with another optimizer" "--optimizer muon differs" "$GPT" train --resume --out run --optimizer muon
+expect_error "train: unknown optimizer" "--optimizer expects adamw or muon, got 'sgd'" "$GPT" train --optimizer sgd
+expect_error "train: muon momentum 1" "--muon-momentum expects a number from 0 to 0.999999" "$GPT" train --muon-momentum 1
 expect_error "train: vocab-size for char" "--vocab-size applies to --tokenizer bpe" "$GPT" train --vocab-size 300
 expect_error "train: min-lr above lr" "--min-lr" "$GPT" train --lr 1e-4 --min-lr 1e-3
 

@@ -106,6 +106,12 @@ done
 checks=$((checks + 1))
 [ -z "$(find two -name '*.tmp*')" ] || fail "2 ranks: temporary files left in two/"
 
+# Muon: every rank orthogonalizes the same averaged gradient (each evaluation's fingerprint
+# of the weights checks that the ranks stay equal) and follows one process as AdamW does.
+expect_ok "2 ranks, muon" mpi2 "$GPT_MPI_BIN" train $TINY --iters 20 --grad-accum 1 --optimizer muon --out twomu
+expect_ok "1 process, grad-accum 2, muon" "$GPT" train $TINY --iters 20 --grad-accum 2 --optimizer muon --out onemu
+same_columns twomu/metrics.csv onemu/metrics.csv $STEP_COLS "muon: 2 ranks vs 1 process with grad-accum 2"
+
 # Ranks that do not share the run directory (machines without shared storage): rank 1 finds
 # no tokens.bin of rank 0's, encodes the text into memory, writes nothing; the run is the same.
 mkdir -p s1 s2 && cp small.txt s1/ && cp small.txt s2/

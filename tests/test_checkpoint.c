@@ -257,6 +257,9 @@ static void fixture_init(Fixture *f, const char *text, GPTConfig cfg) {
     tc->tokenizer = TOKENIZER_BPE;
     tc->bpe_vocab_size = 777;
     tc->dropout = 0.125f;
+    tc->optimizer = OPTIMIZER_MUON;
+    tc->muon_lr = 0.04f;
+    tc->muon_momentum = 0.85f;
 
     TrainState *ts = &f->ts;
     ts->step = 17;
@@ -494,9 +497,9 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
 END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
-    // The TCFG record spelled out field by field, as version 2 lays it out (version 1's rows,
-    // then dropout): the rows of checkpoint/run_config.h must keep this order and these encodings, or
-    // older checkpoints would be read wrong.
+    // The TCFG record spelled out field by field, as version 3 lays it out (version 1's rows,
+    // then dropout, then the optimizer's three): the rows of checkpoint/run_config.h must keep
+    // this order and these encodings, or older checkpoints would be read wrong.
     Fixture f;
     tiny_fixture(&f);
     size_t n;
@@ -517,6 +520,7 @@ START_TEST(test_settings_record_keeps_its_byte_layout) {
     U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
     U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
     F32(0.125f);                                                     // dropout (version 2)
+    U32(OPTIMIZER_MUON), F32(0.04f), F32(0.85f);                     // optimizer .. muon_momentum (3)
 #undef U32
 #undef U64
 #undef F32
@@ -584,7 +588,7 @@ START_TEST(test_load_newer_version_fails) {
     write_bytes(path, b, n);
     char expected[512], err[512] = "";
     snprintf(expected, sizeof expected,
-             "'%s' has checkpoint version 7; this gpt reads versions 1 to 2 (built from an older source?)", path);
+             "'%s' has checkpoint version 7; this gpt reads versions 1 to 3 (built from an older source?)", path);
     Checkpoint ck;
     ck_assert(!checkpoint_load(path, &ck, err, sizeof err));
     ck_assert_str_eq(err, expected);
@@ -653,7 +657,12 @@ START_TEST(test_load_every_bit_flip_fails) {
             char err[512] = "";
             bool ok = checkpoint_load_from_memory(copy, n, "flip", &ck, err, sizeof err);
             copy[at] = b[at];
-            const char *expect = at < 8 ? "bad magic" : at < HEADER_BYTES ? "checkpoint version" : "checksum mismatch";
+            // A version flipped to an older one that is still read fails on the checksum instead.
+            uint32_t version = get32(b + 8) ^ (at >= 8 && at < HEADER_BYTES ? 1u << (bit - 64) : 0u);
+            bool readable = version >= 1 && version <= CHECKPOINT_VERSION;
+            const char *expect = at < 8                                ? "bad magic"
+                                 : at < HEADER_BYTES && !readable ? "checkpoint version"
+                                                                      : "checksum mismatch";
             bool empty = ck_is_empty(&ck);
             if (ok) checkpoint_free(&ck);
             if (ok || !strstr(err, expect) || !empty) {
@@ -845,15 +854,26 @@ START_TEST(test_load_bad_training_settings_fail) {
     fix_crc(b, n);
     assert_run_fails(b, n, "lr = 0 (expected 1e-12 to 10)");
     put32(b + bs + 12, f32_bits(f.tc.lr));
-    // The tokenizer kind, 12 bytes from the end (bpe_vocab_size and dropout follow it).
-    put32(b + t + len - 12, 5);
+    // The tokenizer kind, 24 bytes from the end (bpe_vocab_size, dropout, optimizer, muon_lr
+    // and muon_momentum follow it).
+    put32(b + t + len - 24, 5);
     fix_crc(b, n);
     assert_run_fails(b, n, "tokenizer kind 5");
-    put32(b + t + len - 12, TOKENIZER_BPE);
-    // dropout 1, the last field: nothing would be left of the network.
-    put32(b + t + len - 4, f32_bits(1.0f));
+    put32(b + t + len - 24, TOKENIZER_BPE);
+    // dropout 1: nothing would be left of the network.
+    put32(b + t + len - 16, f32_bits(1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "dropout = 1 (expected 0 to 0.999999)");
+    put32(b + t + len - 16, f32_bits(f.tc.dropout));
+    // An optimizer kind that is neither.
+    put32(b + t + len - 12, 2);
+    fix_crc(b, n);
+    assert_run_fails(b, n, "optimizer kind 2 (expected 0 adamw or 1 muon)");
+    put32(b + t + len - 12, OPTIMIZER_MUON);
+    // muon_momentum 1, the last field: the momentum would never forget.
+    put32(b + t + len - 4, f32_bits(1.0f));
+    fix_crc(b, n);
+    assert_run_fails(b, n, "muon_momentum = 1 (expected 0 to 0.999999)");
     free(b);
     fixture_free(&f);
 }
@@ -1067,7 +1087,9 @@ START_TEST(test_info_describes_a_checkpoint) {
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.err, "");
     assert_has(r.out, path);
-    assert_has(r.out, "version 2");
+    assert_has(r.out, "version 3");
+    assert_has(r.out, "optimizer       muon");
+    assert_has(r.out, "muon_momentum   0.85");
     assert_has(r.out, "n_layer 1, n_head 2, n_embd 4, head size 2, block_size 4, vocab_size 5");
     assert_has(r.out, "char, 5 tokens");
     assert_has(r.out, "training state:  yes");

@@ -2,7 +2,9 @@
 //
 // One step: zero the gradients; for each of grad_accum micro-batches draw B random
 // windows of the training split, forward, backward (scaled by 1/grad_accum); clip the
-// global gradient norm; AdamW at the scheduled learning rate. Evaluations (and with them
+// global gradient norm; AdamW at the scheduled learning rate (with --optimizer muon, Muon
+// for the blocks' matrices at muon_lr on the same schedule, AdamW for the rest: both take
+// the one clipping factor). Evaluations (and with them
 // checkpoints and the report files) happen before the step whose number is a multiple of
 // eval_interval, and at the end.
 //
@@ -41,6 +43,7 @@
 #include "train/adamw.h"
 #include "train/dist.h"
 #include "train/lock.h"
+#include "train/muon.h"
 #include "train/train_state.h"
 
 // ---- signals --------------------------------------------------------------------------
@@ -129,7 +132,8 @@ typedef struct {
     Tokenizer *tok;
     Dataset data;
     GPT model;
-    AdamW opt;
+    AdamW opt;            // with Muon: its m holds Muon's momentum for the Muon tensors
+    Muon muon;            // set up when tc->optimizer is muon
     TrainState ts;
     Report report;
     Generator *gen;
@@ -368,6 +372,12 @@ static void print_banner(Run *r, bool resumed) {
                       tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters, tc->weight_decay, tc->grad_clip,
                       threads_get(), threads_get() == 1 ? "" : "s", tc->out_dir);
     }
+    if (tc->optimizer == OPTIMIZER_MUON) {
+        int n = 0;
+        for (int t = 0; t < r->model.n_param_tensors; t++) n += r->muon.applies[t];
+        progress_note(p, "optimizer: Muon for the blocks' %d matrices (muon-lr %g on lr's schedule, momentum %g), "
+                         "AdamW for the other tensors", n, tc->muon_lr, tc->muon_momentum);
+    }
     if (tc->dropout > 0)
         progress_note(p, "dropout %g after the embedding, on the attention, after each residual projection (training "
                          "steps only; evaluations and samples run without)", tc->dropout);
@@ -549,6 +559,7 @@ static bool start(Run *r) {
     r->model.trace_shapes = opts->trace_shapes;
     r->model.kernels = opts->kernels;
     r->model.dtype = opts->dtype;
+    if (tc->optimizer == OPTIMIZER_MUON) muon_init(&r->muon, &r->model);
     print_banner(r, opts->resume != NULL);
     return true;
 }
@@ -580,7 +591,8 @@ static float budget_lr(const TrainConfig *tc, long s, double elapsed, double bud
 // One optimizer update at step s: grad_accum micro-batches on each rank, the gradients
 // averaged over them all, clipped, applied. False (nothing updated) on a non-finite loss or
 // gradient.
-static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start, double elapsed_before) {
+static bool train_step(Run *r, long s, const AdamWConfig *acfg, const MuonConfig *mcfg, double run_start,
+                       double elapsed_before) {
     TrainConfig *tc = r->tc;
     int B = tc->batch_size, T = tc->model.block_size;
     double t0 = now_seconds();
@@ -614,7 +626,15 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start
     double budget = r->opts->time_budget_s;
     float lr = budget > 0 ? budget_lr(tc, s, run_elapsed(r, run_start, elapsed_before), budget)
                           : lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
-    adamw_update_scaled(&r->opt, &r->model, lr, clip_factor(norm, tc->grad_clip), acfg);  // clipping folded in
+    float clip = clip_factor(norm, tc->grad_clip);  // folded into the updates
+    if (tc->optimizer == OPTIMIZER_MUON) {
+        // Every rank holds the same gradients and weights, and Muon's result does not depend on
+        // the thread count: the ranks stay equal.
+        adamw_update_except(&r->opt, &r->model, lr, clip, acfg, r->muon.applies);
+        muon_update_scaled(&r->muon, r->opt.m, &r->model, tc->muon_lr * (lr / tc->lr), clip, mcfg);
+    } else {
+        adamw_update_scaled(&r->opt, &r->model, lr, clip, acfg);
+    }
     r->ts.step = s + 1;
     double dt = now_seconds() - t0;
     double tok_s = (double)B * T * n_micro / dt;
@@ -632,6 +652,7 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, double run_start
 static int loop(Run *r, bool resumed) {
     TrainConfig *tc = r->tc;
     AdamWConfig acfg = {.beta1 = tc->beta1, .beta2 = tc->beta2, .eps = 1e-8f, .weight_decay = tc->weight_decay};
+    MuonConfig mcfg = {.momentum = tc->muon_momentum, .weight_decay = tc->weight_decay};
     long start = r->ts.step;
     double run_start = now_seconds(), elapsed_before = r->ts.elapsed_s;
     if (resumed) r->saved_step = start;  // what is on disk is this very state
@@ -669,7 +690,7 @@ static int loop(Run *r, bool resumed) {
             return 128 + stop;
         }
         test_hook_step(r, s);
-        if (!train_step(r, s, &acfg, run_start, elapsed_before)) return -1;
+        if (!train_step(r, s, &acfg, &mcfg, run_start, elapsed_before)) return -1;
     }
 }
 
@@ -704,6 +725,7 @@ int train_run(TrainConfig *tc, const TrainOptions *opts, char *err, size_t errle
     free(r.y);
     report_free(&r.report);
     adamw_free(&r.opt);
+    muon_free(&r.muon);
     gpt_free(&r.model);
     dataset_free(&r.data);
     tokenizer_free(r.tok);
