@@ -15,6 +15,7 @@
 #include "kernels/profile.h"
 #include "kernels/vec.h"
 #include "train/adamw.h"
+#include "train/muon.h"
 #include "checkpoint/run_config.h"
 #include "cli/cli.h"
 #include "train/dist.h"
@@ -23,6 +24,7 @@ static const char usage[] =
     "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
     "                 [--vocab-size N] [--steps N] [--warmup N] [--threads N] [--profile]\n"
     "                 [--kernels fast|textbook] [--dtype fp32|bf16] [--dropout P]\n"
+    "                 [--optimizer adamw|muon]\n"
     "       gpt bench --sample [model flags] [--tokens N] [--threads N] [--kernels fast|textbook]\n"
     "\n"
     "Times full training steps (forward, backward, gradient clipping, AdamW) on random tokens\n"
@@ -39,11 +41,13 @@ static const char usage[] =
     "  --dtype D      fp32 (default) or bf16: the linear layers' products take bf16\n"
     "                 operands and sum in float (kernels/bf16.h says which arithmetic runs)\n"
     "  --dropout P    train with dropout P (0 <= P < 1; default 0, off), new masks every step\n"
+    "  --optimizer O  adamw (default) or muon: Muon for the blocks' matrices, AdamW for the rest\n"
     "  --sample       time generation instead: incremental decoding with the KV cache,\n"
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
 
-enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS, OPT_DTYPE, OPT_DROPOUT };
+enum { OPT_STEPS = 256, OPT_WARMUP, OPT_THREADS, OPT_PROFILE, OPT_SAMPLE, OPT_TOKENS, OPT_KERNELS, OPT_DTYPE, OPT_DROPOUT,
+       OPT_OPTIMIZER };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -145,11 +149,16 @@ static int bench_sample(const GPTConfig *cfg, long tokens, int threads, GPTKerne
 // Times steps + warmup training steps (forward, backward, all-reduce, clip, AdamW, as train
 // does, with dropout p and a new mask key every step) on random tokens; returns the steps'
 // times after the warm-up, each the slowest rank's (the all-reduce waits for it), sorted.
-// With profile, the ops are timed from the first counted step on.
-static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, float p, const AdamWConfig *ac) {
+// With profile, the ops are timed from the first counted step on. muon: Muon for the blocks'
+// matrices at 0.02 x AdamW's rate, as training with --optimizer muon.
+static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, float p, const AdamWConfig *ac,
+                          bool muon) {
     int T = m->config.block_size, V = m->config.vocab_size;
     AdamW opt;
     adamw_init(&opt, m->num_params);
+    Muon mu = {0};
+    if (muon) muon_init(&mu, m);
+    MuonConfig mc = {.momentum = 0.95f, .weight_decay = ac->weight_decay};
     size_t n = (size_t)B * T;
     int *x = xmalloc(n * sizeof(int)), *y = xmalloc(n * sizeof(int));
     int ranks = dist_size();
@@ -170,7 +179,9 @@ static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, fl
         dist_allreduce_sum_floats(m->grads, m->num_params);
         float norm = 0;
         PROF(PROF_CLIP, norm = grad_norm(&opt, m->grads, m->num_params));
-        PROF(PROF_ADAMW, adamw_update_scaled(&opt, m, 1e-4f, clip_factor(norm, 1.0f), ac));  // as training
+        float clip = clip_factor(norm, 1.0f);
+        PROF(PROF_ADAMW, adamw_update_except(&opt, m, 1e-4f, clip, ac, muon ? mu.applies : NULL));  // as training
+        if (muon) PROF(PROF_MUON, muon_update_scaled(&mu, opt.m, m, 2e-3f, clip, &mc));
         double dt = now_seconds() - t0;
         if (s >= 0) times[s] = dt;
     }
@@ -179,12 +190,13 @@ static double *time_steps(GPT *m, int B, int steps, int warmup, bool profile, fl
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
     free(x), free(y);
     adamw_free(&opt);
+    muon_free(&mu);
     return times;
 }
 
 // The report of rank 0: speed, FLOPs, MFU against the measured peak, memory, the profile.
 static void print_report(const GPT *m, int B, int steps, int warmup, const double *sorted, double peak,
-                         double bf16_peak, bool profile, float dropout) {
+                         double bf16_peak, bool profile, float dropout, bool muon) {
     const GPTConfig *cfg = &m->config;
     int T = cfg->block_size, ranks = dist_size();
     size_t n = (size_t)B * T;
@@ -205,8 +217,8 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     else
         printf("gpt bench: L%d H%d C%d T%d B%d V%d, %zu parameters, %d ranks x %d thread%s (MPI)%s\n", cfg->n_layer,
                cfg->n_head, cfg->n_embd, T, B, cfg->vocab_size, m->num_params, ranks, threads_get(), threads_s, drop);
-    printf("step (forward, backward, %sclip, AdamW) over %d steps after %d warm-up:\n",
-           ranks > 1 ? "all-reduce, " : "", steps, warmup);
+    printf("step (forward, backward, %sclip, %s) over %d steps after %d warm-up:\n",
+           ranks > 1 ? "all-reduce, " : "", muon ? "AdamW and Muon" : "AdamW", steps, warmup);
     printf("  ms/step        median %.2f  min %.2f  max %.2f\n", med * 1e3, sorted[0] * 1e3,
            sorted[steps - 1] * 1e3);
     if (ranks == 1)
@@ -233,7 +245,8 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     printf("memory%s:\n", ranks > 1 ? " (per rank; rank 0's RSS)" : "");
     printf("  parameters     %8.2f MiB\n", mib(m->num_params));
     printf("  gradients      %8.2f MiB\n", mib(m->num_params));
-    printf("  optimizer      %8.2f MiB  (AdamW m and v)\n", mib(2 * m->num_params));
+    printf("  optimizer      %8.2f MiB  (AdamW m and v%s)\n", mib(2 * m->num_params),
+           muon ? "; m is Muon's momentum for its matrices" : "");
     printf("  activations    %8.2f MiB  (%.2f saved for backward + %.2f gradient scratch; no B*H*T*T term)\n",
            mib(act), mib(m->num_acts), mib(m->num_act_grads));
     printf("  peak RSS       %8.2f MiB\n", peak_rss_kib() / 1024.0);
@@ -254,7 +267,7 @@ int cmd_bench(int argc, char **argv) {
     cfg.vocab_size = 65;
     int B = defaults.batch_size, steps = 20, warmup = 3, threads = 0;
     long tokens = 2000;
-    bool profile = false, sample = false, dropout_given = false;
+    bool profile = false, sample = false, dropout_given = false, muon = false;
     float dropout = 0.0f;
     GPTKernels kernels = GPT_KERNELS_FAST;
     Dtype dtype = DTYPE_FP32;
@@ -265,6 +278,7 @@ int cmd_bench(int argc, char **argv) {
         {"threads", required_argument, 0, OPT_THREADS},   {"profile", no_argument, 0, OPT_PROFILE},
         {"sample", no_argument, 0, OPT_SAMPLE},           {"tokens", required_argument, 0, OPT_TOKENS},
         {"kernels", required_argument, 0, OPT_KERNELS},  {"dropout", required_argument, 0, OPT_DROPOUT},
+        {"optimizer", required_argument, 0, OPT_OPTIMIZER},
         {"help", no_argument, 0, 'h'},                   {0, 0, 0, 0},
     };
     cli_options_start();
@@ -284,6 +298,11 @@ int cmd_bench(int argc, char **argv) {
             dropout = (float)cli_double("--dropout", optarg, 0, TRAIN_DROPOUT_MAX);
             dropout_given = true;
             break;
+        case OPT_OPTIMIZER:
+            if (strcmp(optarg, "adamw") == 0) muon = false;
+            else if (strcmp(optarg, "muon") == 0) muon = true;
+            else cli_fail("--optimizer expects adamw or muon, got '%s'", optarg);
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default:
             if (!cli_model_flag(c, optarg, &cfg, &B)) cli_bad_option("bench", c, argv, opts);
@@ -296,6 +315,7 @@ int cmd_bench(int argc, char **argv) {
     if (profile && kernels != GPT_KERNELS_FAST)
         cli_fail("--profile times the fast kernels; the textbook ones are not timed");
     if (sample && dropout_given) cli_fail("--dropout applies to training steps; generation runs without dropout");
+    if (sample && muon) cli_fail("--optimizer applies to training steps; generation updates nothing");
     if (sample) return bench_sample(&cfg, tokens, threads, kernels);
     if (threads > 0) threads_set(threads);
 
@@ -305,12 +325,12 @@ int cmd_bench(int argc, char **argv) {
     m.dtype = dtype;
     AdamWConfig ac = {.beta1 = defaults.beta1, .beta2 = defaults.beta2, .eps = 1e-8f,
                       .weight_decay = defaults.weight_decay};
-    double *sorted = time_steps(&m, B, steps, warmup, profile, dropout, &ac);
+    double *sorted = time_steps(&m, B, steps, warmup, profile, dropout, &ac, muon);
     double peak = measure_peak_gflops(), bf16_peak = measure_bf16_peak_gflops();
     dist_allreduce_sum_double(&peak);  // the ranks' cores together
     dist_allreduce_sum_double(&bf16_peak);
     if (dist_rank() == 0)  // rank 0 alone reports
-        print_report(&m, B, steps, warmup, sorted, peak, bf16_peak, profile, dropout);
+        print_report(&m, B, steps, warmup, sorted, peak, bf16_peak, profile, dropout, muon);
     free(sorted);
     gpt_free(&m);
     return 0;

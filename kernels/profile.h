@@ -18,6 +18,7 @@ typedef enum {
     PROF_LOSS,
     PROF_CLIP,      // the global gradient norm (clipping itself is folded into AdamW)
     PROF_ADAMW,
+    PROF_MUON,      // with --optimizer muon: the blocks' matrices (AdamW then does the rest)
     PROF_COUNT
 } ProfOp;
 
