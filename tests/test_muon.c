@@ -233,6 +233,7 @@ END_TEST
 // Two Muon steps written out per tensor in double: buf = mu buf + g s; U = g s + mu buf;
 // W -= lr (max(1, rows/cols)^0.5 NS5(U) + wd W) where decay; w_q, w_k, w_v each on its own.
 // Non-Muon tensors do not move; the result matches within float rounding amplified by NS5.
+// _i: on the fast orthogonalization, and on the textbook one (training's --kernels textbook).
 START_TEST(test_muon_update_matches_hand_computation) {
     GPTConfig c = {.vocab_size = 5, .block_size = 3, .n_layer = 2, .n_head = 2, .n_embd = 4};
     GPT m;
@@ -249,7 +250,7 @@ START_TEST(test_muon_update_matches_hand_computation) {
     float *grads[2] = {xmalloc(np * sizeof(float)), xmalloc(np * sizeof(float))};
     fill_normal(grads[0], np, &r, 0.01);
     fill_normal(grads[1], np, &r, 0.01);
-    MuonConfig cfg = {.momentum = 0.9f, .weight_decay = 0.1f};
+    MuonConfig cfg = {.momentum = 0.9f, .weight_decay = 0.1f, .textbook = _i == 1};
     float lr = 0.01f, scale = 0.5f;
     for (int step = 0; step < 2; step++) {
         memcpy(m.grads, grads[step], np * sizeof(float));
@@ -575,7 +576,7 @@ Suite *muon_suite(void) {
     tcase_add_test(tc, test_orthogonalization_maps_each_singular_value_by_the_quintic);
     tcase_add_test(tc, test_fast_and_textbook_orthogonalization_match_ns5_in_double);
     tcase_add_test(tc, test_orthogonalized_singular_values_lie_in_the_quintic_band);
-    tcase_add_test(tc, test_muon_update_matches_hand_computation);
+    tcase_add_loop_test(tc, test_muon_update_matches_hand_computation, 0, 2);
     tcase_add_test(tc, test_adamw_leaves_muon_tensors_to_muon);
     tcase_add_test(tc, test_muon_update_is_the_same_for_any_thread_count);
     tcase_add_test(tc, test_stopped_and_resumed_muon_run_matches_the_straight_run_bit_for_bit);

@@ -158,7 +158,7 @@ void muon_update_scaled(Muon *mu, float *buf, GPT *model, float lr, float grad_s
             b[i] = beta * b[i] + gi;
             u[i] = gi + beta * b[i];
         }
-        muon_orthogonalize(o, u, rows, cols, work);
+        (cfg->textbook ? muon_orthogonalize_textbook : muon_orthogonalize)(o, u, rows, cols, work);
         // Scaled so that a tall matrix's update has about the size per element of a wide one's.
         float shape_scale = sqrtf(fmaxf(1.0f, (float)rows / (float)cols));
         float decay = pi->decay ? cfg->weight_decay : 0.0f;

@@ -31,6 +31,7 @@
 typedef struct {
     float momentum;      // mu
     float weight_decay;  // decoupled, on the tensors whose table row says decay
+    bool textbook;       // orthogonalize with the textbook loops (training's --kernels textbook)
 } MuonConfig;
 
 typedef struct {

@@ -652,7 +652,8 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, const MuonConfig
 static int loop(Run *r, bool resumed) {
     TrainConfig *tc = r->tc;
     AdamWConfig acfg = {.beta1 = tc->beta1, .beta2 = tc->beta2, .eps = 1e-8f, .weight_decay = tc->weight_decay};
-    MuonConfig mcfg = {.momentum = tc->muon_momentum, .weight_decay = tc->weight_decay};
+    MuonConfig mcfg = {.momentum = tc->muon_momentum, .weight_decay = tc->weight_decay,
+                       .textbook = r->opts->kernels == GPT_KERNELS_TEXTBOOK};
     long start = r->ts.step;
     double run_start = now_seconds(), elapsed_before = r->ts.elapsed_s;
     if (resumed) r->saved_step = start;  // what is on disk is this very state
