@@ -106,8 +106,8 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
         if (!isfinite(v))
             return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %g (a checkpoint never holds NaN or Inf)",
                                       f->name, (double)v);
-        // The flag's range, as floats (rounding is monotonic, so every value the flag gave is in).
-        if (f->flag && (v < (float)f->lo || v > (float)f->hi))
+        // The row's range, as floats (rounding is monotonic, so every value the flag gave is in).
+        if (f->hi > f->lo && (v < (float)f->lo || v > (float)f->hi))
             return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %g (expected %g to %g)", f->name,
                                       (double)v, f->lo, f->hi);
         *(float *)p = v;

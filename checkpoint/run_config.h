@@ -9,7 +9,7 @@
 // Each checkpoint version's TCFG record holds the first TRAIN_CONFIG_ROWS_OF_VERSION[v] rows;
 // the rows an older record lacks take their defaults when it is read (a version 1 checkpoint
 // resumes with dropout 0, as it was trained). A new row appends a count here.
-#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 27}  // [version]: 2 added dropout, 3 the optimizer's rows
+#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 28}  // [version]: 2 added dropout, 3 the optimizer's rows and the time budget
 
 // X(kind, name, default, flag, lo, hi, least, resume)
 //   kind     how it is held and stored (in the TCFG record, little-endian):
@@ -44,6 +44,8 @@
 
 #define TRAIN_PATH_MAX 1024
 #define TRAIN_MAX_ITERS 1000000000L
+// --time-budget takes up to a year of seconds (a float holds it to the second).
+#define TRAIN_BUDGET_MAX_S 31536000.0
 // --dropout P takes 0 <= P < 1 (train, bench, gradcheck).
 #define TRAIN_DROPOUT_MAX 0.999999
 // vocab_size comes from the tokenizer once it has read the text.
@@ -81,7 +83,8 @@ const char *optimizer_kind_name(OptimizerKind k);  // "adamw", "muon"
     X(F32, dropout, 0.0f, "dropout", 0, TRAIN_DROPOUT_MAX, 0, FREE)    /* drop probability in training; 0: off */     \
     X(OPTIMIZER, optimizer, OPTIMIZER_ADAMW, "optimizer", 0, 0, 0, KEEP) /* of the hidden matrices */                \
     X(F32, muon_lr, 0.02f, "muon-lr", 1e-12, 10, 0, FREE)              /* Muon's peak rate, on the schedule */       \
-    X(F32, muon_momentum, 0.95f, "muon-momentum", 0, TRAIN_MOMENTUM_MAX, 0, FREE) /* Muon's mu */
+    X(F32, muon_momentum, 0.95f, "muon-momentum", 0, TRAIN_MOMENTUM_MAX, 0, FREE) /* Muon's mu */             \
+    X(F32, time_budget_s, 0.0f, NULL, 0, TRAIN_BUDGET_MAX_S, 0, FREE) /* --time-budget in seconds; 0: none */
 
 #define TRAIN_FIELD_STR(name) char name[TRAIN_PATH_MAX]
 #define TRAIN_FIELD_MODEL(name) GPTConfig name

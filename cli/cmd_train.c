@@ -73,8 +73,8 @@ static const char usage[] =
     "                           included, instead of --iters steps (with --iters too: whichever\n"
     "                           comes first); the cosine then decays to min-lr as the time runs\n"
     "                           out, and a final evaluation and checkpoint follow. The step count\n"
-    "                           depends on the machine's speed. Not kept by --resume: give the\n"
-    "                           same budget again, and the run trains for what is left of it\n";
+    "                           depends on the machine's speed. Kept by the checkpoint: --resume\n"
+    "                           trains for what is left of it (a new --time-budget replaces it)\n";
 
 // The command's own options. The settings' flags come from checkpoint/run_config.h's table (id
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
@@ -271,6 +271,7 @@ int cmd_train(int argc, char **argv) {
                 cli_fail("--time-budget expects a duration above zero such as 90s, 10m, 1h30m or plain seconds, got "
                          "'%s'",
                          optarg);
+            if (to.time_budget_s > TRAIN_BUDGET_MAX_S) cli_fail("--time-budget '%s' is longer than a year", optarg);
             break;
         case OPT_KERNELS: to.kernels = cli_kernels(optarg); break;
         case OPT_DTYPE:
@@ -309,15 +310,19 @@ int cmd_train(int argc, char **argv) {
         // hold. (Rank 0 alone asks: the other ranks would see their own rank 0 holding it.)
         if (dist_rank() == 0 && !run_lock_probe(tc.out_dir, err, sizeof err)) cli_fail("%s", err);
         to.resume = resume_with_flags(&tc, &to, given, n_given);
-        // A time-budgeted run saved no step count to stop at (its budget is not in the checkpoint).
-        if (tc.iters == TRAIN_MAX_ITERS && !(to.time_budget_s > 0))
-            cli_fail("cannot resume: the run in '%s' was trained for a time budget; give it again with "
-                     "--time-budget (the time already spent counts against it) or give --iters",
+        // The run keeps its budget (the time already spent counts against it); --time-budget
+        // gives it a new one. Checkpoints before version 3 did not store the budget.
+        if (to.time_budget_s > 0) tc.time_budget_s = (float)to.time_budget_s;
+        if (tc.iters == TRAIN_MAX_ITERS && !(tc.time_budget_s > 0))
+            cli_fail("cannot resume: the run in '%s' was trained for a time budget its checkpoint does not "
+                     "store (an older version); give it again with --time-budget or give --iters",
                      tc.out_dir);
     } else if (init_from) {
         to.init_from = init_from_with_flags(init_from, &tc, given, n_given);
         to.init_from_path = init_from;
+        tc.time_budget_s = (float)to.time_budget_s;
     } else {
+        tc.time_budget_s = (float)to.time_budget_s;
         GPTConfig probe = tc.model;
         probe.vocab_size = 1;  // known only once the tokenizer has read the text
         if (!gpt_config_check(&probe, err, sizeof err)) cli_fail("%s", err);

@@ -112,16 +112,19 @@ awk -F, 'NR > 1 { last = $0; lr = $5; el = $8; n++ } END {
 # Stopped early (as by Ctrl-C), a budgeted run resumes with what is left of the budget.
 expect_ok "train --time-budget, stopped" "$GPT" train --data small.txt --out run_tbr --time-budget 3 --warmup 5 \
     --stop-after 5 $TINY
-expect_error "resume a time-budgeted run without its budget" "give it again with --time-budget" \
-    "$GPT" train --resume --out run_tbr --quiet
 # The time already spent counts: a budget it exceeds ends the resumed run before any step.
 cp -r run_tbr run_tbr_spent
+cp -r run_tbr run_tbr_kept
 expect_ok "resume past the budget" "$GPT" train --resume --out run_tbr_spent --time-budget 0.001 --quiet
 [ "$(tail -n 1 run_tbr_spent/metrics.csv | cut -d, -f1)" = 5 ] ||
     fail "resume past the budget: trained on: $(tail -n 1 run_tbr_spent/metrics.csv)"
 expect_ok "resume a time-budgeted run" "$GPT" train --resume --out run_tbr --time-budget 3 --quiet
 awk -F, 'NR > 1 { el = $8; lr = $5 } END { exit !(el >= 3 && el < 8 && lr < 1.5e-4) }' run_tbr/metrics.csv ||
     fail "resumed --time-budget run: did not end near 3 s of training at min_lr: $(tail -n 1 run_tbr/metrics.csv)"
+# The checkpoint keeps the budget: a resume without --time-budget trains for what is left of it.
+expect_ok "resume a time-budgeted run, its budget from the checkpoint" "$GPT" train --resume --out run_tbr_kept --quiet
+awk -F, 'NR > 1 { el = $8; lr = $5 } END { exit !(el >= 3 && el < 8 && lr < 1.5e-4) }' run_tbr_kept/metrics.csv ||
+    fail "resume without --time-budget: did not end near 3 s of training at min_lr: $(tail -n 1 run_tbr_kept/metrics.csv)"
 for bad in 10x 1m1h 0 -5 1h30 5s5s; do
     expect_error "--time-budget $bad" "--time-budget expects a duration above zero such as 90s, 10m, 1h30m or plain seconds, got '$bad'" \
         "$GPT" train --data small.txt --out run_bad_budget --time-budget "$bad" $TINY

@@ -260,6 +260,7 @@ static void fixture_init(Fixture *f, const char *text, GPTConfig cfg) {
     tc->optimizer = OPTIMIZER_MUON;
     tc->muon_lr = 0.04f;
     tc->muon_momentum = 0.85f;
+    tc->time_budget_s = 90.5f;
 
     TrainState *ts = &f->ts;
     ts->step = 17;
@@ -498,7 +499,7 @@ END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
     // The TCFG record spelled out field by field, as version 3 lays it out (version 1's rows,
-    // then dropout, then the optimizer's three): the rows of checkpoint/run_config.h must keep
+    // then dropout, then the optimizer's three and the time budget): the rows of checkpoint/run_config.h must keep
     // this order and these encodings, or older checkpoints would be read wrong.
     Fixture f;
     tiny_fixture(&f);
@@ -520,7 +521,7 @@ START_TEST(test_settings_record_keeps_its_byte_layout) {
     U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
     U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
     F32(0.125f);                                                     // dropout (version 2)
-    U32(OPTIMIZER_MUON), F32(0.04f), F32(0.85f);                     // optimizer .. muon_momentum (3)
+    U32(OPTIMIZER_MUON), F32(0.04f), F32(0.85f), F32(90.5f);         // optimizer .. time_budget_s (3)
 #undef U32
 #undef U64
 #undef F32
@@ -854,26 +855,31 @@ START_TEST(test_load_bad_training_settings_fail) {
     fix_crc(b, n);
     assert_run_fails(b, n, "lr = 0 (expected 1e-12 to 10)");
     put32(b + bs + 12, f32_bits(f.tc.lr));
-    // The tokenizer kind, 24 bytes from the end (bpe_vocab_size, dropout, optimizer, muon_lr
-    // and muon_momentum follow it).
-    put32(b + t + len - 24, 5);
+    // The tokenizer kind, 28 bytes from the end (bpe_vocab_size, dropout, optimizer, muon_lr,
+    // muon_momentum and time_budget_s follow it).
+    put32(b + t + len - 28, 5);
     fix_crc(b, n);
     assert_run_fails(b, n, "tokenizer kind 5");
-    put32(b + t + len - 24, TOKENIZER_BPE);
+    put32(b + t + len - 28, TOKENIZER_BPE);
     // dropout 1: nothing would be left of the network.
-    put32(b + t + len - 16, f32_bits(1.0f));
+    put32(b + t + len - 20, f32_bits(1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "dropout = 1 (expected 0 to 0.999999)");
-    put32(b + t + len - 16, f32_bits(f.tc.dropout));
+    put32(b + t + len - 20, f32_bits(f.tc.dropout));
     // An optimizer kind that is neither.
-    put32(b + t + len - 12, 2);
+    put32(b + t + len - 16, 2);
     fix_crc(b, n);
     assert_run_fails(b, n, "optimizer kind 2 (expected 0 adamw or 1 muon)");
-    put32(b + t + len - 12, OPTIMIZER_MUON);
-    // muon_momentum 1, the last field: the momentum would never forget.
-    put32(b + t + len - 4, f32_bits(1.0f));
+    put32(b + t + len - 16, OPTIMIZER_MUON);
+    // muon_momentum 1: the momentum would never forget.
+    put32(b + t + len - 8, f32_bits(1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "muon_momentum = 1 (expected 0 to 0.999999)");
+    put32(b + t + len - 8, f32_bits(f.tc.muon_momentum));
+    // A negative time budget, the last field.
+    put32(b + t + len - 4, f32_bits(-1.0f));
+    fix_crc(b, n);
+    assert_run_fails(b, n, "time_budget_s = -1 (expected 0 to 3.1536e+07)");
     free(b);
     fixture_free(&f);
 }

@@ -352,7 +352,7 @@ static void print_banner(Run *r, bool resumed) {
                   gpt_kernels_name(r->model.kernels), dtype_name(r->model.dtype),
                   r->model.dtype == DTYPE_BF16 ? " on " : "",
                   r->model.dtype == DTYPE_BF16 ? bf16_path_name(bf16_path()) : "");
-    double budget = r->opts->time_budget_s;
+    double budget = (double)r->tc->time_budget_s;
     if (budget > 0) {
         char total[32], left[32], cap[48] = "";
         format_duration(budget, total, sizeof total);
@@ -623,7 +623,7 @@ static bool train_step(Run *r, long s, const AdamWConfig *acfg, const MuonConfig
                     s + 1, loss, norm, bad ? bad : "none (the loss itself)", r->saved_step);
     }
     long decay_iters = tc->lr_decay_iters > 0 ? tc->lr_decay_iters : tc->iters;
-    double budget = r->opts->time_budget_s;
+    double budget = (double)r->tc->time_budget_s;
     float lr = budget > 0 ? budget_lr(tc, s, run_elapsed(r, run_start, elapsed_before), budget)
                           : lr_schedule(s, tc->lr, tc->min_lr, tc->warmup_iters, decay_iters);
     float clip = clip_factor(norm, tc->grad_clip);  // folded into the updates
@@ -663,7 +663,7 @@ static int loop(Run *r, bool resumed) {
         bool again = resumed && s == start;
         // The run ends at its last step, or at the first step that starts with the time
         // budget spent (then the final evaluation runs past the budget by its own length).
-        double budget = r->opts->time_budget_s;
+        double budget = (double)r->tc->time_budget_s;
         bool last = s >= tc->iters || (budget > 0 && run_elapsed(r, run_start, elapsed_before) >= budget);
         bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || last;
         if (eval_due && tc->eval_iters > 0 && !again && !evaluate(r, run_start, elapsed_before)) return -1;

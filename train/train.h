@@ -24,10 +24,9 @@ typedef struct {
     Dtype dtype;             // of the fast kernels' linear products (DTYPE_FP32 when zeroed)
     bool quiet;              // no progress lines (tests)
     long stop_after;         // > 0: stop (checkpointed, like an interrupt) after this step
-    double time_budget_s;    // > 0: the run ends once its elapsed training time (evaluations
-                             // included; a resumed run's earlier time counts) reaches this, and
-                             // the cosine decays over it (train.c: budget_lr). Not saved in the
-                             // checkpoint: a resumed run is given it again.
+    double time_budget_s;    // > 0: the --time-budget given now, in seconds; the run trains
+                             // for tc->time_budget_s (set from it by the command, kept by the
+                             // checkpoint; train.c: budget_lr)
 } TrainOptions;
 
 // Runs (or resumes) training. Returns the process's exit status: 0 when done (or stopped
