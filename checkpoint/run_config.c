@@ -160,8 +160,10 @@ void train_config_print(FILE *out, const TrainConfig *tc, const char *indent) {
         case TF_STR: fprintf(out, "%s\n", (const char *)p); break;
         case TF_MODEL: {
             const GPTConfig *c = p;
-            fprintf(out, "n_layer %d, n_head %d, n_embd %d, block_size %d, vocab_size %d\n", c->n_layer, c->n_head,
-                    c->n_embd, c->block_size, c->vocab_size);
+            char feats[256];
+            fprintf(out, "n_layer %d, n_head %d, n_embd %d, block_size %d, vocab_size %d, features %s\n", c->n_layer,
+                    c->n_head, c->n_embd, c->block_size, c->vocab_size,
+                    gpt_features_str(c->features, feats, sizeof feats));
             break;
         }
         case TF_I32: fprintf(out, "%d\n", *(const int *)p); break;

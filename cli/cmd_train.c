@@ -38,6 +38,10 @@ static const char usage[] =
     "                         model shape; a new optimizer state and schedule): fine-tuning\n"
     "model:\n"
     "  --n-layer N (4)  --n-head N (4)  --n-embd N (128)  --block-size N (64)\n"
+    "  --activation gelu|relu2  the MLP's activation: GELU (default) or relu(x)^2\n"
+    "  --untied-head            an LM head of its own (lm_head), not the token embedding wte\n"
+    "                           (the model's features are kept by --resume and come from the\n"
+    "                           checkpoint with --init-from)\n"
     "optimisation:\n"
     "  --batch-size N (12)      --iters N (2000)          --grad-accum N (1)\n"
     "  --lr X (1e-3)            --min-lr X (1e-4)         --warmup N (100)\n"
@@ -164,9 +168,9 @@ static TrainResume *resume_with_flags(TrainConfig *tc, TrainOptions *to, const G
         TrainConfig probe = saved;
         apply_flag(&probe, &ignored, given[i].id, given[i].value);
         if (!train_config_same_keeps(&probe, &saved))
-            cli_fail("--%s %s differs from the run being resumed; a resumed run keeps its model, tokenizer and batch "
+            cli_fail("--%s%s%s differs from the run being resumed; a resumed run keeps its model, tokenizer and batch "
                      "size",
-                     flag_name(given[i].id), given[i].value);
+                     flag_name(given[i].id), given[i].value ? " " : "", given[i].value ? given[i].value : "");
         apply_flag(&saved, to, given[i].id, given[i].value);
     }
     if (saved.min_lr > saved.lr) cli_fail("--min-lr %g is above --lr %g", saved.min_lr, saved.lr);
@@ -194,7 +198,19 @@ static Checkpoint *init_from_with_flags(const char *path, const TrainConfig *tc,
         else if (id == CLI_OPT_N_HEAD) what = "n_head", mine = tc->model.n_head, theirs = c->n_head;
         else if (id == CLI_OPT_N_EMBD) what = "n_embd", mine = tc->model.n_embd, theirs = c->n_embd;
         else if (id == CLI_OPT_BLOCK_SIZE) what = "block_size", mine = tc->model.block_size, theirs = c->block_size;
-        else if (is_field(id, offsetof(TrainConfig, tokenizer))) what = "tokenizer", mine = tc->tokenizer, theirs = kind;
+        else if (cli_feature_of_flag(id)) {
+            // A feature flag names one feature; the checkpoint's model has it or not.
+            uint32_t f = cli_feature_of_flag(id);
+            if ((tc->model.features & f) == (c->features & f)) continue;
+            char names[64];
+            const char *has = (c->features & f) ? "has" : "does not have";
+            gpt_features_str(f, names, sizeof names);
+            checkpoint_free(ck);
+            free(ck);
+            cli_fail("--%s%s%s conflicts with --init-from '%s', whose model %s %s (the model's features come from the "
+                     "checkpoint: leave the flag out)",
+                     flag_name(id), given[i].value ? " " : "", given[i].value ? given[i].value : "", path, has, names);
+        } else if (is_field(id, offsetof(TrainConfig, tokenizer))) what = "tokenizer", mine = tc->tokenizer, theirs = kind;
         else if (is_field(id, offsetof(TrainConfig, bpe_vocab_size)))
             what = "tokenizer", mine = tc->bpe_vocab_size, theirs = kind == TOKENIZER_BPE ? vocab : -1;
         else continue;

@@ -131,7 +131,7 @@ typedef struct {
     GEN_BUF(qkv, T * 3 * C)                                                                \
     GEN_BUF(atty, T * C)         /* heads side by side, before W_O */                      \
     GEN_BUF(fch, T * 4 * C)      /* W_fc output, before GELU */                            \
-    GEN_BUF(fch_gelu, T * 4 * C)                                                           \
+    GEN_BUF(fch_act, T * 4 * C)                                                           \
     GEN_BUF(scores, H * T)       /* one query's scores per head */
 
 #define GEN_FIELD(field, count) float *field;
@@ -305,8 +305,8 @@ static void forward_rows(Generator *g, int p0, int n) {
         attend(g, l, p0, n);
         linear(g->x, g->x, NULL, g->atty, lw->w_o, n, C, C);
         layernorm_rows(g, g->ln, g->x, lw->ln2_w, n);
-        linear(g->fch, NULL, g->fch_gelu, g->ln, lw->w_fc, n, C, 4 * C);
-        linear(g->x, g->x, NULL, g->fch_gelu, lw->w_proj, n, 4 * C, C);
+        linear(g->fch, NULL, g->fch_act, g->ln, lw->w_fc, n, C, 4 * C);
+        linear(g->x, g->x, NULL, g->fch_act, lw->w_proj, n, 4 * C, C);
     }
     // Only the last row's next-token distribution is wanted.
     layernorm_row(g->ln, g->x + (size_t)(n - 1) * C, w->lnf_w, C);

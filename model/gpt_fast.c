@@ -40,8 +40,8 @@ void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) 
         PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, att_drop, B, T, C, H));
         branch_forward(la->res1, x, la->atty, lw->w_o, o_drop, N, C, C);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
-        PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
-        branch_forward(la->res2, la->res1, la->fch_gelu, lw->w_proj, proj_drop, N, 4 * C, C);
+        PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch, la->fch_act, la->ln2, lw->w_fc, N, C, 4 * C));
+        branch_forward(la->res2, la->res1, la->fch_act, lw->w_proj, proj_drop, N, 4 * C, C);
         x = la->res2;
     }
     PROF(PROF_LAYERNORM, fast_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
@@ -86,7 +86,7 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         // branch's gradient (masked into dln, free until the W_fc product writes it) is the
         // product's dout.
         const float *dbranch = branch_grad(d->dln, d->dres, proj_drop, N, C);
-        PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj,
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, dbranch, la->fch_act, lw->w_proj,
                                                         la->fch, N, 4 * C, C));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));

@@ -1079,7 +1079,7 @@ START_TEST(test_info_describes_a_checkpoint) {
     // Every setting, by its name in TrainConfig.
     assert_has(r.out, "\nsettings:\n");
     assert_has(r.out, "  out_dir         runs/tiny\n");
-    assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5\n");
+    assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5, features none\n");
     assert_has(r.out, "  batch_size      3\n");
     assert_has(r.out, "  lr              0.0003\n");
     assert_has(r.out, "  lr_decay_iters  450\n");
