@@ -22,7 +22,9 @@
 
 // The version written. Version 2 (dropout) added a row to the TCFG record; its sections are
 // those of version 1, which is still read (checkpoint/run_config.h: TRAIN_CONFIG_ROWS_OF_VERSION).
-#define CHECKPOINT_VERSION 2
+// Version 3 added the model's features to the config (CONF, and the model in TCFG); versions
+// 1 and 2 read as features 0.
+#define CHECKPOINT_VERSION 3
 
 // The sections of a file (checkpoint.c documents their bytes).
 typedef enum {
@@ -80,9 +82,10 @@ void checkpoint_to_model(const Checkpoint *ck, GPT *m, int max_batch, int flags)
 bool checkpoint_has_magic(const char *path);
 
 // ---- for the codecs of the training records (train/train_state.c) ----
-// The model config as CONF stores it, 5 x i32 (the settings record holds one too).
+// The model config as CONF stores it, 5 x i32 and a u32 of features (the settings record
+// holds one too); put writes the current version's, get reads the given version's.
 void checkpoint_put_config(Buf *b, const GPTConfig *c);
-void checkpoint_get_config(ByteReader *r, GPTConfig *c);
+void checkpoint_get_config(ByteReader *r, int version, GPTConfig *c);
 // A record's reason for refusing a checkpoint, in the loader's words: "'name' is not a valid
 // checkpoint: its <section> <what>". Returns false.
 bool checkpoint_invalid(char *err, size_t errlen, const char *name, CheckpointSection sec, const char *fmt, ...)

@@ -137,7 +137,7 @@ bool train_config_decode(const unsigned char *data, size_t len, int version, con
         case TF_STR:
             if (!read_string(&r, f, p, name, err, errlen)) return false;
             break;
-        case TF_MODEL: checkpoint_get_config(&r, p); break;
+        case TF_MODEL: checkpoint_get_config(&r, version, p); break;
         case TF_I32: raw[i] = br_i32(&r); break;
         case TF_I64: raw[i] = br_i64(&r); break;
         case TF_F32: raw[i] = br_u32(&r); break;  // the bits

@@ -9,12 +9,13 @@
 // Each checkpoint version's TCFG record holds the first TRAIN_CONFIG_ROWS_OF_VERSION[v] rows;
 // the rows an older record lacks take their defaults when it is read (a version 1 checkpoint
 // resumes with dropout 0, as it was trained). A new row appends a count here.
-#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24}  // [version]: version 2 added dropout
+#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 24}  // [version]: version 2 added dropout, 3 no row
 
 // X(kind, name, default, flag, lo, hi, least, resume)
 //   kind     how it is held and stored (in the TCFG record, little-endian):
 //              STR        char[TRAIN_PATH_MAX]: u32 length, then that many bytes (no NUL)
-//              MODEL      GPTConfig: 5 x i32, as the CONF section
+//              MODEL      GPTConfig: 5 x i32 and u32 features, as the CONF section (no features
+//                         before version 3)
 //              I32, I64   int, long: i32, i64
 //              F32        float: f32
 //              U64        uint64_t: u64

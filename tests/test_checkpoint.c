@@ -479,7 +479,7 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
     // The sections in the documented order, their sizes as documented.
     uint64_t len;
     ck_assert_uint_eq(find_section(b, n, "CONF", &len), HEADER_BYTES);
-    ck_assert_uint_eq(len, 20);
+    ck_assert_uint_eq(len, 24);
     find_section(b, n, "PARM", &len);
     ck_assert_uint_eq(len, 8 + 4 * f.m.num_params);
     free(b);
@@ -494,8 +494,8 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
 END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
-    // The TCFG record spelled out field by field, as version 2 lays it out (version 1's rows,
-    // then dropout): the rows of checkpoint/run_config.h must keep this order and these encodings, or
+    // The TCFG record spelled out field by field, as version 3 lays it out (version 1's rows,
+    // then dropout; version 3 added the model's features): the rows of checkpoint/run_config.h must keep this order and these encodings, or
     // older checkpoints would be read wrong.
     Fixture f;
     tiny_fixture(&f);
@@ -511,7 +511,7 @@ START_TEST(test_settings_record_keeps_its_byte_layout) {
 #define STR(s) (U32(strlen(s)), memcpy(want + k, s, strlen(s)), k += strlen(s))
     STR("data/some text with spaces.txt");
     STR("runs/tiny");
-    U32(5), U32(4), U32(1), U32(2), U32(4);                         // model: V, T, L, H, C
+    U32(5), U32(4), U32(1), U32(2), U32(4), U32(0);                 // model: V, T, L, H, C, features
     U32(3), U64(500), F32(3e-4f), F32(3e-5f), U64(11), U64(450);     // batch_size .. lr_decay_iters
     F32(0.05f), F32(0.85f), F32(0.95f), F32(0.5f), U32(2);           // weight_decay .. grad_accum
     U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
@@ -584,7 +584,7 @@ START_TEST(test_load_newer_version_fails) {
     write_bytes(path, b, n);
     char expected[512], err[512] = "";
     snprintf(expected, sizeof expected,
-             "'%s' has checkpoint version 7; this gpt reads versions 1 to 2 (built from an older source?)", path);
+             "'%s' has checkpoint version 7; this gpt reads versions 1 to 3 (built from an older source?)", path);
     Checkpoint ck;
     ck_assert(!checkpoint_load(path, &ck, err, sizeof err));
     ck_assert_str_eq(err, expected);
@@ -652,8 +652,13 @@ START_TEST(test_load_every_bit_flip_fails) {
             Checkpoint ck;
             char err[512] = "";
             bool ok = checkpoint_load_from_memory(copy, n, "flip", &ck, err, sizeof err);
+            // A version flipped into another one this gpt reads gets as far as the checksum.
+            uint32_t version = get32(copy + 8);
+            bool readable_version = version >= 1 && version <= CHECKPOINT_VERSION;
             copy[at] = b[at];
-            const char *expect = at < 8 ? "bad magic" : at < HEADER_BYTES ? "checkpoint version" : "checksum mismatch";
+            const char *expect = at < 8                                    ? "bad magic"
+                                 : at < HEADER_BYTES && !readable_version ? "checkpoint version"
+                                                                          : "checksum mismatch";
             bool empty = ck_is_empty(&ck);
             if (ok) checkpoint_free(&ck);
             if (ok || !strstr(err, expect) || !empty) {
@@ -733,11 +738,15 @@ START_TEST(test_load_bad_config_fails) {
     assert_mem_fails(b, n, "out of range");
     put32(b + at + 8, 1);
     size_t m;
-    unsigned char *x = edit_bytes(b, n, at + 16, 4, NULL, 0, &m);  // CONF without n_embd
-    put64(x + at - 8, 16);
+    unsigned char *x = edit_bytes(b, n, at + 20, 4, NULL, 0, &m);  // CONF without its features
+    put64(x + at - 8, 20);
     fix_crc(x, m);
     assert_mem_fails(x, m, "its model config (CONF) section is too short");
     free(x);
+    // Feature bits this gpt does not run are refused by name (a reserved one) or number.
+    put32(b + at + 20, GPT_FEAT_ROPE | 1u << 9);
+    fix_crc(b, n);
+    assert_mem_fails(b, n, "its model config: this gpt does not run the model's features: rope bit 9 (it runs: ");
     free(b);
     fixture_free(&f);
 }
@@ -831,7 +840,7 @@ START_TEST(test_load_bad_training_settings_fail) {
     assert_run_fails(b, n, "NUL byte inside data_path");
     b[t + 4] = (unsigned char)f.tc.data_path[0];
     // batch_size 0: right after the two strings and the model config.
-    size_t bs = t + 4 + strlen(f.tc.data_path) + 4 + strlen(f.tc.out_dir) + 20;
+    size_t bs = t + 4 + strlen(f.tc.data_path) + 4 + strlen(f.tc.out_dir) + 24;
     put32(b + bs, 0);
     fix_crc(b, n);
     assert_run_fails(b, n, "batch_size = 0");
@@ -1067,7 +1076,7 @@ START_TEST(test_info_describes_a_checkpoint) {
     ck_assert_msg(r.status == 0, "%s", r.err);
     ck_assert_str_eq(r.err, "");
     assert_has(r.out, path);
-    assert_has(r.out, "version 2");
+    assert_has(r.out, "version 3");
     assert_has(r.out, "n_layer 1, n_head 2, n_embd 4, head size 2, block_size 4, vocab_size 5");
     assert_has(r.out, "char, 5 tokens");
     assert_has(r.out, "training state:  yes");
