@@ -12,7 +12,7 @@
 // kernels take the d-prefixed gradients first, each followed by the GradWrite that says how
 // it is written: GRAD_SET overwrites it, GRAD_ADD adds to what it holds (a gradient that
 // flows in from two places, the residual stream or the tied embedding, adds up). The one
-// kernel that cannot add says so (fast_matmul_backward_gelu's dpre).
+// kernel that cannot add says so (fast_matmul_backward_act's dpre).
 // No kernel allocates. Each output element is written by exactly one OpenMP thread in an
 // order fixed by the shapes, so results do not depend on the number of threads.
 #ifndef GPT_OPS_H
@@ -95,6 +95,18 @@ void fast_matmul_forward_gelu_deriv(float *deriv,         // (N,OC)
                                     const float *inp,     // (N,C)
                                     const float *weight,  // (OC,C)
                                     int N, int C, int OC);
+// The ReLU² twins of the two above: out = relu(pre)^2, and for training deriv =
+// relu2'(pre) = 2 relu(pre) in place of pre.
+void fast_matmul_forward_relu2(float *pre,           // (N,OC)
+                               float *out,           // (N,OC)
+                               const float *inp,     // (N,C)
+                               const float *weight,  // (OC,C)
+                               int N, int C, int OC);
+void fast_matmul_forward_relu2_deriv(float *deriv,         // (N,OC)
+                                     float *out,           // (N,OC)
+                                     const float *inp,     // (N,C)
+                                     const float *weight,  // (OC,C)
+                                     int N, int C, int OC);
 // dinp (+)= dout · weight;  dweight (+)= doutᵀ · inp.  Either output may be NULL to skip it.
 void fast_matmul_backward(float *dinp,          // (N,C)
                           GradWrite dinp_write,
@@ -104,18 +116,19 @@ void fast_matmul_backward(float *dinp,          // (N,C)
                           const float *inp,     // (N,C)
                           const float *weight,  // (OC,C)
                           int N, int C, int OC);
-// The backward of a layer whose input is gelu(pre), with the GELU's backward fused in:
-// dpre = (dout · weight) ⊙ deriv with deriv = gelu'(pre) from fast_matmul_forward_gelu_deriv
-// (one pass fewer, no exp), and dweight as above. dpre is always written afresh: the
-// factor applies to the whole product, so there is nothing to add it to.
-void fast_matmul_backward_gelu(float *dpre,          // (N,C)
-                               float *dweight,       // (OC,C)
-                               GradWrite dweight_write,
-                               const float *dout,    // (N,OC)
-                               const float *inp,     // (N,C)  gelu(pre)
-                               const float *weight,  // (OC,C)
-                               const float *deriv,   // (N,C)  gelu'(pre)
-                               int N, int C, int OC);
+// The backward of a layer whose input is act(pre), with the activation's backward fused in:
+// dpre = (dout · weight) ⊙ deriv with deriv = act'(pre) from fast_matmul_forward_gelu_deriv
+// or fast_matmul_forward_relu2_deriv (one pass fewer, no exp), and dweight as above. dpre is
+// always written afresh: the factor applies to the whole product, so there is nothing to add
+// it to.
+void fast_matmul_backward_act(float *dpre,          // (N,C)
+                              float *dweight,       // (OC,C)
+                              GradWrite dweight_write,
+                              const float *dout,    // (N,OC)
+                              const float *inp,     // (N,C)  act(pre)
+                              const float *weight,  // (OC,C)
+                              const float *deriv,   // (N,C)  act'(pre)
+                              int N, int C, int OC);
 
 // ---- dropout (inverted) ---------------------------------------------------------------
 // out(n,c) = inp(n,c) · f(n,c), f = drop's factor of row n, column c (0, or 1/(1-p) when

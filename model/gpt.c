@@ -23,6 +23,8 @@ const DropoutMask *gpt_dropout_mask(const GPTDropout *d, int layer, DropoutSite 
 // The network on the textbook layers. x is the residual stream: each block adds its
 // attention's output to it, then its MLP's. Dropout (a NULL mask when off: the identity)
 // follows the embedding and each branch's projection, and weighs the attention's values.
+// The features choose the MLP's activation (GELU, or ReLU² with relu2) and the LM head's
+// weight (wte, or lm_head when untied).
 static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, int T) {
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
@@ -30,6 +32,7 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
     Acts *a = &m->acts;
     DropoutMask mk[DROPOUT_N_SITES];
     const GPTDropout *d = &m->dropout;
+    bool relu2 = gpt_has(cfg, GPT_FEAT_RELU2);
     embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
     dropout_forward(a->encoded, a->encoded, gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]), N, C);
     const float *x = a->encoded;
@@ -47,14 +50,15 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
         residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
         layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
         matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
-        gelu_forward(la->fch_act, la->fch, (size_t)N * 4 * C);
+        if (relu2) relu2_forward(la->fch_act, la->fch, (size_t)N * 4 * C);
+        else gelu_forward(la->fch_act, la->fch, (size_t)N * 4 * C);
         matmul_forward(la->res2, la->fch_act, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
         dropout_forward(la->res2, la->res2, proj_drop, N, C);              // ... dropped out ...
         residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
         x = la->res2;
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C);
-    matmul_forward(a->logits, a->lnf, w->wte, N, C, V);
+    matmul_forward(a->logits, a->lnf, gpt_head_weight(w), N, C, V);
     if (targets) crossentropy_forward(a->losses, a->logits, targets, N, V);
 }
 
@@ -95,7 +99,7 @@ void gpt_zero_grad(GPT *m) {
 // The forward pass in reverse, on the textbook layers. dres carries the residual stream's
 // gradient down the blocks; every other scratch gradient is written afresh by its first
 // writer. Parameter gradients are written as gw says: each tensor's first writer of the
-// pass uses gw (for wte, the LM head, before the embedding adds its part).
+// pass uses gw (for a tied wte, the LM head, before the embedding adds its part).
 static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
@@ -105,8 +109,9 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
     const Weights *w = &m->w;
     Weights *g = &m->g;
 
+    bool relu2 = gpt_has(cfg, GPT_FEAT_RELU2), tied = !gpt_has(cfg, GPT_FEAT_UNTIED_HEAD);
     crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V);
-    matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V);
+    matmul_backward(d->dln, GRAD_SET, gpt_head_weight(g), gw, d->dlogits, a->lnf, gpt_head_weight(w), N, C, V);
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
     layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
     DropoutMask mk[DROPOUT_N_SITES];
@@ -123,11 +128,13 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
         // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm),
         // where the branch's dropout masks it.
         float *dbranch = d->dln;
-        // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1.
+        // res2 = res1 + drop(act(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1.
         residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
         dropout_backward(dbranch, GRAD_SET, dbranch, proj_drop, N, C);
         matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_act, lw->w_proj, N, 4 * C, C);
-        gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);  // in place: d fch_act -> d fch
+        // in place: d fch_act -> d fch
+        if (relu2) relu2_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);
+        else gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);
         matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
         layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd,
                            N, C);
@@ -140,10 +147,11 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
         layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
                            C);
     }
-    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient.
+    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient. A tied wte already holds
+    // the LM head's part, which the lookup's adds to; an untied one is written as gw says.
     const DropoutMask *emb_drop = gpt_dropout_mask(dr, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
     dropout_backward(d->dres, GRAD_SET, d->dres, emb_drop, N, C);
-    embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
+    embedding_backward(g->wte, tied ? GRAD_ADD : gw, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
 }
 
 void gpt_backward(GPT *m, float dloss, GradWrite gw) {

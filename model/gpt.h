@@ -37,7 +37,7 @@ typedef struct {
 #define GPT_FEAT_ENUM_(id, bit, name, what) GPT_FEAT_##id = 1u << (bit),
 enum { GPT_FEATURES(GPT_FEAT_ENUM_) };
 // The features this gpt runs; gpt_config_check refuses any other bit.
-#define GPT_FEATURES_SUPPORTED ((uint32_t)0)
+#define GPT_FEATURES_SUPPORTED ((uint32_t)(GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD))
 
 static inline bool gpt_has(const GPTConfig *c, uint32_t feature) { return (c->features & feature) != 0; }
 // The names of the bits set in features, in bit order and separated by spaces ("relu2

@@ -335,7 +335,7 @@ static void check_linear_backward_gelu(const Linear *l) {
     float *fdp = xalloc_floats(ni), *fdw = xalloc_floats(nw), *tda = xalloc_floats(ni), *tdp = xalloc_floats(ni);
     float *tdw = xalloc_floats(nw), *bda = xalloc_floats(ni), *bdw = xalloc_floats(nw), *aact = abs_copy(act, ni);
     fill_normal(fdp, ni, &r, 1);  // stale values: dpre is written afresh
-    fast_matmul_backward_gelu(fdp, fdw, GRAD_SET, l->dout, act, l->w, deriv, N, C, OC);
+    fast_matmul_backward_act(fdp, fdw, GRAD_SET, l->dout, act, l->w, deriv, N, C, OC);
     matmul_backward(tda, GRAD_SET, tdw, GRAD_SET, l->dout, act, l->w, N, C, OC);
     gelu_backward(tdp, GRAD_SET, pre, tda, ni);
     matmul_backward(bda, GRAD_SET, bdw, GRAD_SET, l->adout, aact, l->aw, N, C, OC);
