@@ -89,6 +89,10 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
         if (raw < f->least)
             return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %d (expected %ld or more)", f->name,
                                       (int)raw, f->least);
+        // A row without a flag of its own but with a range (a switch's 0 or 1) holds no more.
+        if (!f->flag && f->hi > f->lo && (raw < f->lo || raw > f->hi))
+            return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %d (expected %g to %g)", f->name,
+                                      (int)raw, f->lo, f->hi);
         *(int *)p = (int)raw;
         return true;
     case TF_I64:

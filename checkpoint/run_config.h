@@ -9,7 +9,7 @@
 // Each checkpoint version's TCFG record holds the first TRAIN_CONFIG_ROWS_OF_VERSION[v] rows;
 // the rows an older record lacks take their defaults when it is read (a version 1 checkpoint
 // resumes with dropout 0, as it was trained). A new row appends a count here.
-#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 24}  // [version]: version 2 added dropout, 3 no row
+#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 25}  // [version]: 2 added dropout, 3 zero_init_proj
 
 // X(kind, name, default, flag, lo, hi, least, resume)
 //   kind     how it is held and stored (in the TCFG record, little-endian):
@@ -24,7 +24,8 @@
 //   default  nanoGPT's shakespeare-char CPU run
 //   flag     its `gpt train` flag, without the dashes; NULL when another table owns the flag
 //            (the model's sizes and the batch size: cli/cli.h's model flags)
-//   lo, hi   what the flag accepts (I32, I64, F32); a checkpoint's F32 must lie there too
+//   lo, hi   what the flag accepts (I32, I64, F32); a checkpoint's F32 must lie there too, and
+//            so must the I32 of a row whose flag another table owns when hi > lo (a switch)
 //   least    the least value a checkpoint may hold (I32, I64): a run never has less, so a
 //            record that does is damaged. 0 where 0 means "off" or "the default".
 //   resume   KEEP: a resumed run keeps it (the model, the tokenizer and the batch shape are
@@ -72,7 +73,8 @@
     X(I32, threads, 0, "threads", 1, 4096, 0, FREE)                    /* 0: OpenMP's default */                       \
     X(TOKENIZER, tokenizer, TOKENIZER_CHAR, "tokenizer", 0, 0, 0, KEEP)                                                \
     X(I32, bpe_vocab_size, TOKENIZER_DEFAULT_BPE_VOCAB, "vocab-size", 256, TOKENIZER_MAX_VOCAB, 0, KEEP)            \
-    X(F32, dropout, 0.0f, "dropout", 0, TRAIN_DROPOUT_MAX, 0, FREE)    /* drop probability in training; 0: off */
+    X(F32, dropout, 0.0f, "dropout", 0, TRAIN_DROPOUT_MAX, 0, FREE)    /* drop probability in training; 0: off */   \
+    X(I32, zero_init_proj, 0, NULL, 0, 1, 0, KEEP) /* 1: w_o, w_proj started at zero (train's --zero-init-proj) */
 
 #define TRAIN_FIELD_STR(name) char name[TRAIN_PATH_MAX]
 #define TRAIN_FIELD_MODEL(name) GPTConfig name

@@ -42,6 +42,7 @@ static const char usage[] =
     "  --untied-head            an LM head of its own (lm_head), not the token embedding wte\n"
     "                           (the model's features are kept by --resume and come from the\n"
     "                           checkpoint with --init-from)\n"
+    "  --zero-init-proj         start every layer's output projections (w_o, w_proj) at zero\n"
     "optimisation:\n"
     "  --batch-size N (12)      --iters N (2000)          --grad-accum N (1)\n"
     "  --lr X (1e-3)            --min-lr X (1e-4)         --warmup N (100)\n"
@@ -77,7 +78,7 @@ static const char usage[] =
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
 enum {
     OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_INIT_FROM,
-    OPT_TIME_BUDGET, OPT_FIELD = 0x800
+    OPT_TIME_BUDGET, OPT_ZERO_INIT_PROJ, OPT_FIELD = 0x800
 };
 
 static const struct option own_opts[] = {
@@ -90,6 +91,7 @@ static const struct option own_opts[] = {
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
     {"init-from", required_argument, 0, OPT_INIT_FROM},
     {"time-budget", required_argument, 0, OPT_TIME_BUDGET},
+    {"zero-init-proj", no_argument, 0, OPT_ZERO_INIT_PROJ},
     {"help", no_argument, 0, 'h'},
     CLI_MODEL_OPTIONS
 };
@@ -269,6 +271,7 @@ int cmd_train(int argc, char **argv) {
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
         case OPT_INIT_FROM: init_from = optarg; break;
+        case OPT_ZERO_INIT_PROJ: tc.zero_init_proj = 1; break;
         case OPT_TIME_BUDGET:
             to.time_budget_s = parse_duration(optarg);
             if (!(to.time_budget_s > 0))
@@ -289,6 +292,9 @@ int cmd_train(int argc, char **argv) {
     }
     cli_no_extra_args("train", argc, argv, optind, 0);
     if (resume && to.force) cli_fail("--resume and --force contradict each other (continue the run, or start over?)");
+    if (tc.zero_init_proj && (resume || init_from))
+        cli_fail("--zero-init-proj sets how a new model's weights start; %s takes its weights from a checkpoint",
+                 resume ? "--resume" : "--init-from");
     if (resume && init_from)
         cli_fail("--resume and --init-from contradict each other (--resume continues the run in --out, --init-from "
                  "starts a new run from a checkpoint's weights)");

@@ -387,10 +387,12 @@ const char *gpt_features_str(uint32_t features, char *buf, size_t len) {
 size_t gpt_config_num_params(const GPTConfig *cfg) { return layout_params(cfg, NULL, NULL, NULL, NULL); }
 
 // ---- life cycle -----------------------------------------------------------------------
-static void init_weights(GPT *m, uint64_t seed) {
+static void init_weights(GPT *m, uint64_t seed, bool zero_proj) {
     // Every matrix and embedding N(0, 0.02); the two projections into the residual stream
-    // N(0, 0.02/sqrt(2L)) so the stream's variance does not grow with depth; LN gains 1.
-    // One RNG stream walks the table in order: same seed, same model, on every machine.
+    // N(0, 0.02/sqrt(2L)) so the stream's variance does not grow with depth, or zero with
+    // zero_proj; LN gains 1. One RNG stream walks the table in order: same seed, same model,
+    // on every machine. Zeroed projections still take their draws, so that every other
+    // tensor is the one the seed gives without zero_proj.
     Rng rng;
     rng_seed(&rng, seed);
     double proj_std = 0.02 / sqrt(2.0 * m->config.n_layer);
@@ -405,7 +407,10 @@ static void init_weights(GPT *m, uint64_t seed) {
         bool proj = (len >= 4 && strcmp(pi->name + len - 4, ".w_o") == 0) ||
                     (len >= 7 && strcmp(pi->name + len - 7, ".w_proj") == 0);
         double std = proj ? proj_std : 0.02;
-        for (size_t k = 0; k < pi->numel; k++) p[k] = (float)(rng_normal(&rng) * std);
+        for (size_t k = 0; k < pi->numel; k++) {
+            float v = (float)(rng_normal(&rng) * std);
+            p[k] = proj && zero_proj ? 0.0f : v;
+        }
     }
 }
 
@@ -436,7 +441,7 @@ void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int fl
     m->num_params = layout_params(cfg, m->param_table, NULL, NULL, NULL);
     m->params = xalloc_floats(m->num_params);
     layout_params(cfg, NULL, &m->w, m->params, NULL);
-    if (flags & GPT_INIT_WEIGHTS) init_weights(m, seed);
+    if (flags & GPT_INIT_WEIGHTS) init_weights(m, seed, flags & GPT_INIT_ZERO_PROJ);
 
     if (flags & GPT_TRAINING) {
         m->g.layers = xcalloc((size_t)L, sizeof(LayerWeights));

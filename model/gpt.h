@@ -221,6 +221,9 @@ typedef struct {
 enum {
     GPT_INIT_WEIGHTS = 1,  // draw the initial weights from the seed (else leave zeros)
     GPT_TRAINING = 2,      // allocate gradients and activation gradients
+    GPT_INIT_ZERO_PROJ = 4,// with GPT_INIT_WEIGHTS: every layer's w_o and w_proj start at zero
+                           // (modded-nanogpt), so each block starts as the identity on the
+                           // residual stream; an initialisation, not a property of the model
 };
 
 // cfg must pass gpt_config_check (an assert). max_batch 0 allocates no activations.

@@ -257,6 +257,7 @@ static void fixture_init(Fixture *f, const char *text, GPTConfig cfg) {
     tc->tokenizer = TOKENIZER_BPE;
     tc->bpe_vocab_size = 777;
     tc->dropout = 0.125f;
+    tc->zero_init_proj = 1;
 
     TrainState *ts = &f->ts;
     ts->step = 17;
@@ -495,7 +496,7 @@ END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
     // The TCFG record spelled out field by field, as version 3 lays it out (version 1's rows,
-    // then dropout; version 3 added the model's features): the rows of checkpoint/run_config.h must keep this order and these encodings, or
+    // then dropout; version 3 added the model's features and zero_init_proj): the rows of checkpoint/run_config.h must keep this order and these encodings, or
     // older checkpoints would be read wrong.
     Fixture f;
     tiny_fixture(&f);
@@ -517,6 +518,7 @@ START_TEST(test_settings_record_keeps_its_byte_layout) {
     U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
     U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
     F32(0.125f);                                                     // dropout (version 2)
+    U32(1);                                                          // zero_init_proj (version 3)
 #undef U32
 #undef U64
 #undef F32
@@ -854,15 +856,21 @@ START_TEST(test_load_bad_training_settings_fail) {
     fix_crc(b, n);
     assert_run_fails(b, n, "lr = 0 (expected 1e-12 to 10)");
     put32(b + bs + 12, f32_bits(f.tc.lr));
-    // The tokenizer kind, 12 bytes from the end (bpe_vocab_size and dropout follow it).
-    put32(b + t + len - 12, 5);
+    // The tokenizer kind, 16 bytes from the end (bpe_vocab_size, dropout and zero_init_proj
+    // follow it).
+    put32(b + t + len - 16, 5);
     fix_crc(b, n);
     assert_run_fails(b, n, "tokenizer kind 5");
-    put32(b + t + len - 12, TOKENIZER_BPE);
-    // dropout 1, the last field: nothing would be left of the network.
-    put32(b + t + len - 4, f32_bits(1.0f));
+    put32(b + t + len - 16, TOKENIZER_BPE);
+    // dropout 1: nothing would be left of the network.
+    put32(b + t + len - 8, f32_bits(1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "dropout = 1 (expected 0 to 0.999999)");
+    put32(b + t + len - 8, f32_bits(0.0f));
+    // zero_init_proj 2, the last field: it is 0 or 1.
+    put32(b + t + len - 4, 2);
+    fix_crc(b, n);
+    assert_run_fails(b, n, "zero_init_proj = 2 (expected 0 to 1)");
     free(b);
     fixture_free(&f);
 }
@@ -1090,6 +1098,7 @@ START_TEST(test_info_describes_a_checkpoint) {
     assert_has(r.out, "  out_dir         runs/tiny\n");
     assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5, features none\n");
     assert_has(r.out, "  batch_size      3\n");
+    assert_has(r.out, "  zero_init_proj  1\n");
     assert_has(r.out, "  lr              0.0003\n");
     assert_has(r.out, "  lr_decay_iters  450\n");
     assert_has(r.out, "  weight_decay    0.05\n");

@@ -459,7 +459,8 @@ static bool setup_fresh(Run *r) {
     bool ok = gpt_config_check(&tc->model, r->err, r->errlen) && load_tokens(r, &dt, true);
     data_text_close(&dt);
     if (!ok) return false;
-    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed,
+             GPT_INIT_WEIGHTS | GPT_TRAINING | (tc->zero_init_proj ? GPT_INIT_ZERO_PROJ : 0));
     start_state(r);
     return true;
 }
