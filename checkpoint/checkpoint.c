@@ -11,7 +11,8 @@
 //
 // A tag is four ASCII letters read as a u32 (so a hex dump shows "CONF", "TOKN", ...):
 //
-//   CONF  the model: 5 x i32 vocab_size, block_size, n_layer, n_head, n_embd      (20 bytes)
+//   CONF  the model: 5 x i32 vocab_size, block_size, n_layer, n_head, n_embd, then u32
+//         features (GPT_FEAT_* bits; versions 1 and 2 end before it: features 0) (24 bytes)
 //   TOKN  the tokenizer image of tokenizer_serialize (it checks itself on the way back)
 //   PARM  u64 count, then count x f32: the parameter block in param_table order; count is
 //         gpt_config_num_params(CONF)                                    (8 + 4 count bytes)
@@ -35,7 +36,7 @@
 //   - unknown tags are rejected, not skipped: every section is listed above, so a
 //     new kind of section comes with a new version, and an older gpt then says so instead
 //     of quietly dropping what it cannot read.
-//   - CONF passes gpt_config_check; TOKN deserializes and has CONF's vocab_size; counts match
+//   - CONF passes gpt_config_check (which names any feature bit this gpt does not run); TOKN deserializes and has CONF's vocab_size; counts match
 //     the config; every float is finite (a checkpoint never holds NaN or Inf); v >= 0 (it is
 //     a mean of squares).
 //   - TCFG and TSTA are carried as bytes; their decoder (train_state_decode) applies the same
@@ -83,14 +84,16 @@ void checkpoint_put_config(Buf *b, const GPTConfig *c) {
     buf_i32(b, c->n_layer);
     buf_i32(b, c->n_head);
     buf_i32(b, c->n_embd);
+    buf_u32(b, c->features);
 }
 
-void checkpoint_get_config(ByteReader *r, GPTConfig *c) {
+void checkpoint_get_config(ByteReader *r, int version, GPTConfig *c) {
     c->vocab_size = br_i32(r);
     c->block_size = br_i32(r);
     c->n_layer = br_i32(r);
     c->n_head = br_i32(r);
     c->n_embd = br_i32(r);
+    c->features = version >= 3 ? br_u32(r) : 0;  // before version 3 every model was the plain GPT
 }
 
 // ---- saving ---------------------------------------------------------------------------------
@@ -241,8 +244,8 @@ static bool section_done(const LoadCtx *c, CheckpointSection sec, const ByteRead
     return checkpoint_record_done(r, c->name, sec, c->err, c->errlen);
 }
 
-static bool parse_config(const LoadCtx *c, ByteReader *r, GPTConfig *cfg) {
-    checkpoint_get_config(r, cfg);
+static bool parse_config(const LoadCtx *c, ByteReader *r, int version, GPTConfig *cfg) {
+    checkpoint_get_config(r, version, cfg);
     if (!section_done(c, CKPT_CONF, r)) return false;
     char why[256];
     if (!gpt_config_check(cfg, why, sizeof why)) return fail(c, "is not a valid checkpoint: its model config: %s", why);
@@ -339,13 +342,13 @@ static bool parse_training(const LoadCtx *c, ByteReader sec[CKPT_N_SECTIONS], si
            section_done(c, CKPT_ADAM, a);
 }
 
-static bool parse_sections(const LoadCtx *c, const unsigned char *data, size_t len, Checkpoint *ck) {
+static bool parse_sections(const LoadCtx *c, const unsigned char *data, size_t len, int version, Checkpoint *ck) {
     ByteReader sec[CKPT_N_SECTIONS];
     bool have[CKPT_N_SECTIONS] = {false};
     if (!find_sections(c, data, len, sec, have)) return false;
 
     // Each section, in the order their checks depend on one another.
-    if (!parse_config(c, &sec[CKPT_CONF], &ck->config)) return false;
+    if (!parse_config(c, &sec[CKPT_CONF], version, &ck->config)) return false;
 
     char why[256];
     ByteReader *t = &sec[CKPT_TOKN];
@@ -396,7 +399,7 @@ bool checkpoint_load_from_memory(const unsigned char *data, size_t len, const ch
     if (version < 1) return fail(&c, "has checkpoint version %u, which no gpt writes (damaged file?)", version);
     if (get_u32(data + len - CKPT_TRAILER_BYTES) != crc32c(0, data, len - CKPT_TRAILER_BYTES))
         return fail(&c, "is corrupt: checksum mismatch (truncated or damaged file)");
-    if (!parse_sections(&c, data, len, ck)) {
+    if (!parse_sections(&c, data, len, (int)version, ck)) {
         checkpoint_free(ck);
         return false;
     }

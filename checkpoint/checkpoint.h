@@ -20,10 +20,11 @@
 #include "model/gpt.h"
 #include "tokenizer/tokenizer.h"
 
-// The version written. Version 2 (dropout) added a row to the TCFG record, version 3 (the
-// optimizer: --optimizer, --muon-lr, --muon-momentum) three more; their sections are those of
-// version 1, and every older version is still read (checkpoint/run_config.h:
-// TRAIN_CONFIG_ROWS_OF_VERSION).
+// The version written. Version 2 (dropout) added a row to the TCFG record. Version 3 added
+// the model's features to the config (CONF, and the model in TCFG; older versions read as
+// features 0) and five TCFG rows: the optimizer's three (--optimizer, --muon-lr,
+// --muon-momentum), the time budget and zero_init_proj. Every older version is still read
+// (checkpoint/run_config.h: TRAIN_CONFIG_ROWS_OF_VERSION).
 #define CHECKPOINT_VERSION 3
 
 // The sections of a file (checkpoint.c documents their bytes).
@@ -82,9 +83,10 @@ void checkpoint_to_model(const Checkpoint *ck, GPT *m, int max_batch, int flags)
 bool checkpoint_has_magic(const char *path);
 
 // ---- for the codecs of the training records (train/train_state.c) ----
-// The model config as CONF stores it, 5 x i32 (the settings record holds one too).
+// The model config as CONF stores it, 5 x i32 and a u32 of features (the settings record
+// holds one too); put writes the current version's, get reads the given version's.
 void checkpoint_put_config(Buf *b, const GPTConfig *c);
-void checkpoint_get_config(ByteReader *r, GPTConfig *c);
+void checkpoint_get_config(ByteReader *r, int version, GPTConfig *c);
 // A record's reason for refusing a checkpoint, in the loader's words: "'name' is not a valid
 // checkpoint: its <section> <what>". Returns false.
 bool checkpoint_invalid(char *err, size_t errlen, const char *name, CheckpointSection sec, const char *fmt, ...)

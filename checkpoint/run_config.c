@@ -93,6 +93,10 @@ static bool store_checked(const TrainField *f, int64_t raw, void *p, const char 
         if (raw < f->least)
             return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %d (expected %ld or more)", f->name,
                                       (int)raw, f->least);
+        // A row without a flag of its own but with a range (a switch's 0 or 1) holds no more.
+        if (!f->flag && f->hi > f->lo && (raw < f->lo || raw > f->hi))
+            return checkpoint_invalid(err, errlen, name, CKPT_TCFG, "has %s = %d (expected %g to %g)", f->name,
+                                      (int)raw, f->lo, f->hi);
         *(int *)p = (int)raw;
         return true;
     case TF_I64:
@@ -148,7 +152,7 @@ bool train_config_decode(const unsigned char *data, size_t len, int version, con
         case TF_STR:
             if (!read_string(&r, f, p, name, err, errlen)) return false;
             break;
-        case TF_MODEL: checkpoint_get_config(&r, p); break;
+        case TF_MODEL: checkpoint_get_config(&r, version, p); break;
         case TF_I32: raw[i] = br_i32(&r); break;
         case TF_I64: raw[i] = br_i64(&r); break;
         case TF_F32: raw[i] = br_u32(&r); break;  // the bits
@@ -172,8 +176,10 @@ void train_config_print(FILE *out, const TrainConfig *tc, const char *indent) {
         case TF_STR: fprintf(out, "%s\n", (const char *)p); break;
         case TF_MODEL: {
             const GPTConfig *c = p;
-            fprintf(out, "n_layer %d, n_head %d, n_embd %d, block_size %d, vocab_size %d\n", c->n_layer, c->n_head,
-                    c->n_embd, c->block_size, c->vocab_size);
+            char feats[256];
+            fprintf(out, "n_layer %d, n_head %d, n_embd %d, block_size %d, vocab_size %d, features %s\n", c->n_layer,
+                    c->n_head, c->n_embd, c->block_size, c->vocab_size,
+                    gpt_features_str(c->features, feats, sizeof feats));
             break;
         }
         case TF_I32: fprintf(out, "%d\n", *(const int *)p); break;

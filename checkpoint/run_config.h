@@ -9,12 +9,13 @@
 // Each checkpoint version's TCFG record holds the first TRAIN_CONFIG_ROWS_OF_VERSION[v] rows;
 // the rows an older record lacks take their defaults when it is read (a version 1 checkpoint
 // resumes with dropout 0, as it was trained). A new row appends a count here.
-#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 28}  // [version]: 2 added dropout, 3 the optimizer's rows and the time budget
+#define TRAIN_CONFIG_ROWS_OF_VERSION {0, 23, 24, 29}  // [version]: 2 added dropout, 3 the optimizer's rows, the time budget and zero_init_proj
 
 // X(kind, name, default, flag, lo, hi, least, resume)
 //   kind     how it is held and stored (in the TCFG record, little-endian):
 //              STR        char[TRAIN_PATH_MAX]: u32 length, then that many bytes (no NUL)
-//              MODEL      GPTConfig: 5 x i32, as the CONF section
+//              MODEL      GPTConfig: 5 x i32 and u32 features, as the CONF section (no features
+//                         before version 3)
 //              I32, I64   int, long: i32, i64
 //              F32        float: f32
 //              U64        uint64_t: u64
@@ -24,7 +25,8 @@
 //   default  nanoGPT's shakespeare-char CPU run
 //   flag     its `gpt train` flag, without the dashes; NULL when another table owns the flag
 //            (the model's sizes and the batch size: cli/cli.h's model flags)
-//   lo, hi   what the flag accepts (I32, I64, F32); a checkpoint's F32 must lie there too
+//   lo, hi   what the flag accepts (I32, I64, F32); a checkpoint's F32 must lie there too, and
+//            so must the I32 of a row whose flag another table owns when hi > lo (a switch)
 //   least    the least value a checkpoint may hold (I32, I64): a run never has less, so a
 //            record that does is damaged. 0 where 0 means "off" or "the default".
 //   resume   KEEP: a resumed run keeps it (the model, the tokenizer, the batch shape and the
@@ -84,7 +86,8 @@ const char *optimizer_kind_name(OptimizerKind k);  // "adamw", "muon"
     X(OPTIMIZER, optimizer, OPTIMIZER_ADAMW, "optimizer", 0, 0, 0, KEEP) /* of the hidden matrices */                \
     X(F32, muon_lr, 0.02f, "muon-lr", 1e-12, 10, 0, FREE)              /* Muon's peak rate, on the schedule */       \
     X(F32, muon_momentum, 0.95f, "muon-momentum", 0, TRAIN_MOMENTUM_MAX, 0, FREE) /* Muon's mu */             \
-    X(F32, time_budget_s, 0.0f, NULL, 0, TRAIN_BUDGET_MAX_S, 0, FREE) /* --time-budget in seconds; 0: none */
+    X(F32, time_budget_s, 0.0f, NULL, 0, TRAIN_BUDGET_MAX_S, 0, FREE) /* --time-budget in seconds; 0: none */             \
+    X(I32, zero_init_proj, 0, NULL, 0, 1, 0, KEEP) /* 1: w_o, w_proj started at zero (train's --zero-init-proj) */
 
 #define TRAIN_FIELD_STR(name) char name[TRAIN_PATH_MAX]
 #define TRAIN_FIELD_MODEL(name) GPTConfig name

@@ -101,7 +101,28 @@ static const struct {
 #undef ROW
 };
 
+uint32_t cli_feature_of_flag(int id) {
+    switch (id) {
+    case CLI_OPT_ACTIVATION: return GPT_FEAT_RELU2;
+#define SWITCH(id, flag, bit) \
+    case CLI_OPT_##id: return bit;
+        CLI_FEATURE_SWITCHES(SWITCH)
+#undef SWITCH
+    default: return 0;
+    }
+}
+
 bool cli_model_flag(int id, const char *value, GPTConfig *cfg, int *batch_size) {
+    if (id == CLI_OPT_ACTIVATION) {
+        if (strcmp(value, "gelu") == 0) cfg->features &= ~(uint32_t)GPT_FEAT_RELU2;
+        else if (strcmp(value, "relu2") == 0) cfg->features |= GPT_FEAT_RELU2;
+        else cli_fail("--activation expects gelu or relu2, got '%s'", value);
+        return true;
+    }
+    if (cli_feature_of_flag(id)) {
+        cfg->features |= cli_feature_of_flag(id);
+        return true;
+    }
     for (size_t i = 0; i < sizeof model_flags / sizeof model_flags[0]; i++) {
         if (model_flags[i].id != id) continue;
         int v = (int)cli_long(model_flags[i].flag, value, model_flags[i].lo, model_flags[i].hi);

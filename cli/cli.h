@@ -70,14 +70,31 @@ int *cli_read_prompt(const Tokenizer *tok, const char *prompt, const char *promp
     X(BATCH_SIZE, "batch-size", 1, 1 << 16)
 #define CLI_VOCAB_FLAG(X) X(VOCAB_SIZE, "vocab-size", 1, 1 << 20)
 
-#define CLI_OPT_ID(id, flag, lo, hi) CLI_OPT_##id,
-enum { CLI_OPT_MODEL_FIRST = 0x400, CLI_MODEL_FLAGS(CLI_OPT_ID) CLI_VOCAB_FLAG(CLI_OPT_ID) };
+// The model's features (model/gpt.h's GPT_FEATURES) are flags of the same table:
+// --activation gelu|relu2 chooses the MLP's activation, and each switch of
+// CLI_FEATURE_SWITCHES, X(id, flag, feature bit), takes no value and turns its feature on.
+#define CLI_FEATURE_SWITCHES(X) X(UNTIED_HEAD, "untied-head", GPT_FEAT_UNTIED_HEAD)
+
+#define CLI_OPT_ID(id, ...) CLI_OPT_##id,
+enum {
+    CLI_OPT_MODEL_FIRST = 0x400,
+    CLI_MODEL_FLAGS(CLI_OPT_ID) CLI_VOCAB_FLAG(CLI_OPT_ID) CLI_OPT_ACTIVATION,
+    CLI_FEATURE_SWITCHES(CLI_OPT_ID)
+};
 #define CLI_OPTION_ROW(id, flag, lo, hi) {flag, required_argument, 0, CLI_OPT_##id},
-#define CLI_MODEL_OPTIONS CLI_MODEL_FLAGS(CLI_OPTION_ROW)
+#define CLI_SWITCH_ROW(id, flag, bit) {flag, no_argument, 0, CLI_OPT_##id},
+#define CLI_MODEL_OPTIONS                                              \
+    CLI_MODEL_FLAGS(CLI_OPTION_ROW)                                    \
+    {"activation", required_argument, 0, CLI_OPT_ACTIVATION},          \
+    CLI_FEATURE_SWITCHES(CLI_SWITCH_ROW)
 #define CLI_VOCAB_OPTION CLI_VOCAB_FLAG(CLI_OPTION_ROW)
 
-// Sets what a model flag sets (a field of cfg, or *batch_size), its value checked against
-// the table. False when id is not a model flag.
+// Sets what a model flag sets (a field of cfg, a feature bit of cfg->features, or
+// *batch_size), its value checked against the table. False when id is not a model flag.
+// value is NULL for a switch.
 bool cli_model_flag(int id, const char *value, GPTConfig *cfg, int *batch_size);
+
+// The feature a feature flag (--activation or a switch) decides, 0 for any other id.
+uint32_t cli_feature_of_flag(int id);
 
 #endif

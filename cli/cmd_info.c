@@ -72,6 +72,8 @@ int cmd_info(int argc, char **argv) {
     printf("format:          gpt checkpoint version %d, checksum ok\n", ck.version);
     printf("model:           n_layer %d, n_head %d, n_embd %d, head size %d, block_size %d, vocab_size %d\n",
            cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->n_embd / cfg->n_head, cfg->block_size, cfg->vocab_size);
+    char feats[256];
+    printf("features:        %s\n", gpt_features_str(cfg->features, feats, sizeof feats));
     printf("tokenizer:       %s, %d tokens\n", tokenizer_kind_name(tokenizer_kind(ck.tok)),
            tokenizer_vocab_size(ck.tok));
     if (ck.has_training) print_training(&ck, &tc, &ts);

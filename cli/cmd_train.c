@@ -38,6 +38,11 @@ static const char usage[] =
     "                         model shape; a new optimizer state and schedule): fine-tuning\n"
     "model:\n"
     "  --n-layer N (4)  --n-head N (4)  --n-embd N (128)  --block-size N (64)\n"
+    "  --activation gelu|relu2  the MLP's activation: GELU (default) or relu(x)^2\n"
+    "  --untied-head            an LM head of its own (lm_head), not the token embedding wte\n"
+    "                           (the model's features are kept by --resume and come from the\n"
+    "                           checkpoint with --init-from)\n"
+    "  --zero-init-proj         start every layer's output projections (w_o, w_proj) at zero\n"
     "optimisation:\n"
     "  --batch-size N (12)      --iters N (2000)          --grad-accum N (1)\n"
     "  --lr X (1e-3)            --min-lr X (1e-4)         --warmup N (100)\n"
@@ -80,7 +85,7 @@ static const char usage[] =
 // OPT_FIELD + the row) and the model's from cli/cli.h's.
 enum {
     OPT_RESUME = 256, OPT_FORCE, OPT_QUIET, OPT_TRACE, OPT_KERNELS, OPT_DTYPE, OPT_STOP_AFTER, OPT_INIT_FROM,
-    OPT_TIME_BUDGET, OPT_FIELD = 0x800
+    OPT_TIME_BUDGET, OPT_ZERO_INIT_PROJ, OPT_FIELD = 0x800
 };
 
 static const struct option own_opts[] = {
@@ -93,6 +98,7 @@ static const struct option own_opts[] = {
     {"stop-after", required_argument, 0, OPT_STOP_AFTER},
     {"init-from", required_argument, 0, OPT_INIT_FROM},
     {"time-budget", required_argument, 0, OPT_TIME_BUDGET},
+    {"zero-init-proj", no_argument, 0, OPT_ZERO_INIT_PROJ},
     {"help", no_argument, 0, 'h'},
     CLI_MODEL_OPTIONS
 };
@@ -176,9 +182,9 @@ static TrainResume *resume_with_flags(TrainConfig *tc, TrainOptions *to, const G
         TrainConfig probe = saved;
         apply_flag(&probe, &ignored, given[i].id, given[i].value);
         if (!train_config_same_keeps(&probe, &saved))
-            cli_fail("--%s %s differs from the run being resumed; a resumed run keeps its model, tokenizer, batch "
+            cli_fail("--%s%s%s differs from the run being resumed; a resumed run keeps its model, tokenizer, batch "
                      "size and optimizer",
-                     flag_name(given[i].id), given[i].value);
+                     flag_name(given[i].id), given[i].value ? " " : "", given[i].value ? given[i].value : "");
         apply_flag(&saved, to, given[i].id, given[i].value);
     }
     if (saved.min_lr > saved.lr) cli_fail("--min-lr %g is above --lr %g", saved.min_lr, saved.lr);
@@ -206,7 +212,19 @@ static Checkpoint *init_from_with_flags(const char *path, const TrainConfig *tc,
         else if (id == CLI_OPT_N_HEAD) what = "n_head", mine = tc->model.n_head, theirs = c->n_head;
         else if (id == CLI_OPT_N_EMBD) what = "n_embd", mine = tc->model.n_embd, theirs = c->n_embd;
         else if (id == CLI_OPT_BLOCK_SIZE) what = "block_size", mine = tc->model.block_size, theirs = c->block_size;
-        else if (is_field(id, offsetof(TrainConfig, tokenizer))) what = "tokenizer", mine = tc->tokenizer, theirs = kind;
+        else if (cli_feature_of_flag(id)) {
+            // A feature flag names one feature; the checkpoint's model has it or not.
+            uint32_t f = cli_feature_of_flag(id);
+            if ((tc->model.features & f) == (c->features & f)) continue;
+            char names[64];
+            const char *has = (c->features & f) ? "has" : "does not have";
+            gpt_features_str(f, names, sizeof names);
+            checkpoint_free(ck);
+            free(ck);
+            cli_fail("--%s%s%s conflicts with --init-from '%s', whose model %s %s (the model's features come from the "
+                     "checkpoint: leave the flag out)",
+                     flag_name(id), given[i].value ? " " : "", given[i].value ? given[i].value : "", path, has, names);
+        } else if (is_field(id, offsetof(TrainConfig, tokenizer))) what = "tokenizer", mine = tc->tokenizer, theirs = kind;
         else if (is_field(id, offsetof(TrainConfig, bpe_vocab_size)))
             what = "tokenizer", mine = tc->bpe_vocab_size, theirs = kind == TOKENIZER_BPE ? vocab : -1;
         else continue;
@@ -265,6 +283,7 @@ int cmd_train(int argc, char **argv) {
         case OPT_QUIET: to.quiet = true; break;
         case OPT_TRACE: to.trace_shapes = true; break;
         case OPT_INIT_FROM: init_from = optarg; break;
+        case OPT_ZERO_INIT_PROJ: tc.zero_init_proj = 1; break;
         case OPT_TIME_BUDGET:
             to.time_budget_s = parse_duration(optarg);
             if (!(to.time_budget_s > 0))
@@ -286,6 +305,9 @@ int cmd_train(int argc, char **argv) {
     }
     cli_no_extra_args("train", argc, argv, optind, 0);
     if (resume && to.force) cli_fail("--resume and --force contradict each other (continue the run, or start over?)");
+    if (tc.zero_init_proj && (resume || init_from))
+        cli_fail("--zero-init-proj sets how a new model's weights start; %s takes its weights from a checkpoint",
+                 resume ? "--resume" : "--init-from");
     if (resume && init_from)
         cli_fail("--resume and --init-from contradict each other (--resume continues the run in --out, --init-from "
                  "starts a new run from a checkpoint's weights)");

@@ -131,3 +131,12 @@ const float *export_param(const GPT *m, const char *name, size_t numel) {
     (void)numel;
     return m->params + p->offset;
 }
+
+bool export_check_features(const GPT *m, const char *what, char *err, size_t errlen) {
+    uint32_t cannot = m->config.features & ~EXPORT_FEATURES;
+    if (!cannot) return true;
+    char names[256];
+    set_error(err, errlen, "%s cannot express the model's %s (it has GELU, learned positions and plain attention only)",
+              what, gpt_features_str(cannot, names, sizeof names));
+    return false;
+}

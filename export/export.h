@@ -22,6 +22,14 @@ typedef enum {
 // ours: a missing name or another size is a bug, asserted).
 const float *export_param(const GPT *m, const char *name, size_t numel);
 
+// The model features the exported formats express: GGUF's gpt2 architecture and
+// safetensors' GPT2LMHeadModel both take an untied head (output.weight, lm_head.weight).
+// Neither has an activation but GELU, nor rotary embeddings or QK-norm.
+#define EXPORT_FEATURES ((uint32_t)GPT_FEAT_UNTIED_HEAD)
+// True when m's features are all in EXPORT_FEATURES, else false with a reason that names
+// the others and the format (what: "GGUF's gpt2 architecture", ...).
+bool export_check_features(const GPT *m, const char *what, char *err, size_t errlen);
+
 // "f32", "f16", "q8_0"; and back (false for anything else).
 const char *export_type_name(ExportType t);
 bool export_type_parse(const char *s, ExportType *t);

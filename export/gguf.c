@@ -321,6 +321,9 @@ static int build_tensors(const GPT *m, ExportType type, Tensor *t) {
     }
     add_part(add_tensor(t, &n, "output_norm.weight", C, 0, type), export_param(m, "lnf_w", C), C);
     add_tensor(t, &n, "output_norm.bias", C, 0, type);
+    // An untied head is llama.cpp's optional output tensor (absent, it reuses token_embd).
+    if (gpt_param(m, "lm_head"))
+        add_part(add_tensor(t, &n, "output.weight", C, V, type), export_param(m, "lm_head", V * C), V * C);
     return n;
 }
 
@@ -363,13 +366,14 @@ bool gguf_export(const char *path, const GPT *m, const Tokenizer *tok, ExportTyp
                   tokenizer_vocab_size(tok), m->config.vocab_size);
         return false;
     }
+    if (!export_check_features(m, "GGUF's gpt2 architecture", err, errlen)) return false;
     Strings tokens = {0}, merges = {0};
     if (!vocab_strings(tok, &tokens, &merges, err, errlen)) {
         strings_free(&tokens);
         strings_free(&merges);
         return false;
     }
-    Tensor *t = xmalloc((4 + 12 * (size_t)m->config.n_layer) * sizeof *t);
+    Tensor *t = xmalloc((5 + 12 * (size_t)m->config.n_layer) * sizeof *t);
     int n_tensors = build_tensors(m, type, t);
     uint64_t data_size = 0;
     for (int i = 0; i < n_tensors; i++) {

@@ -98,6 +98,8 @@ static int build_tensors(const GPT *m, Tensor *t) {
     }
     part(add(t, &n, "transformer.ln_f.weight", C, 0), export_param(m, "lnf_w", C), C);
     add(t, &n, "transformer.ln_f.bias", C, 0);
+    // An untied head: GPT2LMHeadModel's lm_head, an nn.Linear, (V,C) as stored here.
+    if (gpt_param(m, "lm_head")) part(add(t, &n, "lm_head.weight", V, C), export_param(m, "lm_head", V * C), V * C);
     return n;
 }
 
@@ -162,14 +164,14 @@ static void config_json(Text *j, const GPT *m, const Tokenizer *tok, ExportType 
                 "  \"scale_attn_weights\": true,\n"
                 "  \"scale_attn_by_inverse_layer_idx\": false,\n"
                 "  \"reorder_and_upcast_attn\": false,\n"
-                "  \"tie_word_embeddings\": true,\n"
+                "  \"tie_word_embeddings\": %s,\n"
                 "  \"bos_token_id\": %d,\n"
                 "  \"eos_token_id\": %s,\n"
                 "  \"torch_dtype\": \"%s\",\n"
                 "  \"gpt_c_tokenizer\": \"%s\"\n"
                 "}\n",
                 c->vocab_size, c->block_size, c->block_size, c->n_embd, c->n_layer, c->n_head, 4 * c->n_embd,
-                export_start_token(tok), eos_text, type == EXPORT_F16 ? "float16" : "float32",
+                gpt_has(c, GPT_FEAT_UNTIED_HEAD) ? "false" : "true", export_start_token(tok), eos_text, type == EXPORT_F16 ? "float16" : "float32",
                 tokenizer_kind_name(tokenizer_kind(tok)));
 }
 
@@ -196,6 +198,7 @@ bool safetensors_export(const char *dir, const GPT *m, const Tokenizer *tok, Exp
                   tokenizer_vocab_size(tok), m->config.vocab_size);
         return false;
     }
+    if (!export_check_features(m, "safetensors' GPT2LMHeadModel", err, errlen)) return false;
     // One level, like mkdir: a directory this call made is removed again if anything fails.
     struct stat st;
     bool made_dir = false;
@@ -211,7 +214,7 @@ bool safetensors_export(const char *dir, const GPT *m, const Tokenizer *tok, Exp
         return false;
     }
 
-    Tensor *t = xmalloc((4 + 12 * (size_t)m->config.n_layer) * sizeof *t);
+    Tensor *t = xmalloc((5 + 12 * (size_t)m->config.n_layer) * sizeof *t);
     int n = build_tensors(m, t);
     size_t at = 0;
     for (int i = 0; i < n; i++) {

@@ -53,4 +53,11 @@ static inline float gelu_grad_from_sigmoid(float x, float s) {
 
 static inline float gelu_grad_scalar(float x) { return gelu_grad_from_sigmoid(x, gelu_sigmoid(x)); }
 
+// ReLU²: relu2(x) = max(x, 0)^2, relu2'(x) = 2 max(x, 0). Comparisons, not fmaxf (see above).
+static inline float relu2_scalar(float x) {
+    float r = x > 0.0f ? x : 0.0f;
+    return r * r;
+}
+static inline float relu2_grad_scalar(float x) { return x > 0.0f ? 2.0f * x : 0.0f; }
+
 #endif

@@ -45,9 +45,21 @@
 //   GEMM_EPI_GELU_DERIV  C = gelu'(pre), and gelu(pre) into epi_out: the same activation
 //                        for training, keeping the derivative its backward will need
 //                        (one exp and one division for both)
-//   GEMM_EPI_SCALE       C = pre * epi_in, elementwise: that backward, fused
+//   GEMM_EPI_RELU2       C = pre, and relu(pre)^2 into epi_out: the other MLP activation
+//   GEMM_EPI_RELU2_DERIV C = 2 relu(pre) = relu2'(pre), and relu(pre)^2 into epi_out
+//   GEMM_EPI_SCALE       C = pre * epi_in, elementwise: either activation's backward, fused
 // epi_out and epi_in are laid out like C (same ldc).
-typedef enum { GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV, GEMM_EPI_SCALE } GemmEpilogue;
+typedef enum {
+    GEMM_EPI_NONE,
+    GEMM_EPI_GELU,
+    GEMM_EPI_GELU_DERIV,
+    GEMM_EPI_RELU2,
+    GEMM_EPI_RELU2_DERIV,
+    GEMM_EPI_SCALE
+} GemmEpilogue;
+
+// Whether an epilogue writes epi_out (the activations do).
+static inline bool gemm_epi_writes_out(GemmEpilogue e) { return e != GEMM_EPI_NONE && e != GEMM_EPI_SCALE; }
 
 typedef struct {
     int M, N, K;
@@ -60,7 +72,7 @@ typedef struct {
     GradWrite write;
     const float *addend;   // with GRAD_SET, or NULL: (M, ldc), may alias C
     GemmEpilogue epilogue;
-    float *epi_out;        // GEMM_EPI_GELU, GEMM_EPI_GELU_DERIV: gelu(pre), (M, ldc)
+    float *epi_out;        // the activations' epilogues: act(pre), (M, ldc)
     const float *epi_in;   // GEMM_EPI_SCALE: the factors, (M, ldc)
     // Optional, for long k and no epilogue: sum k in this many equal parts (at most 2),
     // each separately, then add the parts in order (a weight gradient over tokens). The

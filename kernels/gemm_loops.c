@@ -40,7 +40,7 @@ static void store_tile(const GemmArgs *g, int i0, int j0, int rows, int cols, fl
         const float *init = NULL;
         if (!first || g->write == GRAD_ADD) init = c;
         else if (g->addend) init = g->addend + at;
-        float *e = epi == GEMM_EPI_GELU || epi == GEMM_EPI_GELU_DERIV ? g->epi_out + at : NULL;
+        float *e = gemm_epi_writes_out(epi) ? g->epi_out + at : NULL;
         const float *f = epi == GEMM_EPI_SCALE ? g->epi_in + at : NULL;
         if (cols == NR) {  // the common full-width case, in fixed-length loops that vectorise
             float v[NR], cv[NR], out[NR];
@@ -150,7 +150,7 @@ static void run_task(const GemmArgs *g, const Round *r, int t, float *apack, int
             int rows = mc - s < MR ? mc - s : MR, i = i0 + s, j = r->j0 + p * NR;
             prefetch_tile(g->c, g->ldc, i, j, rows, 1);
             if (first && g->write == GRAD_SET && g->addend) prefetch_tile(g->addend, g->ldc, i, j, rows, 0);
-            if (last && (g->epilogue == GEMM_EPI_GELU || g->epilogue == GEMM_EPI_GELU_DERIV))
+            if (last && gemm_epi_writes_out(g->epilogue))
                 prefetch_tile(g->epi_out, g->ldc, i, j, rows, 1);
             if (last && g->epilogue == GEMM_EPI_SCALE) prefetch_tile(g->epi_in, g->ldc, i, j, rows, 0);
             const float *bp = r->bpack + (size_t)p * NR * kc;

@@ -77,6 +77,13 @@ static inline void finish_row(float *restrict c, float *restrict e, const float 
             e[j] = v[j] * s;
             v[j] = gelu_grad_from_sigmoid(v[j], s);
         }
+    } else if (epi == GEMM_EPI_RELU2) {
+        for (int j = 0; j < n; j++) e[j] = relu2_scalar(v[j]);
+    } else if (epi == GEMM_EPI_RELU2_DERIV) {
+        for (int j = 0; j < n; j++) {
+            e[j] = relu2_scalar(v[j]);
+            v[j] = relu2_grad_scalar(v[j]);
+        }
     }
     for (int j = 0; j < n; j++) c[j] = v[j];
 }

@@ -137,7 +137,7 @@ bool dtype_parse(const char *s, Dtype *d) {
 //   forward   out(n,o)   = sum_c inp(n,c) · W(o,c)     A = inp,  B(c,o) = W(o,c)
 //   dinp      dinp(n,c)  = sum_o dout(n,o) · W(o,c)    A = dout, B = W
 //   dweight   dW(o,c)    = sum_n dout(n,o) · inp(n,c)  A(o,n) = dout(n,o), B = inp
-static void matmul_forward_epi(float *out, const float *res, GemmEpilogue epi, float *gelu_out, const float *inp,
+static void matmul_forward_epi(float *out, const float *res, GemmEpilogue epi, float *act_out, const float *inp,
                                const float *weight, int N, int C, int OC) {
     GemmArgs g = {
         .M = N, .N = OC, .K = C, .bf16 = products_dtype == DTYPE_BF16,
@@ -145,7 +145,7 @@ static void matmul_forward_epi(float *out, const float *res, GemmEpilogue epi, f
         .b = weight, .rsb = 1, .csb = C,
         .c = out, .ldc = OC,
         .write = GRAD_SET, .addend = res,
-        .epilogue = epi, .epi_out = gelu_out,
+        .epilogue = epi, .epi_out = act_out,
     };
     gemm(&g);
 }
@@ -166,6 +166,15 @@ void fast_matmul_forward_gelu(float *pre, float *out, const float *inp, const fl
 void fast_matmul_forward_gelu_deriv(float *deriv, float *out, const float *inp, const float *weight, int N, int C,
                                     int OC) {
     matmul_forward_epi(deriv, NULL, GEMM_EPI_GELU_DERIV, out, inp, weight, N, C, OC);
+}
+
+void fast_matmul_forward_relu2(float *pre, float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    matmul_forward_epi(pre, NULL, GEMM_EPI_RELU2, out, inp, weight, N, C, OC);
+}
+
+void fast_matmul_forward_relu2_deriv(float *deriv, float *out, const float *inp, const float *weight, int N, int C,
+                                     int OC) {
+    matmul_forward_epi(deriv, NULL, GEMM_EPI_RELU2_DERIV, out, inp, weight, N, C, OC);
 }
 
 // dinp_scale, when given, multiplies dinp elementwise after the product (GEMM_EPI_SCALE).
@@ -199,8 +208,8 @@ void fast_matmul_backward(float *dinp, GradWrite dinp_write, float *dweight, Gra
     matmul_backward_epi(dinp, dinp_write, NULL, dweight, dweight_write, dout, inp, weight, N, C, OC);
 }
 
-void fast_matmul_backward_gelu(float *dpre, float *dweight, GradWrite dweight_write, const float *dout,
-                               const float *inp, const float *weight, const float *deriv, int N, int C, int OC) {
+void fast_matmul_backward_act(float *dpre, float *dweight, GradWrite dweight_write, const float *dout,
+                              const float *inp, const float *weight, const float *deriv, int N, int C, int OC) {
     matmul_backward_epi(dpre, GRAD_SET, deriv, dweight, dweight_write, dout, inp, weight, N, C, OC);
 }
 

@@ -8,7 +8,7 @@
 // the compiler keeps the two alike; the contract is documented once, at the twin in
 // model/layers.h, the one header of model/ that the kernels use. The kernels the textbook
 // has no twin for (the fused products and the dropout-residual pass) are documented here,
-// with model/layers.h's shape legend and conventions. fast_matmul_backward_gelu's dpre is
+// with model/layers.h's shape legend and conventions. fast_matmul_backward_act's dpre is
 // the one gradient that cannot be added to (GRAD_ADD).
 // No kernel allocates. Each output element is written by exactly one OpenMP thread in an
 // order fixed by the shapes, so results do not depend on the number of threads.
@@ -61,18 +61,31 @@ void fast_matmul_forward_gelu_deriv(float *deriv,         // (N,OC)
                                     const float *inp,     // (N,C)
                                     const float *weight,  // (OC,C)
                                     int N, int C, int OC);
-// The backward of a layer whose input is gelu(pre), with the GELU's backward fused in:
-// dpre = (dout · weight) ⊙ deriv with deriv = gelu'(pre) from fast_matmul_forward_gelu_deriv
-// (one pass fewer, no exp), and dweight (+)= doutᵀ · inp. dpre is always written afresh: the
-// factor applies to the whole product, so there is nothing to add it to.
-void fast_matmul_backward_gelu(float *dpre,          // (N,C)
-                               float *dweight,       // (OC,C)
-                               GradWrite dweight_write,
-                               const float *dout,    // (N,OC)
-                               const float *inp,     // (N,C)  gelu(pre)
+// The ReLU² twins of the two above: out = relu(pre)^2, and for training deriv =
+// relu2'(pre) = 2 relu(pre) in place of pre.
+void fast_matmul_forward_relu2(float *pre,           // (N,OC)
+                               float *out,           // (N,OC)
+                               const float *inp,     // (N,C)
                                const float *weight,  // (OC,C)
-                               const float *deriv,   // (N,C)  gelu'(pre)
                                int N, int C, int OC);
+void fast_matmul_forward_relu2_deriv(float *deriv,         // (N,OC)
+                                     float *out,           // (N,OC)
+                                     const float *inp,     // (N,C)
+                                     const float *weight,  // (OC,C)
+                                     int N, int C, int OC);
+// The backward of a layer whose input is act(pre), with the activation's backward fused in:
+// dpre = (dout · weight) ⊙ deriv with deriv = act'(pre) from fast_matmul_forward_gelu_deriv
+// or fast_matmul_forward_relu2_deriv (one pass fewer, no exp), and dweight as above. dpre is
+// always written afresh: the factor applies to the whole product, so there is nothing to add
+// it to.
+void fast_matmul_backward_act(float *dpre,          // (N,C)
+                              float *dweight,       // (OC,C)
+                              GradWrite dweight_write,
+                              const float *dout,    // (N,OC)
+                              const float *inp,     // (N,C)  act(pre)
+                              const float *weight,  // (OC,C)
+                              const float *deriv,   // (N,C)  act'(pre)
+                              int N, int C, int OC);
 
 // ---- dropout (inverted): as dropout_* -------------------------------------------------
 __typeof__(dropout_forward) fast_dropout_forward;

@@ -61,10 +61,13 @@ static inline void dot4(float out[4], const float *w, const float *x, int K) {
 }
 #endif
 
+// The MLP's activation: gelu(v), or relu(v)^2 (GPT_FEAT_RELU2).
+static inline float act_scalar(float v, bool relu2) { return relu2 ? relu2_scalar(v) : gelu_scalar(v); }
+
 // Rows [o0, o1) of a bias-free linear layer on one input row: out(o) = [res(o) +] W(o,:)·x,
-// and with gelu_out also gelu_out(o) = gelu(out(o)). W is (OC,K), x (K); res may be out.
-static void matvec_rows(float *out, const float *res, float *gelu_out, const float *x, const float *W, int K, int o0,
-                        int o1) {
+// and with act_out also act_out(o) = act(out(o)). W is (OC,K), x (K); res may be out.
+static void matvec_rows(float *out, const float *res, float *act_out, bool relu2, const float *x, const float *W, int K,
+                        int o0, int o1) {
     int o = o0;
     for (; o + 4 <= o1; o += 4) {
         float s[4];
@@ -72,27 +75,29 @@ static void matvec_rows(float *out, const float *res, float *gelu_out, const flo
         for (int r = 0; r < 4; r++) {
             float v = res ? res[o + r] + s[r] : s[r];
             out[o + r] = v;
-            if (gelu_out) gelu_out[o + r] = gelu_scalar(v);
+            if (act_out) act_out[o + r] = act_scalar(v, relu2);
         }
     }
     for (; o < o1; o++) {
         float v = dot(W + (size_t)o * K, x, K);
         if (res) v += res[o];
         out[o] = v;
-        if (gelu_out) gelu_out[o] = gelu_scalar(v);
+        if (act_out) act_out[o] = act_scalar(v, relu2);
     }
 }
 
 // The whole product, out (OC) from x (K). Threads take stripes of whole 4-row blocks, so
 // every row is summed the same way whatever the thread count.
-static void matvec(float *out, const float *res, float *gelu_out, const float *x, const float *W, int K, int OC) {
+static void matvec(float *out, const float *res, float *act_out, bool relu2, const float *x, const float *W, int K,
+                   int OC) {
     if ((long)OC * K < PARALLEL_MIN_WORK) {
-        matvec_rows(out, res, gelu_out, x, W, K, 0, OC);
+        matvec_rows(out, res, act_out, relu2, x, W, K, 0, OC);
         return;
     }
     int blocks = (OC + 3) / 4;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < blocks; b++) matvec_rows(out, res, gelu_out, x, W, K, 4 * b, 4 * b + 4 < OC ? 4 * b + 4 : OC);
+    for (int b = 0; b < blocks; b++)
+        matvec_rows(out, res, act_out, relu2, x, W, K, 4 * b, 4 * b + 4 < OC ? 4 * b + 4 : OC);
 }
 
 // out = layernorm(x; w) for one row of C, the math of layernorm_forward (biased variance,
@@ -130,8 +135,8 @@ typedef struct {
     GEN_BUF(ln_rstd, T)                                                                    \
     GEN_BUF(qkv, T * 3 * C)                                                                \
     GEN_BUF(atty, T * C)         /* heads side by side, before W_O */                      \
-    GEN_BUF(fch, T * 4 * C)      /* W_fc output, before GELU */                            \
-    GEN_BUF(fch_gelu, T * 4 * C)                                                           \
+    GEN_BUF(fch, T * 4 * C)      /* W_fc output, before the activation */                  \
+    GEN_BUF(fch_act, T * 4 * C)                                                           \
     GEN_BUF(scores, H * T)       /* one query's scores per head */
 
 #define GEN_FIELD(field, count) float *field;
@@ -256,14 +261,16 @@ static void attend(Generator *g, int l, int p0, int n) {
     }
 }
 
-// A linear layer over n rows: out = [res +] inp · Wᵀ [, gelu_out = gelu(out)].
-// inp (n,K), W (OC,K), out/res/gelu_out (n,OC).
-static void linear(float *out, const float *res, float *gelu_out, const float *inp, const float *W, int n, int K,
-                   int OC) {
+// A linear layer over n rows: out = [res +] inp · Wᵀ [, act_out = act(out), the activation
+// gelu, or relu^2 when relu2]. inp (n,K), W (OC,K), out/res/act_out (n,OC).
+static void linear(float *out, const float *res, float *act_out, bool relu2, const float *inp, const float *W, int n,
+                   int K, int OC) {
     if (n == 1) {
-        matvec(out, res, gelu_out, inp, W, K, OC);
-    } else if (gelu_out) {
-        fast_matmul_forward_gelu(out, gelu_out, inp, W, n, K, OC);
+        matvec(out, res, act_out, relu2, inp, W, K, OC);
+    } else if (act_out && relu2) {
+        fast_matmul_forward_relu2(out, act_out, inp, W, n, K, OC);
+    } else if (act_out) {
+        fast_matmul_forward_gelu(out, act_out, inp, W, n, K, OC);
     } else if (res) {
         fast_matmul_forward_residual(out, res, inp, W, n, K, OC);
     } else {
@@ -283,6 +290,7 @@ static void forward_rows(Generator *g, int p0, int n) {
     fast_set_dtype(DTYPE_FP32);  // the sampler's products are float (bf16 is not faster here)
     const Weights *w = &g->m->w;
     int C = g->C, T = g->block, V = g->V;
+    bool relu2 = gpt_has(&g->m->config, GPT_FEAT_RELU2);
     size_t C3 = (size_t)3 * C;
     assert(p0 >= 0 && n >= 1 && p0 + n <= T);
 
@@ -295,7 +303,7 @@ static void forward_rows(Generator *g, int p0, int n) {
     for (int l = 0; l < g->L; l++) {
         const LayerWeights *lw = &w->layers[l];
         layernorm_rows(g, g->ln, g->x, lw->ln1_w, n);
-        linear(g->qkv, NULL, NULL, g->ln, lw->w_qkv, n, C, 3 * C);
+        linear(g->qkv, NULL, NULL, false, g->ln, lw->w_qkv, n, C, 3 * C);
         // The new keys and values join the cache at their absolute positions.
         float *k_l = g->k_cache + (size_t)l * T * C, *v_l = g->v_cache + (size_t)l * T * C;
         for (int i = 0; i < n; i++) {
@@ -303,14 +311,14 @@ static void forward_rows(Generator *g, int p0, int n) {
             memcpy(v_l + (size_t)(p0 + i) * C, g->qkv + i * C3 + 2 * C, (size_t)C * sizeof(float));
         }
         attend(g, l, p0, n);
-        linear(g->x, g->x, NULL, g->atty, lw->w_o, n, C, C);
+        linear(g->x, g->x, NULL, false, g->atty, lw->w_o, n, C, C);
         layernorm_rows(g, g->ln, g->x, lw->ln2_w, n);
-        linear(g->fch, NULL, g->fch_gelu, g->ln, lw->w_fc, n, C, 4 * C);
-        linear(g->x, g->x, NULL, g->fch_gelu, lw->w_proj, n, 4 * C, C);
+        linear(g->fch, NULL, g->fch_act, relu2, g->ln, lw->w_fc, n, C, 4 * C);
+        linear(g->x, g->x, NULL, false, g->fch_act, lw->w_proj, n, 4 * C, C);
     }
     // Only the last row's next-token distribution is wanted.
     layernorm_row(g->ln, g->x + (size_t)(n - 1) * C, w->lnf_w, C);
-    matvec(g->logits, NULL, NULL, g->ln, w->wte, C, V);
+    matvec(g->logits, NULL, NULL, false, g->ln, gpt_head_weight(w), C, V);
 }
 
 // Packs the recorded attention rows (stride block) into (window, window) matrices.

@@ -31,6 +31,8 @@ LayerDropout gpt_layer_dropout(const GPTDropout *d, int layer, DropoutMask buf[D
 // The network on the textbook layers. x is the residual stream: each block adds its
 // attention's output to it, then its MLP's. Dropout (a NULL mask when off: the identity)
 // follows the embedding and each branch's projection, and weighs the attention's values.
+// The features choose the MLP's activation (GELU, or ReLU² with relu2) and the LM head's
+// weight (wte, or lm_head when untied).
 static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, int T) {
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, N = B * T;
@@ -38,6 +40,7 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
     Acts *a = &m->acts;
     DropoutMask mk[DROPOUT_N_SITES];
     const GPTDropout *d = &m->dropout;
+    bool relu2 = gpt_has(cfg, GPT_FEAT_RELU2);
     embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C);
     dropout_forward(a->encoded, a->encoded, gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]), N, C);
     const float *x = a->encoded;
@@ -53,14 +56,15 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
         residual_forward(la->res1, x, la->res1, (size_t)N * C);            // ... added to x
         layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C);
         matmul_forward(la->fch, la->ln2, lw->w_fc, N, C, 4 * C);
-        gelu_forward(la->fch_gelu, la->fch, (size_t)N * 4 * C);
-        matmul_forward(la->res2, la->fch_gelu, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
+        if (relu2) relu2_forward(la->fch_act, la->fch, (size_t)N * 4 * C);
+        else gelu_forward(la->fch_act, la->fch, (size_t)N * 4 * C);
+        matmul_forward(la->res2, la->fch_act, lw->w_proj, N, 4 * C, C);  // the MLP's output ...
         dropout_forward(la->res2, la->res2, drop.mlp_proj, N, C);          // ... dropped out ...
         residual_forward(la->res2, la->res1, la->res2, (size_t)N * C);     // ... added to res1
         x = la->res2;
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C);
-    matmul_forward(a->logits, a->lnf, w->wte, N, C, V);
+    matmul_forward(a->logits, a->lnf, gpt_head_weight(w), N, C, V);
     if (targets) crossentropy_forward(a->losses, a->logits, targets, N, V);
 }
 
@@ -101,7 +105,7 @@ void gpt_zero_grad(GPT *m) {
 // The forward pass in reverse, on the textbook layers. dres carries the residual stream's
 // gradient down the blocks; every other scratch gradient is written afresh by its first
 // writer. Parameter gradients are written as gw says: each tensor's first writer of the
-// pass uses gw (for wte, the LM head, before the embedding adds its part).
+// pass uses gw (for a tied wte, the LM head, before the embedding adds its part).
 static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
@@ -111,8 +115,9 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
     const Weights *w = &m->w;
     Weights *g = &m->g;
 
+    bool relu2 = gpt_has(cfg, GPT_FEAT_RELU2), tied = !gpt_has(cfg, GPT_FEAT_UNTIED_HEAD);
     crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V);
-    matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V);
+    matmul_backward(d->dln, GRAD_SET, gpt_head_weight(g), gw, d->dlogits, a->lnf, gpt_head_weight(w), N, C, V);
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
     layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w, a->lnf_mean, a->lnf_rstd, N, C);
     DropoutMask mk[DROPOUT_N_SITES];
@@ -127,11 +132,13 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
         // dres, the branch's copy goes to dbranch (dln's buffer, free until the layer norm),
         // where the branch's dropout masks it.
         float *dbranch = d->dln;
-        // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1.
+        // res2 = res1 + drop(act(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1.
         residual_backward(d->dres, GRAD_SET, dbranch, GRAD_SET, d->dres, (size_t)N * C);
         dropout_backward(dbranch, GRAD_SET, dbranch, drop.mlp_proj, N, C);
-        matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj, N, 4 * C, C);
-        gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);  // in place: d fch_gelu -> d fch
+        matmul_backward(d->dfch, GRAD_SET, lg->w_proj, gw, dbranch, la->fch_act, lw->w_proj, N, 4 * C, C);
+        // in place: d fch_act -> d fch
+        if (relu2) relu2_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);
+        else gelu_backward(d->dfch, GRAD_SET, la->fch, d->dfch, (size_t)N * 4 * C);
         matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C);
         layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w, la->ln2_mean, la->ln2_rstd,
                            N, C);
@@ -144,10 +151,11 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
         layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
                            C);
     }
-    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient.
+    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient. A tied wte already holds
+    // the LM head's part, which the lookup's adds to; an untied one is written as gw says.
     const DropoutMask *emb_drop = gpt_dropout_mask(dr, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
     dropout_backward(d->dres, GRAD_SET, d->dres, emb_drop, N, C);
-    embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
+    embedding_backward(g->wte, tied ? GRAD_ADD : gw, g->wpe, gw, d->dres, m->inputs, B, T, C, V);
 }
 
 void gpt_backward(GPT *m, float dloss, GradWrite gw) {
@@ -213,10 +221,11 @@ typedef struct {
     ptrdiff_t field;     // offsetof the pointer in its struct; -1: a slice of the previous one
     const char *rows, *cols;
     bool decay;
+    uint32_t needs;      // the features it exists with
 } ParamSpec;
 
-#define PARAM_SPEC(S, field, name, rows, cols, decay) {name, offsetof(S, field), rows, cols, decay},
-#define SLICE_SPEC(name, rows, cols, decay) {name, -1, rows, cols, decay},
+#define PARAM_SPEC(S, field, name, rows, cols, decay, needs) {name, offsetof(S, field), rows, cols, decay, needs},
+#define SLICE_SPEC(name, rows, cols, decay, needs) {name, -1, rows, cols, decay, needs},
 #define TOP_PARAM_SPEC(...) PARAM_SPEC(Weights, __VA_ARGS__)
 #define LAYER_PARAM_SPEC(...) PARAM_SPEC(LayerWeights, __VA_ARGS__)
 static const ParamSpec TOP_PARAMS_HEAD[] = {GPT_PARAMS_HEAD(TOP_PARAM_SPEC, SLICE_SPEC)};
@@ -226,9 +235,10 @@ static const ParamSpec TOP_PARAMS_TAIL[] = {GPT_PARAMS_TAIL(TOP_PARAM_SPEC, SLIC
 typedef struct {
     ptrdiff_t field;
     const char *dims;
+    uint32_t needs;
 } ActSpec;
 
-#define ACT_SPEC(S, field, dims) {offsetof(S, field), dims},
+#define ACT_SPEC(S, field, dims, needs) {offsetof(S, field), dims, needs},
 #define TOP_ACT_SPEC(...) ACT_SPEC(Acts, __VA_ARGS__)
 #define LAYER_ACT_SPEC(...) ACT_SPEC(LayerActs, __VA_ARGS__)
 #define ACT_GRAD_SPEC(...) ACT_SPEC(ActGrads, __VA_ARGS__)
@@ -241,10 +251,14 @@ static const ActSpec ACT_GRADS[] = {GPT_ACT_GRADS(ACT_GRAD_SPEC)};
 
 static inline float **field_ptr(void *base, ptrdiff_t off) { return (float **)((char *)base + off); }
 
-// Walks the parameter table: the top tensors before the layers, the layers, the ones after.
-// With table != NULL fills its rows; with w != NULL and block != NULL points w's fields
-// into block. Returns the total size.
-static size_t layout_params(const GPTConfig *cfg, ParamInfo *table, Weights *w, float *block) {
+// Whether a tensor that needs these features exists in a model of cfg.
+static inline bool exists_in(const GPTConfig *cfg, uint32_t needs) { return (cfg->features & needs) == needs; }
+
+// Walks the parameter table: the top tensors before the layers, the layers, the ones after,
+// each that exists in cfg. With table != NULL fills its rows; with w != NULL and block !=
+// NULL points w's fields into block. With n_rows != NULL counts the rows into it. Returns
+// the total size.
+static size_t layout_params(const GPTConfig *cfg, ParamInfo *table, Weights *w, float *block, int *n_rows) {
     Sizes sz = sizes_of(cfg, 1, cfg->block_size, 0);
     size_t off = 0;
     int row = 0;
@@ -255,6 +269,7 @@ static size_t layout_params(const GPTConfig *cfg, ParamInfo *table, Weights *w, 
         for (int l = 0; l < reps; l++) {
             for (size_t s = 0; s < nspecs; s++) {
                 const ParamSpec *ps = &specs[s];
+                if (!exists_in(cfg, ps->needs)) continue;
                 bool matrix = *ps->cols != '\0';
                 size_t d0 = dims_numel(ps->rows, &sz), d1 = matrix ? dims_numel(ps->cols, &sz) : 1;
                 if (table) {
@@ -277,11 +292,8 @@ static size_t layout_params(const GPTConfig *cfg, ParamInfo *table, Weights *w, 
             }
         }
     }
+    if (n_rows) *n_rows = row;
     return off;
-}
-
-static int count_param_tensors(const GPTConfig *cfg) {
-    return (int)(COUNT(TOP_PARAMS_HEAD) + (size_t)cfg->n_layer * COUNT(LAYER_PARAMS) + COUNT(TOP_PARAMS_TAIL));
 }
 
 // The activations for (B, block_size), likewise: with a and block, points a's fields into
@@ -295,6 +307,7 @@ static size_t layout_acts(const GPTConfig *cfg, int B, Acts *a, float *block) {
         int reps = part == 1 ? cfg->n_layer : 1;
         for (int l = 0; l < reps; l++) {
             for (size_t s = 0; s < nspecs; s++) {
+                if (!exists_in(cfg, specs[s].needs)) continue;
                 if (a && block) {
                     void *base = part == 1 ? (void *)&a->layers[l] : (void *)a;
                     *field_ptr(base, specs[s].field) = block + off;
@@ -310,6 +323,7 @@ static size_t layout_act_grads(const GPTConfig *cfg, int B, ActGrads *g, float *
     Sizes sz = sizes_of(cfg, B, cfg->block_size, 0);
     size_t off = 0;
     for (size_t s = 0; s < COUNT(ACT_GRADS); s++) {
+        if (!exists_in(cfg, ACT_GRADS[s].needs)) continue;
         if (g && block) *field_ptr(g, ACT_GRADS[s].field) = block + off;
         off += dims_numel(ACT_GRADS[s].dims, &sz);
     }
@@ -344,16 +358,45 @@ bool gpt_config_check(const GPTConfig *c, char *err, size_t errlen) {
                   c->n_embd);
         return false;
     }
+    uint32_t unknown = c->features & ~GPT_FEATURES_SUPPORTED;
+    if (unknown) {
+        char names[256], known[256];
+        set_error(err, errlen, "this gpt does not run the model's features: %s (it runs: %s; built from an older source?)",
+                  gpt_features_str(unknown, names, sizeof names),
+                  gpt_features_str(GPT_FEATURES_SUPPORTED, known, sizeof known));
+        return false;
+    }
     return true;
 }
 
-size_t gpt_config_num_params(const GPTConfig *cfg) { return layout_params(cfg, NULL, NULL, NULL); }
+const char *gpt_features_str(uint32_t features, char *buf, size_t len) {
+    static const char *const names[32] = {
+#define NAME(id, bit, name, what) [bit] = name,
+        GPT_FEATURES(NAME)
+#undef NAME
+    };
+    size_t k = 0;
+    if (len) buf[0] = 0;
+    if (!features) snprintf(buf, len, "none");
+    for (int bit = 0; bit < 32; bit++) {
+        if (!(features >> bit & 1u) || k >= len) continue;
+        const char *sep = k ? " " : "";
+        int n = names[bit] ? snprintf(buf + k, len - k, "%s%s", sep, names[bit])
+                           : snprintf(buf + k, len - k, "%sbit %d", sep, bit);
+        k += (size_t)n;
+    }
+    return buf;
+}
+
+size_t gpt_config_num_params(const GPTConfig *cfg) { return layout_params(cfg, NULL, NULL, NULL, NULL); }
 
 // ---- life cycle -----------------------------------------------------------------------
-static void init_weights(GPT *m, uint64_t seed) {
+static void init_weights(GPT *m, uint64_t seed, bool zero_proj) {
     // Every matrix and embedding N(0, 0.02); the two projections into the residual stream
-    // N(0, 0.02/sqrt(2L)) so the stream's variance does not grow with depth; LN gains 1.
-    // One RNG stream walks the table in order: same seed, same model, on every machine.
+    // N(0, 0.02/sqrt(2L)) so the stream's variance does not grow with depth, or zero with
+    // zero_proj; LN gains 1. One RNG stream walks the table in order: same seed, same model,
+    // on every machine. Zeroed projections still take their draws, so that every other
+    // tensor is the one the seed gives without zero_proj.
     Rng rng;
     rng_seed(&rng, seed);
     double proj_std = 0.02 / sqrt(2.0 * m->config.n_layer);
@@ -368,7 +411,10 @@ static void init_weights(GPT *m, uint64_t seed) {
         bool proj = (len >= 4 && strcmp(pi->name + len - 4, ".w_o") == 0) ||
                     (len >= 7 && strcmp(pi->name + len - 7, ".w_proj") == 0);
         double std = proj ? proj_std : 0.02;
-        for (size_t k = 0; k < pi->numel; k++) p[k] = (float)(rng_normal(&rng) * std);
+        for (size_t k = 0; k < pi->numel; k++) {
+            float v = (float)(rng_normal(&rng) * std);
+            p[k] = proj && zero_proj ? 0.0f : v;
+        }
     }
 }
 
@@ -393,18 +439,18 @@ void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int fl
     m->dropout = GPT_DROPOUT_OFF;
     int L = cfg->n_layer;
 
-    m->n_param_tensors = count_param_tensors(cfg);
+    layout_params(cfg, NULL, NULL, NULL, &m->n_param_tensors);
     m->param_table = xcalloc((size_t)m->n_param_tensors, sizeof(ParamInfo));
     m->w.layers = xcalloc((size_t)L, sizeof(LayerWeights));
-    m->num_params = layout_params(cfg, m->param_table, NULL, NULL);
+    m->num_params = layout_params(cfg, m->param_table, NULL, NULL, NULL);
     m->params = xalloc_floats(m->num_params);
-    layout_params(cfg, NULL, &m->w, m->params);
-    if (flags & GPT_INIT_WEIGHTS) init_weights(m, seed);
+    layout_params(cfg, NULL, &m->w, m->params, NULL);
+    if (flags & GPT_INIT_WEIGHTS) init_weights(m, seed, flags & GPT_INIT_ZERO_PROJ);
 
     if (flags & GPT_TRAINING) {
         m->g.layers = xcalloc((size_t)L, sizeof(LayerWeights));
         m->grads = xalloc_floats(m->num_params);
-        layout_params(cfg, NULL, &m->g, m->grads);
+        layout_params(cfg, NULL, &m->g, m->grads, NULL);
     }
     if (max_batch > 0) {
         alloc_acts(m, max_batch);
@@ -471,43 +517,48 @@ typedef struct {
     int indent;
     const char *what, *dims, *note;
     TraceWhen when;
+    uint32_t with, without;  // shown for a model with all the features in with, none in without
 } TraceRow;
 
 static const TraceRow TRACE_EMBED[] = {
-    {2, "idx", "B,T", "  token ids", TRACE_ALWAYS},
-    {2, "wte[idx]", "B,T,C", NULL, TRACE_ALWAYS},
-    {2, "wpe[positions]", "T,C", NULL, TRACE_ALWAYS},
-    {2, "x = wte[idx] + wpe", "B,T,C", NULL, TRACE_ALWAYS},
+    {2, "idx", "B,T", "  token ids", TRACE_ALWAYS, 0, 0},
+    {2, "wte[idx]", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {2, "wpe[positions]", "T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {2, "x = wte[idx] + wpe", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
 };
 static const TraceRow TRACE_BLOCK[] = {
-    {4, "a = layernorm(x; ln1_w)", "B,T,C", NULL, TRACE_ALWAYS},
-    {4, "W_Q, W_K, W_V", "C,C", "  each; stored stacked as (3C,C)", TRACE_ALWAYS},
-    {4, "Q = a @ W_Q^T", "B,T,C", NULL, TRACE_ALWAYS},
-    {6, "-> view as heads", "B,T,H,hs", NULL, TRACE_ALWAYS},
-    {6, "-> read as", "B,H,T,hs", "  a strided view, no copy", TRACE_ALWAYS},
-    {4, "K, V likewise", "B,H,K,hs", NULL, TRACE_KEPT},
-    {4, "K, V: the cache's and this step's", "B,H,K,hs", "  each", TRACE_CACHED},
-    {4, "scores Q @ K^T / sqrt(hs) + causal", "B,H,T,K", "  one row at a time, never stored", TRACE_ALWAYS},
-    {4, "softmax(scores) @ V", "B,H,T,hs", NULL, TRACE_ALWAYS},
-    {4, "saved log-sum-exp per row", "B,H,T", "  kept for backward", TRACE_KEPT},
-    {4, "concat heads", "B,T,H*hs", NULL, TRACE_ALWAYS},
-    {4, "y @ W_O^T   (W_O is (C,C))", "B,T,C", NULL, TRACE_ALWAYS},
-    {4, "x = x + y @ W_O^T", "B,T,C", NULL, TRACE_ALWAYS},
-    {4, "m = layernorm(x; ln2_w)", "B,T,C", NULL, TRACE_ALWAYS},
-    {4, "h = gelu(m @ W_fc^T)", "B,T,4C", NULL, TRACE_ALWAYS},
-    {4, "x = x + h @ W_proj^T", "B,T,C", NULL, TRACE_ALWAYS},
+    {4, "a = layernorm(x; ln1_w)", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {4, "W_Q, W_K, W_V", "C,C", "  each; stored stacked as (3C,C)", TRACE_ALWAYS, 0, 0},
+    {4, "Q = a @ W_Q^T", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {6, "-> view as heads", "B,T,H,hs", NULL, TRACE_ALWAYS, 0, 0},
+    {6, "-> read as", "B,H,T,hs", "  a strided view, no copy", TRACE_ALWAYS, 0, 0},
+    {4, "K, V likewise", "B,H,K,hs", NULL, TRACE_KEPT, 0, 0},
+    {4, "K, V: the cache's and this step's", "B,H,K,hs", "  each", TRACE_CACHED, 0, 0},
+    {4, "scores Q @ K^T / sqrt(hs) + causal", "B,H,T,K", "  one row at a time, never stored", TRACE_ALWAYS, 0, 0},
+    {4, "softmax(scores) @ V", "B,H,T,hs", NULL, TRACE_ALWAYS, 0, 0},
+    {4, "saved log-sum-exp per row", "B,H,T", "  kept for backward", TRACE_KEPT, 0, 0},
+    {4, "concat heads", "B,T,H*hs", NULL, TRACE_ALWAYS, 0, 0},
+    {4, "y @ W_O^T   (W_O is (C,C))", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {4, "x = x + y @ W_O^T", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {4, "m = layernorm(x; ln2_w)", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {4, "h = gelu(m @ W_fc^T)", "B,T,4C", NULL, TRACE_ALWAYS, 0, GPT_FEAT_RELU2},
+    {4, "h = relu(m @ W_fc^T)^2", "B,T,4C", "  relu2", TRACE_ALWAYS, GPT_FEAT_RELU2, 0},
+    {4, "x = x + h @ W_proj^T", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
 };
 static const TraceRow TRACE_HEAD[] = {
-    {2, "lnf = layernorm(x; lnf_w)", "B,T,C", NULL, TRACE_ALWAYS},
-    {2, "logits = lnf @ wte^T (tied head)", "B,T,V", NULL, TRACE_ALWAYS},
-    {2, "loss = mean cross-entropy", "", "  scalar (with targets)", TRACE_KEPT},
-    {2, "KV cache: keys, values", "L,K,C", "  each, in room for block_size positions", TRACE_CACHED},
+    {2, "lnf = layernorm(x; lnf_w)", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {2, "logits = lnf @ wte^T (tied head)", "B,T,V", NULL, TRACE_ALWAYS, 0, GPT_FEAT_UNTIED_HEAD},
+    {2, "lm_head", "V,C", "  untied head", TRACE_ALWAYS, GPT_FEAT_UNTIED_HEAD, 0},
+    {2, "logits = lnf @ lm_head^T", "B,T,V", NULL, TRACE_ALWAYS, GPT_FEAT_UNTIED_HEAD, 0},
+    {2, "loss = mean cross-entropy", "", "  scalar (with targets)", TRACE_KEPT, 0, 0},
+    {2, "KV cache: keys, values", "L,K,C", "  each, in room for block_size positions", TRACE_CACHED, 0, 0},
 };
 
-static void trace_rows(const TraceRow *rows, size_t n, const Sizes *s, bool kv_cache, FILE *f) {
+static void trace_rows(const TraceRow *rows, size_t n, const Sizes *s, uint32_t features, bool kv_cache, FILE *f) {
     for (size_t r = 0; r < n; r++) {
         const TraceRow *row = &rows[r];
         if ((row->when == TRACE_KEPT && kv_cache) || (row->when == TRACE_CACHED && !kv_cache)) continue;
+        if ((features & row->with) != row->with || (features & row->without)) continue;
         long d[8];
         int nd = eval_dims(row->dims, s, d);
         char sym[32], val[96];
@@ -522,12 +573,17 @@ static void trace_rows(const TraceRow *rows, size_t n, const Sizes *s, bool kv_c
 
 void gpt_print_shape_trace(const GPTConfig *c, int B, int T, int K, bool kv_cache, FILE *f) {
     Sizes s = sizes_of(c, B, T, K);
-    fprintf(f, "shape trace: B=%d T=%d K=%d (keys per query) C=%d H=%d hs=C/H=%d V=%d L=%d\n", B, T, K, c->n_embd,
-            c->n_head, c->n_embd / c->n_head, c->vocab_size, c->n_layer);
-    trace_rows(TRACE_EMBED, COUNT(TRACE_EMBED), &s, kv_cache, f);
+    char feats[256] = "";
+    if (c->features) {
+        memcpy(feats, " features: ", 12);
+        gpt_features_str(c->features, feats + 11, sizeof feats - 11);
+    }
+    fprintf(f, "shape trace: B=%d T=%d K=%d (keys per query) C=%d H=%d hs=C/H=%d V=%d L=%d%s\n", B, T, K, c->n_embd,
+            c->n_head, c->n_embd / c->n_head, c->vocab_size, c->n_layer, feats);
+    trace_rows(TRACE_EMBED, COUNT(TRACE_EMBED), &s, c->features, kv_cache, f);
     fprintf(f, "  block 0 (of %d, all alike):\n", c->n_layer);
-    trace_rows(TRACE_BLOCK, COUNT(TRACE_BLOCK), &s, kv_cache, f);
-    trace_rows(TRACE_HEAD, COUNT(TRACE_HEAD), &s, kv_cache, f);
+    trace_rows(TRACE_BLOCK, COUNT(TRACE_BLOCK), &s, c->features, kv_cache, f);
+    trace_rows(TRACE_HEAD, COUNT(TRACE_HEAD), &s, c->features, kv_cache, f);
 }
 
 void gpt_print_param_table(const GPT *m, FILE *f) {

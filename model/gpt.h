@@ -19,13 +19,36 @@ typedef struct {
     int n_layer;     // L
     int n_head;      // H
     int n_embd;      // C (= D); head size hs = C / H
+    uint32_t features;  // the components beyond the mission's GPT it has: GPT_FEAT_* bits, 0 for none
 } GPTConfig;
 
-// Checks a configuration: every size positive and within sane limits, C divisible by H.
-// False with one line naming the values, e.g. "--n-head 5 does not divide --n-embd 128
-// (head size must be a whole number)".
+// ---- features ---------------------------------------------------------------------------
+// Components the model may have beyond the mission's GPT (learned positions, GELU, an LM head
+// tied to wte), each one bit of GPTConfig.features and off by default. A feature is a
+// property of the model: checkpoints store it, --resume keeps it, and a gpt that cannot run
+// one refuses the model (gpt_config_check). X(ID, bit, name, what): GPT_FEAT_<ID> = 1 << bit;
+// name is how messages, `gpt info` and the flags call it.
+#define GPT_FEATURES(X)                                                                          \
+    X(RELU2, 0, "relu2", "the MLP's activation is relu(x)^2 instead of GELU")                     \
+    X(UNTIED_HEAD, 1, "untied-head", "logits = lnf · lm_headᵀ with a parameter of its own; wte only embeds") \
+    X(ROPE, 2, "rope", "rotary position embeddings on q and k (reserved: not yet run)")           \
+    X(QK_NORM, 3, "qk-norm", "q and k normalised per head before their product (reserved: not yet run)")
+
+#define GPT_FEAT_ENUM_(id, bit, name, what) GPT_FEAT_##id = 1u << (bit),
+enum { GPT_FEATURES(GPT_FEAT_ENUM_) };
+// The features this gpt runs; gpt_config_check refuses any other bit.
+#define GPT_FEATURES_SUPPORTED ((uint32_t)(GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD))
+
+static inline bool gpt_has(const GPTConfig *c, uint32_t feature) { return (c->features & feature) != 0; }
+// The names of the bits set in features, in bit order and separated by spaces ("relu2
+// untied-head"; an unknown bit as "bit 9"), or "none". Returns buf.
+const char *gpt_features_str(uint32_t features, char *buf, size_t len);
+
+// Checks a configuration: every size positive and within sane limits, C divisible by H,
+// only features this gpt runs. False with one line naming the values, e.g. "--n-head 5 does
+// not divide --n-embd 128 (head size must be a whole number)".
 bool gpt_config_check(const GPTConfig *cfg, char *err, size_t errlen);
-// Number of parameters (the tied wte counted once); independent of n_head.
+// Number of parameters (a tied wte counted once); independent of n_head.
 size_t gpt_config_num_params(const GPTConfig *cfg);
 
 // ---- the tensors ------------------------------------------------------------------------
@@ -34,59 +57,66 @@ size_t gpt_config_num_params(const GPTConfig *cfg);
 // contiguous block each kind lives in all come from it. Adding a tensor is one line.
 // Sizes are comma-separated dimensions, each a product of digits and the symbols
 // B (batch), T (block_size), C (n_embd), H (n_head), V (vocab_size).
+// needs: the GPT_FEAT_* bits a tensor exists with (0: always). A model without them has no
+// such row in its table, no room for it in its block, and a NULL field.
 
-// Parameters, in checkpoint order. PARAM(field, name, rows, cols, decay) is a tensor with a
-// field of its own; SLICE(name, rows, cols, decay) is a table row that continues the field
-// before it. decay: AdamW's weight decay applies (matrices and embeddings, not LN gains).
-#define GPT_PARAMS_HEAD(PARAM, SLICE)                                      \
-    PARAM(wte, "wte", "V", "C", true) /* token embedding, also the LM head */ \
-    PARAM(wpe, "wpe", "T", "C", true) /* position embedding */
+// Parameters, in checkpoint order. PARAM(field, name, rows, cols, decay, needs) is a tensor
+// with a field of its own; SLICE(name, rows, cols, decay, needs) is a table row that continues
+// the field before it. decay: AdamW's weight decay applies (matrices and embeddings, not LN
+// gains).
+#define GPT_PARAMS_HEAD(PARAM, SLICE)                                                   \
+    PARAM(wte, "wte", "V", "C", true, 0) /* token embedding, also the LM head when tied */ \
+    PARAM(wpe, "wpe", "T", "C", true, 0) /* position embedding */
 #define GPT_LAYER_PARAMS(PARAM, SLICE)                                                       \
-    PARAM(ln1_w, "ln1_w", "C", "", false)                                                    \
-    PARAM(w_qkv, "w_q", "C", "C", true) /* W_Q, W_K, W_V adjacent: one (3C,C) product */     \
-    SLICE("w_k", "C", "C", true)                                                             \
-    SLICE("w_v", "C", "C", true)                                                             \
-    PARAM(w_o, "w_o", "C", "C", true)                                                        \
-    PARAM(ln2_w, "ln2_w", "C", "", false)                                                    \
-    PARAM(w_fc, "w_fc", "4C", "C", true)                                                     \
-    PARAM(w_proj, "w_proj", "C", "4C", true)
-#define GPT_PARAMS_TAIL(PARAM, SLICE) PARAM(lnf_w, "lnf_w", "C", "", false)
+    PARAM(ln1_w, "ln1_w", "C", "", false, 0)                                                 \
+    PARAM(w_qkv, "w_q", "C", "C", true, 0) /* W_Q, W_K, W_V adjacent: one (3C,C) product */  \
+    SLICE("w_k", "C", "C", true, 0)                                                          \
+    SLICE("w_v", "C", "C", true, 0)                                                          \
+    PARAM(w_o, "w_o", "C", "C", true, 0)                                                     \
+    PARAM(ln2_w, "ln2_w", "C", "", false, 0)                                                 \
+    PARAM(w_fc, "w_fc", "4C", "C", true, 0)                                                  \
+    PARAM(w_proj, "w_proj", "C", "4C", true, 0)
+#define GPT_PARAMS_TAIL(PARAM, SLICE)          \
+    PARAM(lnf_w, "lnf_w", "C", "", false, 0)   \
+    PARAM(lm_head, "lm_head", "V", "C", true, GPT_FEAT_UNTIED_HEAD) /* the untied LM head */
 
 // Activations the forward pass keeps for the backward pass, for (B,T) = (max_batch,
-// block_size), in the order the forward pass writes them. ACT(field, dims).
-#define GPT_ACTS_HEAD(ACT) ACT(encoded, "B,T,C") /* x = wte[idx] + wpe */
-#define GPT_LAYER_ACTS(ACT)                                                                    \
-    ACT(ln1, "B,T,C")       /* layernorm(x; ln1_w) */                                          \
-    ACT(ln1_mean, "B,T")    /* its rows' means */                                              \
-    ACT(ln1_rstd, "B,T")    /* and 1/std */                                                    \
-    ACT(qkv, "B,T,3C")      /* q | k | v = ln1 · W_qkvᵀ */                                     \
-    ACT(atty, "B,T,C")      /* the heads' outputs side by side, before W_O */                  \
-    ACT(att_lse, "B,H,T")   /* log-sum-exp of each attention row (no T x T tensor) */          \
-    ACT(res1, "B,T,C")      /* x + atty · W_Oᵀ */                                              \
-    ACT(ln2, "B,T,C")       /* layernorm(res1; ln2_w) */                                       \
-    ACT(ln2_mean, "B,T")                                                                       \
-    ACT(ln2_rstd, "B,T")                                                                       \
-    ACT(fch, "B,T,4C")      /* the W_fc output as each path keeps it: textbook pre = ln2 · W_fcᵀ, \
-                               fast gelu'(pre), which is all its GELU backward needs */          \
-    ACT(fch_gelu, "B,T,4C") /* gelu(pre) */                                                    \
-    ACT(res2, "B,T,C")      /* res1 + fch_gelu · W_projᵀ: the block's output */
-#define GPT_ACTS_TAIL(ACT)                                     \
-    ACT(lnf, "B,T,C")    /* layernorm(x; lnf_w) */             \
-    ACT(lnf_mean, "B,T")                                       \
-    ACT(lnf_rstd, "B,T")                                       \
-    ACT(logits, "B,T,V") /* lnf · wteᵀ */                      \
-    ACT(losses, "B,T")   /* cross-entropy of each position */
+// block_size), in the order the forward pass writes them. ACT(field, dims, needs).
+// act(pre) is the MLP's activation: gelu(pre), or relu(pre)^2 with GPT_FEAT_RELU2.
+#define GPT_ACTS_HEAD(ACT) ACT(encoded, "B,T,C", 0) /* x = wte[idx] + wpe */
+#define GPT_LAYER_ACTS(ACT)                                                                       \
+    ACT(ln1, "B,T,C", 0)       /* layernorm(x; ln1_w) */                                          \
+    ACT(ln1_mean, "B,T", 0)    /* its rows' means */                                              \
+    ACT(ln1_rstd, "B,T", 0)    /* and 1/std */                                                    \
+    ACT(qkv, "B,T,3C", 0)      /* q | k | v = ln1 · W_qkvᵀ */                                     \
+    ACT(atty, "B,T,C", 0)      /* the heads' outputs side by side, before W_O */                  \
+    ACT(att_lse, "B,H,T", 0)   /* log-sum-exp of each attention row (no T x T tensor) */          \
+    ACT(res1, "B,T,C", 0)      /* x + atty · W_Oᵀ */                                              \
+    ACT(ln2, "B,T,C", 0)       /* layernorm(res1; ln2_w) */                                       \
+    ACT(ln2_mean, "B,T", 0)                                                                       \
+    ACT(ln2_rstd, "B,T", 0)                                                                       \
+    ACT(fch, "B,T,4C", 0)      /* the W_fc output as each path keeps it: textbook pre = ln2 · W_fcᵀ, \
+                                  fast act'(pre), which is all its activation's backward needs:   \
+                                  gelu'(pre), or 2 relu(pre) with relu2 */                        \
+    ACT(fch_act, "B,T,4C", 0)  /* act(pre): gelu(pre), or relu(pre)^2 with relu2 */              \
+    ACT(res2, "B,T,C", 0)      /* res1 + fch_act · W_projᵀ: the block's output */
+#define GPT_ACTS_TAIL(ACT)                                                       \
+    ACT(lnf, "B,T,C", 0)    /* layernorm(x; lnf_w) */                            \
+    ACT(lnf_mean, "B,T", 0)                                                      \
+    ACT(lnf_rstd, "B,T", 0)                                                      \
+    ACT(logits, "B,T,V", 0) /* lnf · wteᵀ (tied), lnf · lm_headᵀ (untied head) */ \
+    ACT(losses, "B,T", 0)   /* cross-entropy of each position */
 
 // Gradient scratch of the backward pass, reused layer after layer. Each is overwritten by
 // its first writer in a pass, so none needs clearing.
-#define GPT_ACT_GRADS(ACT)                                                                \
-    ACT(dres, "B,T,C")    /* the residual stream's gradient */                            \
-    ACT(dln, "B,T,C")     /* at a layer norm's output (the textbook path first holds a    \
-                             branch's output gradient here; the two are never live at once) */ \
-    ACT(datty, "B,T,C")   /* at the attention's output */                                 \
-    ACT(dqkv, "B,T,3C")                                                                   \
-    ACT(dfch, "B,T,4C")   /* at the MLP's hidden layer */                                 \
-    ACT(dlogits, "B,T,V")
+#define GPT_ACT_GRADS(ACT)                                                                   \
+    ACT(dres, "B,T,C", 0)    /* the residual stream's gradient */                            \
+    ACT(dln, "B,T,C", 0)     /* at a layer norm's output (the textbook path first holds a    \
+                                branch's output gradient here; the two are never live at once) */ \
+    ACT(datty, "B,T,C", 0)   /* at the attention's output */                                 \
+    ACT(dqkv, "B,T,3C", 0)                                                                   \
+    ACT(dfch, "B,T,4C", 0)   /* at the MLP's hidden layer */                                 \
+    ACT(dlogits, "B,T,V", 0)
 
 #define GPT_FIELD_(field, ...) float *field;
 #define GPT_NO_FIELD_(...)
@@ -101,6 +131,10 @@ typedef struct {
     LayerWeights *layers;  // L of them
     GPT_PARAMS_TAIL(GPT_FIELD_, GPT_NO_FIELD_)
 } Weights;
+
+// The LM head's weight (V,C) in w (or its gradient in a gradient block): lm_head when the
+// model has one of its own (GPT_FEAT_UNTIED_HEAD), else wte, which it is tied to.
+static inline float *gpt_head_weight(const Weights *w) { return w->lm_head ? w->lm_head : w->wte; }
 
 typedef struct {
     GPT_LAYER_ACTS(GPT_FIELD_)
@@ -194,6 +228,9 @@ typedef struct {
 enum {
     GPT_INIT_WEIGHTS = 1,  // draw the initial weights from the seed (else leave zeros)
     GPT_TRAINING = 2,      // allocate gradients and activation gradients
+    GPT_INIT_ZERO_PROJ = 4,// with GPT_INIT_WEIGHTS: every layer's w_o and w_proj start at zero
+                           // (modded-nanogpt), so each block starts as the identity on the
+                           // residual stream; an initialisation, not a property of the model
 };
 
 // cfg must pass gpt_config_check (an assert). max_batch 0 allocates no activations.

@@ -25,6 +25,7 @@ void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) 
     const Weights *w = &m->w;
     DropoutMask mk[DROPOUT_N_SITES];
     const GPTDropout *d = &m->dropout;
+    bool relu2 = gpt_has(cfg, GPT_FEAT_RELU2);
     PROF(PROF_EMBEDDING, fast_embedding_forward(a->encoded, idx, w->wte, w->wpe, B, T, C));
     const DropoutMask *emb_drop = gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
     if (emb_drop) PROF(PROF_DROPOUT, fast_dropout_forward(a->encoded, a->encoded, emb_drop, N, C));
@@ -38,12 +39,16 @@ void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) 
         PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, drop.attention, B, T, C, H));
         branch_forward(la->res1, x, la->atty, lw->w_o, drop.attn_proj, N, C, C);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
-        PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch, la->fch_gelu, la->ln2, lw->w_fc, N, C, 4 * C));
-        branch_forward(la->res2, la->res1, la->fch_gelu, lw->w_proj, drop.mlp_proj, N, 4 * C, C);
+        // The activation in the W_fc product's epilogue, keeping its derivative in fch.
+        if (relu2)
+            PROF(PROF_MATMUL_FWD, fast_matmul_forward_relu2_deriv(la->fch, la->fch_act, la->ln2, lw->w_fc, N, C, 4 * C));
+        else
+            PROF(PROF_MATMUL_FWD, fast_matmul_forward_gelu_deriv(la->fch, la->fch_act, la->ln2, lw->w_fc, N, C, 4 * C));
+        branch_forward(la->res2, la->res1, la->fch_act, lw->w_proj, drop.mlp_proj, N, 4 * C, C);
         x = la->res2;
     }
     PROF(PROF_LAYERNORM, fast_layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnf_w, N, C));
-    PROF(PROF_MATMUL_FWD, fast_matmul_forward(a->logits, a->lnf, w->wte, N, C, V));
+    PROF(PROF_MATMUL_FWD, fast_matmul_forward(a->logits, a->lnf, gpt_head_weight(w), N, C, V));
     if (targets) PROF(PROF_LOSS, fast_crossentropy_forward(a->losses, a->logits, targets, N, V));
 }
 
@@ -68,7 +73,8 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
     const GPTDropout *dr = &m->acts_dropout;
 
     PROF(PROF_LOSS, fast_crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V));
-    PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->dln, GRAD_SET, g->wte, gw, d->dlogits, a->lnf, w->wte, N, C, V));
+    PROF(PROF_MATMUL_BWD, fast_matmul_backward(d->dln, GRAD_SET, gpt_head_weight(g), gw, d->dlogits, a->lnf,
+                                               gpt_head_weight(w), N, C, V));
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->encoded;
     PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_SET, g->lnf_w, gw, d->dln, x_last, w->lnf_w,
                                                  a->lnf_mean, a->lnf_rstd, N, C));
@@ -78,12 +84,12 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         const LayerActs *la = &a->layers[l];
         const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         const LayerDropout drop = gpt_layer_dropout(dr, l, mk);
-        // res2 = res1 + drop(gelu(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1. The
+        // res2 = res1 + drop(act(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1. The
         // branch's gradient (masked into dln, free until the W_fc product writes it) is the
-        // product's dout.
+        // product's dout; fch holds act'(pre), whichever the activation.
         const float *dbranch = branch_grad(d->dln, d->dres, drop.mlp_proj, N, C);
-        PROF(PROF_MATMUL_BWD, fast_matmul_backward_gelu(d->dfch, lg->w_proj, gw, dbranch, la->fch_gelu, lw->w_proj,
-                                                        la->fch, N, 4 * C, C));
+        PROF(PROF_MATMUL_BWD, fast_matmul_backward_act(d->dfch, lg->w_proj, gw, dbranch, la->fch_act, lw->w_proj,
+                                                       la->fch, N, 4 * C, C));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_fc, gw, d->dfch, la->ln2, lw->w_fc, N, C, 4 * C));
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln2_w, gw, d->dln, la->res1, lw->ln2_w,
@@ -99,9 +105,11 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
                                                      la->ln1_mean, la->ln1_rstd, N, C));
     }
-    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient, in place. wte already
-    // holds the LM head's part: the lookup's is added.
+    // x0 = drop(wte[idx] + wpe): dres becomes the lookup's gradient, in place. A tied wte
+    // already holds the LM head's part, which the lookup's adds to; an untied one is written
+    // as gw says.
     const DropoutMask *emb_drop = gpt_dropout_mask(dr, 0, DROPOUT_EMBEDDING, &mk[DROPOUT_EMBEDDING]);
     if (emb_drop) PROF(PROF_DROPOUT, fast_dropout_backward(d->dres, GRAD_SET, d->dres, emb_drop, N, C));
-    PROF(PROF_EMBEDDING, fast_embedding_backward(g->wte, GRAD_ADD, g->wpe, gw, d->dres, m->inputs, B, T, C, V));
+    GradWrite wte_write = gpt_has(cfg, GPT_FEAT_UNTIED_HEAD) ? gw : GRAD_ADD;
+    PROF(PROF_EMBEDDING, fast_embedding_backward(g->wte, wte_write, g->wpe, gw, d->dres, m->inputs, B, T, C, V));
 }

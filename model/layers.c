@@ -222,6 +222,23 @@ void gelu_backward(float *dinp, GradWrite dinp_write, const float *inp, const fl
     }
 }
 
+// ---- ReLU² ----------------------------------------------------------------------------
+void relu2_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        float r = inp[i] > 0.0f ? inp[i] : 0.0f;  // relu(x)
+        out[i] = r * r;
+    }
+}
+
+void relu2_backward(float *dinp, GradWrite dinp_write, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        float r = inp[i] > 0.0f ? inp[i] : 0.0f;
+        put(&dinp[i], dinp_write, 2.0f * r * dout[i]);  // d relu(x)^2 / dx = 2 relu(x)
+    }
+}
+
 // ---- dropout --------------------------------------------------------------------------
 void dropout_forward(float *out, const float *inp, const DropoutMask *drop, int N, int C) {
 #pragma omp parallel for

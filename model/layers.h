@@ -120,6 +120,14 @@ void gelu_forward(float *out, const float *inp, size_t n);
 // dinp may be dout (the gradient at the output becomes the one at the input, in place).
 void gelu_backward(float *dinp, GradWrite dinp_write, const float *inp, const float *dout, size_t n);
 
+// ---- ReLU² (squared ReLU, So et al. 2021 "Primer"; modded-nanogpt's MLP activation) -----
+// out = relu(x)^2 = max(x, 0)^2, elementwise over n values.
+void relu2_forward(float *out, const float *inp, size_t n);
+// dinp (+)= relu2'(inp) * dout, with relu2'(x) = 2 max(x, 0) (continuous: 0 at x = 0 from both
+// sides, so the kink of relu is smoothed out; the second derivative jumps there).
+// dinp may be dout (in place, as gelu_backward).
+void relu2_backward(float *dinp, GradWrite dinp_write, const float *inp, const float *dout, size_t n);
+
 // ---- dropout (inverted) ---------------------------------------------------------------
 // out(n,c) = inp(n,c) · f(n,c), f = drop's factor of row n, column c: 0 (dropped, with
 // probability p) or 1/(1-p) (kept), so that the expected value is unchanged. drop NULL: out

@@ -83,6 +83,10 @@ void ref_gelu(double *out, const double *inp, size_t n) {
     }
 }
 
+void ref_relu2(double *out, const double *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] * inp[i] : 0.0;
+}
+
 double ref_crossentropy(double *losses, const double *logits, const int *targets, int N, int V) {
     double total = 0;
     for (int n = 0; n < N; n++) {
@@ -134,13 +138,15 @@ double ref_gpt_loss(const GPT *m, const double *p, const int *idx, const int *ta
         for (size_t i = 0; i < N * C; i++) x[i] += tmp[i];
         ref_layernorm(ln, x, param_at(m, p, "h.%d.ln2_w", l), (int)N, C);
         ref_matmul(h, ln, param_at(m, p, "h.%d.w_fc", l), (int)N, C, 4 * C);
-        ref_gelu(hg, h, N * 4 * C);
+        if (gpt_has(cfg, GPT_FEAT_RELU2)) ref_relu2(hg, h, N * 4 * C);
+        else ref_gelu(hg, h, N * 4 * C);
         ref_matmul(tmp, hg, param_at(m, p, "h.%d.w_proj", l), (int)N, 4 * C, C);
         ref_dropout(tmp, gpt_dropout_mask(d, l, DROPOUT_MLP_PROJ, &mk), (int)N, C);
         for (size_t i = 0; i < N * C; i++) x[i] += tmp[i];
     }
     ref_layernorm(ln, x, param_at(m, p, "lnf_w", 0), (int)N, C);
-    ref_matmul(logits, ln, param_at(m, p, "wte", 0), (int)N, C, V);
+    const char *head = gpt_has(cfg, GPT_FEAT_UNTIED_HEAD) ? "lm_head" : "wte";
+    ref_matmul(logits, ln, param_at(m, p, head, 0), (int)N, C, V);
     double loss = ref_crossentropy(losses, logits, targets, (int)N, V);
     if (logits_out) memcpy(logits_out, logits, N * V * sizeof(double));
     free(x), free(ln), free(q), free(qkv), free(y), free(tmp), free(h), free(hg), free(logits), free(losses);

@@ -20,6 +20,7 @@ void ref_attention(double *out, const double *qkv, const DropoutMask *drop, int 
 // x(n,c) *= drop's factor of row n, column c (NULL: nothing), in place.
 void ref_dropout(double *x, const DropoutMask *drop, int N, int C);
 void ref_gelu(double *out, const double *inp, size_t n);
+void ref_relu2(double *out, const double *inp, size_t n);  // max(x, 0)^2
 // Per-row losses; returns their mean.
 double ref_crossentropy(double *losses, const double *logits, const int *targets, int N, int V);
 

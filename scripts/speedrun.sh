@@ -4,8 +4,8 @@
 #
 #   scripts/speedrun.sh           train RECIPE for BUDGET into out-speedrun/, then its loss over
 #                                 the whole validation split (gpt eval) and a short sample
-#   scripts/speedrun.sh default   the default recipe (plain `gpt train`) for the same BUDGET
-#                                 into out-speedrun-default/, and its eval: the baseline
+#   scripts/speedrun.sh default   the default recipe as `make train` runs it (its 2000 steps, about
+#                                 a minute) into out-speedrun-default/, and its eval: the baseline
 #   scripts/speedrun.sh torch     PyTorch (torch_gpt.py through scripts/torch_curve.py) given
 #                                 RECIPE, into out-speedrun-torch.csv; needs TORCH_ITERS
 #   scripts/speedrun.sh plot      the README's picture from those three: speedrun.svg
@@ -108,9 +108,9 @@ speedrun() {
 
 default_run() {
     fresh_dir "$DEFAULT_OUT"
-    say "training the default recipe for $BUDGET into $DEFAULT_OUT/"
+    say "training the default recipe (make train's: its 2000 steps, about a minute) into $DEFAULT_OUT/"
     # shellcheck disable=SC2086
-    "$GPT" train --data "$DATA" --out "$DEFAULT_OUT" --time-budget "$BUDGET" $RUN_FLAGS
+    "$GPT" train --data "$DATA" --out "$DEFAULT_OUT" $RUN_FLAGS
     eval_run "$DEFAULT_OUT" >/dev/null
 }
 
@@ -124,6 +124,9 @@ torch_flags() {
             printf ' %s %s' "$(echo "$1" | tr - _ | sed 's/^__/--/')" "$2" ;;
         --lr | --dropout | --beta1 | --beta2 | --seed) printf ' %s %s' "$1" "$2" ;;
         --warmup) printf ' --warmup_iters %s' "$2" ;;
+        # torch_gpt.py has no Muon: PyTorch trains every tensor with AdamW at --lr.
+        --optimizer | --muon-lr | --muon-momentum) ;;
+        --eval-interval) printf ' --eval_interval %s' "$2" ;;
         *) die "the recipe's $1 has no torch_gpt.py counterpart: give PyTorch's run by hand (scripts/torch_curve.py)" ;;
         esac
         shift 2

@@ -60,6 +60,42 @@ expect_error "train: muon momentum 1" "--muon-momentum expects a number from 0 t
 expect_error "train: vocab-size for char" "--vocab-size applies to --tokenizer bpe" "$GPT" train --vocab-size 300
 expect_error "train: min-lr above lr" "--min-lr" "$GPT" train --lr 1e-4 --min-lr 1e-3
 
+# ---- train: the model's features -----------------------------------------------------------
+expect_error "train: bad activation" "--activation expects gelu or relu2, got 'tanh'" "$GPT" train --activation tanh
+expect_ok "train with the features" "$GPT" train --data small.txt --out feat --iters 4 --eval-interval 0 \
+    --activation relu2 --untied-head --zero-init-proj $TINY
+expect_ok "info of a featured model" "$GPT" info feat/ckpt.bin
+grep -q "^features:        relu2 untied-head$" "$TOP/ok.out" || fail "info: features not shown: $(cat "$TOP/ok.out")"
+grep -q "^lm_head  *65x16 \|^lm_head  *[0-9]*x16 " "$TOP/ok.out" || fail "info: no lm_head row"
+grep -q "^  zero_init_proj  1$" "$TOP/ok.out" || fail "info: zero_init_proj not in the settings"
+expect_ok "info of a plain model" "$GPT" info good.bin
+grep -q "^features:        none$" "$TOP/ok.out" || fail "info: a plain model's features not 'none'"
+grep -q "lm_head" "$TOP/ok.out" && fail "info: a tied model shows lm_head"
+expect_error "train: resume without a feature" "--activation gelu differs from the run being resumed" \
+    "$GPT" train --resume --out feat --activation gelu
+expect_error "train: resume adding a feature" "--untied-head differs from the run being resumed" \
+    "$GPT" train --resume --out run --untied-head
+expect_error "train: resume with --zero-init-proj" "--zero-init-proj sets how a new model's weights start" \
+    "$GPT" train --resume --out feat --zero-init-proj
+expect_ok "train: resume keeps the features" "$GPT" train --resume --out feat --iters 6 --quiet
+expect_ok "info after resuming" "$GPT" info feat/ckpt.bin
+grep -q "^features:        relu2 untied-head$" "$TOP/ok.out" || fail "resume lost the features"
+expect_error "train: init-from with another activation" "--activation gelu conflicts with --init-from 'feat/ckpt.bin', whose model has relu2" \
+    "$GPT" train --init-from feat/ckpt.bin --data small.txt --out ft1 --activation gelu
+expect_error "train: init-from adding a feature" "--untied-head conflicts with --init-from 'good.bin', whose model does not have untied-head" \
+    "$GPT" train --init-from good.bin --data small.txt --out ft2 --untied-head
+expect_error "train: init-from with --zero-init-proj" "--init-from takes its weights from a checkpoint" \
+    "$GPT" train --init-from good.bin --data small.txt --out ft3 --zero-init-proj
+expect_ok "train: init-from takes the features" "$GPT" train --init-from feat/ckpt.bin --data small.txt --out ft4 \
+    --iters 2 --eval-interval 0 --eval-iters 2 --sample-interval 0 --batch-size 4 --quiet
+expect_ok "info of the fine-tuned model" "$GPT" info ft4/ckpt.bin
+grep -q "^features:        relu2 untied-head$" "$TOP/ok.out" || fail "init-from lost the features"
+expect_ok "sample from a featured model" "$GPT" sample feat/ckpt.bin --tokens 20 --seed 3
+expect_error "export: relu2 to gguf" "GGUF's gpt2 architecture cannot express the model's relu2" \
+    "$GPT" export feat/ckpt.bin --format gguf --out feat.gguf
+[ -e feat.gguf ] && fail "export: a refused model left feat.gguf"
+expect_ok "gradcheck with the features" "$GPT" gradcheck --activation relu2 --untied-head --kernels textbook
+
 # ---- info -----------------------------------------------------------------------------------
 expect_ok "info" "$GPT" info good.bin
 grep -q "h.0.w_q" "$TOP/ok.out" || fail "info: no parameter table"

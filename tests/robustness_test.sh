@@ -294,9 +294,9 @@ expect_error "info: a newer version" "version 4" "$GPT" info bad.bin
 expect_error "sample: a newer version" "version 4" "$GPT" sample bad.bin
 cp good.bin bad.bin && set_byte bad.bin 0 103  # 'g' for 'G'
 expect_error "info: wrong magic" "bad magic" "$GPT" info bad.bin
-# The tokenizer section (at byte 44: after the 12-byte header and CONF) with a valid CRC: its
+# The tokenizer section (at byte 48: after the 12-byte header and CONF) with a valid CRC: its
 # image's version, the section's first field, becomes 7.
-cp good.bin bad.bin && set_byte bad.bin 56 7 && "$CKPT_TOOL" recrc bad.bin
+cp good.bin bad.bin && set_byte bad.bin 60 7 && "$CKPT_TOOL" recrc bad.bin
 expect_error "info: corrupt tokenizer" "tokenizer is corrupt" "$GPT" info bad.bin
 expect_error "sample: corrupt tokenizer" "tokenizer is corrupt" "$GPT" sample bad.bin
 rm -f bad.bin

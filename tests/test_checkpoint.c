@@ -261,6 +261,7 @@ static void fixture_init(Fixture *f, const char *text, GPTConfig cfg) {
     tc->muon_lr = 0.04f;
     tc->muon_momentum = 0.85f;
     tc->time_budget_s = 90.5f;
+    tc->zero_init_proj = 1;
 
     TrainState *ts = &f->ts;
     ts->step = 17;
@@ -483,7 +484,7 @@ START_TEST(test_saved_file_starts_with_magic_and_version) {
     // The sections in the documented order, their sizes as documented.
     uint64_t len;
     ck_assert_uint_eq(find_section(b, n, "CONF", &len), HEADER_BYTES);
-    ck_assert_uint_eq(len, 20);
+    ck_assert_uint_eq(len, 24);
     find_section(b, n, "PARM", &len);
     ck_assert_uint_eq(len, 8 + 4 * f.m.num_params);
     free(b);
@@ -499,8 +500,9 @@ END_TEST
 
 START_TEST(test_settings_record_keeps_its_byte_layout) {
     // The TCFG record spelled out field by field, as version 3 lays it out (version 1's rows,
-    // then dropout, then the optimizer's three and the time budget): the rows of checkpoint/run_config.h must keep
-    // this order and these encodings, or older checkpoints would be read wrong.
+    // then dropout; version 3 added the model's features, the optimizer's three rows, the time
+    // budget and zero_init_proj): the rows of checkpoint/run_config.h must keep this order and
+    // these encodings, or older checkpoints would be read wrong.
     Fixture f;
     tiny_fixture(&f);
     size_t n;
@@ -515,13 +517,14 @@ START_TEST(test_settings_record_keeps_its_byte_layout) {
 #define STR(s) (U32(strlen(s)), memcpy(want + k, s, strlen(s)), k += strlen(s))
     STR("data/some text with spaces.txt");
     STR("runs/tiny");
-    U32(5), U32(4), U32(1), U32(2), U32(4);                         // model: V, T, L, H, C
+    U32(5), U32(4), U32(1), U32(2), U32(4), U32(0);                 // model: V, T, L, H, C, features
     U32(3), U64(500), F32(3e-4f), F32(3e-5f), U64(11), U64(450);     // batch_size .. lr_decay_iters
     F32(0.05f), F32(0.85f), F32(0.95f), F32(0.5f), U32(2);           // weight_decay .. grad_accum
     U64(25), U64(4), U64(0), U32(33), U64(9);                        // eval_interval .. log_interval
     U64(0xFEDCBA9876543210ull), U32(3), U32(TOKENIZER_BPE), U32(777); // seed .. bpe_vocab_size
     F32(0.125f);                                                     // dropout (version 2)
     U32(OPTIMIZER_MUON), F32(0.04f), F32(0.85f), F32(90.5f);         // optimizer .. time_budget_s (3)
+    U32(1);                                                          // zero_init_proj (version 3)
 #undef U32
 #undef U64
 #undef F32
@@ -657,13 +660,13 @@ START_TEST(test_load_every_bit_flip_fails) {
             Checkpoint ck;
             char err[512] = "";
             bool ok = checkpoint_load_from_memory(copy, n, "flip", &ck, err, sizeof err);
+            // A version flipped into another one this gpt reads gets as far as the checksum.
+            uint32_t version = get32(copy + 8);
+            bool readable_version = version >= 1 && version <= CHECKPOINT_VERSION;
             copy[at] = b[at];
-            // A version flipped to an older one that is still read fails on the checksum instead.
-            uint32_t version = get32(b + 8) ^ (at >= 8 && at < HEADER_BYTES ? 1u << (bit - 64) : 0u);
-            bool readable = version >= 1 && version <= CHECKPOINT_VERSION;
-            const char *expect = at < 8                                ? "bad magic"
-                                 : at < HEADER_BYTES && !readable ? "checkpoint version"
-                                                                      : "checksum mismatch";
+            const char *expect = at < 8                                    ? "bad magic"
+                                 : at < HEADER_BYTES && !readable_version ? "checkpoint version"
+                                                                          : "checksum mismatch";
             bool empty = ck_is_empty(&ck);
             if (ok) checkpoint_free(&ck);
             if (ok || !strstr(err, expect) || !empty) {
@@ -743,11 +746,15 @@ START_TEST(test_load_bad_config_fails) {
     assert_mem_fails(b, n, "out of range");
     put32(b + at + 8, 1);
     size_t m;
-    unsigned char *x = edit_bytes(b, n, at + 16, 4, NULL, 0, &m);  // CONF without n_embd
-    put64(x + at - 8, 16);
+    unsigned char *x = edit_bytes(b, n, at + 20, 4, NULL, 0, &m);  // CONF without its features
+    put64(x + at - 8, 20);
     fix_crc(x, m);
     assert_mem_fails(x, m, "its model config (CONF) section is too short");
     free(x);
+    // Feature bits this gpt does not run are refused by name (a reserved one) or number.
+    put32(b + at + 20, GPT_FEAT_ROPE | 1u << 9);
+    fix_crc(b, n);
+    assert_mem_fails(b, n, "its model config: this gpt does not run the model's features: rope bit 9 (it runs: ");
     free(b);
     fixture_free(&f);
 }
@@ -841,7 +848,7 @@ START_TEST(test_load_bad_training_settings_fail) {
     assert_run_fails(b, n, "NUL byte inside data_path");
     b[t + 4] = (unsigned char)f.tc.data_path[0];
     // batch_size 0: right after the two strings and the model config.
-    size_t bs = t + 4 + strlen(f.tc.data_path) + 4 + strlen(f.tc.out_dir) + 20;
+    size_t bs = t + 4 + strlen(f.tc.data_path) + 4 + strlen(f.tc.out_dir) + 24;
     put32(b + bs, 0);
     fix_crc(b, n);
     assert_run_fails(b, n, "batch_size = 0");
@@ -855,31 +862,36 @@ START_TEST(test_load_bad_training_settings_fail) {
     fix_crc(b, n);
     assert_run_fails(b, n, "lr = 0 (expected 1e-12 to 10)");
     put32(b + bs + 12, f32_bits(f.tc.lr));
-    // The tokenizer kind, 28 bytes from the end (bpe_vocab_size, dropout, optimizer, muon_lr,
-    // muon_momentum and time_budget_s follow it).
-    put32(b + t + len - 28, 5);
+    // The tokenizer kind, 32 bytes from the end (bpe_vocab_size, dropout, optimizer, muon_lr,
+    // muon_momentum, time_budget_s and zero_init_proj follow it).
+    put32(b + t + len - 32, 5);
     fix_crc(b, n);
     assert_run_fails(b, n, "tokenizer kind 5");
-    put32(b + t + len - 28, TOKENIZER_BPE);
+    put32(b + t + len - 32, TOKENIZER_BPE);
     // dropout 1: nothing would be left of the network.
-    put32(b + t + len - 20, f32_bits(1.0f));
+    put32(b + t + len - 24, f32_bits(1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "dropout = 1 (expected 0 to 0.999999)");
-    put32(b + t + len - 20, f32_bits(f.tc.dropout));
+    put32(b + t + len - 24, f32_bits(f.tc.dropout));
     // An optimizer kind that is neither.
-    put32(b + t + len - 16, 2);
+    put32(b + t + len - 20, 2);
     fix_crc(b, n);
     assert_run_fails(b, n, "optimizer kind 2 (expected 0 adamw or 1 muon)");
-    put32(b + t + len - 16, OPTIMIZER_MUON);
+    put32(b + t + len - 20, OPTIMIZER_MUON);
     // muon_momentum 1: the momentum would never forget.
-    put32(b + t + len - 8, f32_bits(1.0f));
+    put32(b + t + len - 12, f32_bits(1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "muon_momentum = 1 (expected 0 to 0.999999)");
-    put32(b + t + len - 8, f32_bits(f.tc.muon_momentum));
-    // A negative time budget, the last field.
-    put32(b + t + len - 4, f32_bits(-1.0f));
+    put32(b + t + len - 12, f32_bits(f.tc.muon_momentum));
+    // A negative time budget.
+    put32(b + t + len - 8, f32_bits(-1.0f));
     fix_crc(b, n);
     assert_run_fails(b, n, "time_budget_s = -1 (expected 0 to 3.1536e+07)");
+    put32(b + t + len - 8, f32_bits(f.tc.time_budget_s));
+    // zero_init_proj 2, the last field: it is 0 or 1.
+    put32(b + t + len - 4, 2);
+    fix_crc(b, n);
+    assert_run_fails(b, n, "zero_init_proj = 2 (expected 0 to 1)");
     free(b);
     fixture_free(&f);
 }
@@ -1107,8 +1119,9 @@ START_TEST(test_info_describes_a_checkpoint) {
     // Every setting, by its name in TrainConfig.
     assert_has(r.out, "\nsettings:\n");
     assert_has(r.out, "  out_dir         runs/tiny\n");
-    assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5\n");
+    assert_has(r.out, "  model           n_layer 1, n_head 2, n_embd 4, block_size 4, vocab_size 5, features none\n");
     assert_has(r.out, "  batch_size      3\n");
+    assert_has(r.out, "  zero_init_proj  1\n");
     assert_has(r.out, "  lr              0.0003\n");
     assert_has(r.out, "  lr_decay_iters  450\n");
     assert_has(r.out, "  weight_decay    0.05\n");

@@ -43,7 +43,8 @@ typedef struct {
     Tokenizer *tok;
 } Model;
 
-static void model_make(Model *x, TokenizerKind kind, int C, int L, int H, int T) {
+// A model of the given shape and features, its weights random of scale 0.5.
+static void model_make_features(Model *x, TokenizerKind kind, int C, int L, int H, int T, uint32_t features) {
     if (kind == TOKENIZER_CHAR) {
         x->tok = tokenizer_train_char((const unsigned char *)CHAR_TEXT, strlen(CHAR_TEXT));
     } else {
@@ -53,11 +54,16 @@ static void model_make(Model *x, TokenizerKind kind, int C, int L, int H, int T)
         x->tok = tokenizer_train_bpe(text, 20 * len, 330, false);
         free(text);
     }
-    GPTConfig cfg = {.vocab_size = tokenizer_vocab_size(x->tok), .block_size = T, .n_layer = L, .n_head = H, .n_embd = C};
+    GPTConfig cfg = {.vocab_size = tokenizer_vocab_size(x->tok), .block_size = T, .n_layer = L, .n_head = H, .n_embd = C,
+                     .features = features};
     gpt_init(&x->m, &cfg, 0, 7, 0);
     Rng r;
     rng_seed(&r, 11);
     fill_normal(x->m.params, x->m.num_params, &r, 0.5);
+}
+
+static void model_make(Model *x, TokenizerKind kind, int C, int L, int H, int T) {
+    model_make_features(x, kind, C, L, H, T, 0);
 }
 
 static void model_free(Model *x) {
@@ -545,7 +551,8 @@ static void export_gguf(const Model *x, const char *path, ExportType type, Gguf 
 static void assert_model_tensors(const Gguf *g, const Model *x, ExportType type) {
     const GPTConfig *c = &x->m.config;
     uint64_t C = (uint64_t)c->n_embd, V = (uint64_t)c->vocab_size, T = (uint64_t)c->block_size;
-    ck_assert_uint_eq(g->n_t, 4 + 12 * (uint64_t)c->n_layer);
+    bool untied = gpt_has(c, GPT_FEAT_UNTIED_HEAD);
+    ck_assert_uint_eq(g->n_t, 4 + 12 * (uint64_t)c->n_layer + untied);
     // Matrices: the type asked for, except q8_0 rows that are not whole 32-value blocks (f16).
     uint32_t want = type == EXPORT_F32 ? 0 : type == EXPORT_F16 ? 1 : 8;
     double tol = type == EXPORT_F32 ? 0 : type == EXPORT_F16 ? 1.0 / 1024 : 1.0 / 127 * 0.51 + 1.0 / 1024;
@@ -577,6 +584,9 @@ static void assert_model_tensors(const Gguf *g, const Model *x, ExportType type)
     }
     assert_tensor(g, "output_norm.weight", C, 0, 0, P(x, "lnf_w", 0), 0);
     assert_tensor(g, "output_norm.bias", C, 0, 0, NULL, 0);
+    // An untied head is llama.cpp's output.weight, laid out like token_embd (the count above
+    // leaves no room for it in a tied model).
+    if (untied) assert_tensor(g, "output.weight", C, V, MT(C), P(x, "lm_head", 0), MTOL(C));
 #undef MT
 #undef MTOL
 }
@@ -971,7 +981,8 @@ static void assert_safetensors(const char *dir, const Model *x, bool f16) {
     st_read(&st, path);
     const GPTConfig *c = &x->m.config;
     size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, T = (size_t)c->block_size;
-    ck_assert_int_eq(st.n, 4 + 12 * c->n_layer);  // no lm_head.weight: it is tied
+    bool untied = gpt_has(c, GPT_FEAT_UNTIED_HEAD);
+    ck_assert_int_eq(st.n, 4 + 12 * c->n_layer + untied);  // lm_head.weight only when untied
     st_assert(&st, "transformer.wte.weight", V, C, P(x, "wte", 0), false, f16);
     st_assert(&st, "transformer.wpe.weight", T, C, P(x, "wpe", 0), false, f16);
     for (int l = 0; l < c->n_layer; l++) {
@@ -998,6 +1009,7 @@ static void assert_safetensors(const char *dir, const Model *x, bool f16) {
     }
     st_assert(&st, "transformer.ln_f.weight", C, 0, P(x, "lnf_w", 0), false, f16);
     st_assert(&st, "transformer.ln_f.bias", C, 0, NULL, false, f16);
+    if (untied) st_assert(&st, "lm_head.weight", V, C, P(x, "lm_head", 0), false, f16);  // nn.Linear: (V,C)
     free(st.file);
 
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -1007,7 +1019,7 @@ static void assert_safetensors(const char *dir, const Model *x, bool f16) {
     const char *fields[][2] = {
         {"architectures", "[\"GPT2LMHeadModel\"]"}, {"model_type", "\"gpt2\""},
         {"activation_function", "\"gelu_new\""},     {"layer_norm_epsilon", "1e-05"},
-        {"tie_word_embeddings", "true"},              {"resid_pdrop", "0.0"},
+        {"tie_word_embeddings", untied ? "false" : "true"}, {"resid_pdrop", "0.0"},
         {"torch_dtype", f16 ? "\"float16\"" : "\"float32\""},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -1248,6 +1260,40 @@ START_TEST(test_gguf_refuses_bpe_tokens_with_equal_bytes) {
 }
 END_TEST
 
+// An untied head is exported in both formats; ReLU² (GPT-2 has only GELU) is refused with one
+// reason, and nothing is written.
+START_TEST(test_untied_head_exports_and_relu2_is_refused) {
+    Model x;
+    model_make_features(&x, TOKENIZER_CHAR, 32, 1, 2, 8, GPT_FEAT_UNTIED_HEAD);
+    TempDir td;
+    temp_dir(&td);
+    Gguf g;
+    unsigned char *file;
+    export_gguf(&x, temp_path(&td, "m.gguf"), EXPORT_Q8_0, &g, &file);
+    assert_model_tensors(&g, &x, EXPORT_Q8_0);
+    gguf_done(&g);
+    free(file);
+    const char *dir = temp_path(&td, "hf");
+    char err[512] = "";
+    ck_assert_msg(safetensors_export(dir, &x.m, x.tok, EXPORT_F32, err, sizeof err), "%s", err);
+    assert_safetensors(dir, &x, false);
+    remove_tree(td.dir);
+    model_free(&x);
+
+    model_make_features(&x, TOKENIZER_CHAR, 32, 1, 2, 8, GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD);
+    temp_dir(&td);
+    ck_assert(!gguf_export(temp_path(&td, "m.gguf"), &x.m, x.tok, EXPORT_F32, err, sizeof err));
+    ck_assert_msg(strstr(err, "GGUF's gpt2 architecture cannot express the model's relu2 (") == err, "%s", err);
+    ck_assert(!safetensors_export(temp_path(&td, "hf"), &x.m, x.tok, EXPORT_F32, err, sizeof err));
+    ck_assert_msg(strstr(err, "safetensors' GPT2LMHeadModel cannot express the model's relu2 (") == err, "%s", err);
+    char names[256];
+    dir_list(td.dir, names, sizeof names);
+    ck_assert_str_eq(names, "");
+    remove_tree(td.dir);
+    model_free(&x);
+}
+END_TEST
+
 Suite *export_suite(void) {
     Suite *s = suite_create("export");
     TCase *tc = tcase_create("gguf");
@@ -1259,6 +1305,7 @@ Suite *export_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("safetensors");
     tcase_add_test(tc, test_safetensors_is_gpt2_layout_transposed_with_zero_biases);
+    tcase_add_test(tc, test_untied_head_exports_and_relu2_is_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("command");
     tcase_add_test(tc, test_export_command_writes_files_and_says_so);

@@ -281,6 +281,168 @@ START_TEST(test_whole_model_gradients_with_dropout_match_finite_differences) {
 }
 END_TEST
 
+// ---- the model's features -------------------------------------------------------------
+// Each feature alone and both together (_i / 2 of the loop tests below; _i % 2 the kernels).
+static const uint32_t FEATURE_SETS[] = {GPT_FEAT_RELU2, GPT_FEAT_UNTIED_HEAD, GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD};
+#define N_FEATURE_SETS ((int)(sizeof FEATURE_SETS / sizeof FEATURE_SETS[0]))
+
+START_TEST(test_features_change_the_table_and_the_count) {
+    GPTConfig c = TINY;
+    size_t plain = gpt_config_num_params(&c);
+    c.features = GPT_FEAT_RELU2;
+    ck_assert_uint_eq(gpt_config_num_params(&c), plain);  // an activation has no parameters
+    c.features = GPT_FEAT_UNTIED_HEAD;
+    size_t V = (size_t)c.vocab_size, C = (size_t)c.n_embd;
+    ck_assert_uint_eq(gpt_config_num_params(&c), plain + V * C);
+    GPT m;
+    gpt_init(&m, &c, 0, 1, GPT_INIT_WEIGHTS);
+    // lm_head is the last row, after lnf_w, shaped like wte and decayed like it.
+    const ParamInfo *last = &m.param_table[m.n_param_tensors - 1], *wte = gpt_param(&m, "wte");
+    ck_assert_str_eq(last->name, "lm_head");
+    ck_assert_str_eq(m.param_table[m.n_param_tensors - 2].name, "lnf_w");
+    ck_assert_int_eq(last->shape[0], wte->shape[0]);
+    ck_assert_int_eq(last->shape[1], wte->shape[1]);
+    ck_assert(last->decay);
+    ck_assert_ptr_eq(m.w.lm_head, m.params + last->offset);
+    ck_assert_ptr_eq(gpt_head_weight(&m.w), m.w.lm_head);
+    // The tied model has no such row and no such tensor; its head is wte.
+    GPT t;
+    gpt_init(&t, &TINY, 0, 1, GPT_INIT_WEIGHTS);
+    ck_assert_ptr_null(gpt_param(&t, "lm_head"));
+    ck_assert_ptr_null(t.w.lm_head);
+    ck_assert_ptr_eq(gpt_head_weight(&t.w), t.w.wte);
+    // Drawn last: every tensor before it is the tied model's, draw for draw.
+    ck_assert_int_eq(memcmp(m.params, t.params, t.num_params * sizeof(float)), 0);
+    gpt_free(&m), gpt_free(&t);
+}
+END_TEST
+
+START_TEST(test_feature_bits_are_checked_and_named) {
+    char err[256], names[128];
+    GPTConfig c = TINY;
+    c.features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD;
+    ck_assert(gpt_config_check(&c, err, sizeof err));
+    ck_assert_str_eq(gpt_features_str(c.features, names, sizeof names), "relu2 untied-head");
+    ck_assert_str_eq(gpt_features_str(0, names, sizeof names), "none");
+    c.features = GPT_FEAT_QK_NORM | 1u << 20;
+    ck_assert(!gpt_config_check(&c, err, sizeof err));
+    ck_assert_msg(strstr(err, "does not run the model's features: qk-norm bit 20") != NULL, "%s", err);
+}
+END_TEST
+
+START_TEST(test_features_forward_matches_double_reference) {
+    GPTConfig c = TINY;
+    c.features = FEATURE_SETS[_i / 2];
+    GPT m;
+    int B = 2, T = 5, V = c.vocab_size;
+    gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS);
+    m.kernels = (GPTKernels)(_i % 2);
+    scramble_weights(&m, 16);
+    int idx[10], targets[10];
+    tiny_batch(idx, targets, B * T, 17, V);
+    float loss = gpt_forward(&m, idx, targets, B, T);
+    double *p = to_double(m.params, m.num_params), *logits = xmalloc((size_t)B * T * V * sizeof(double));
+    double ref = ref_gpt_loss(&m, p, idx, targets, B, T, logits);
+    ck_assert_double_eq_tol(loss, ref, 1e-5 * ref);
+    for (int i = 0; i < B * T * V; i++) ck_assert_double_eq_tol(m.acts.logits[i], logits[i], 1e-5);
+    // The feature matters: the plain model's loss on these weights is another.
+    GPT plain;
+    gpt_init(&plain, &TINY, B, 5, 0);
+    memcpy(plain.params, m.params, plain.num_params * sizeof(float));
+    float other = gpt_forward(&plain, idx, targets, B, T);
+    ck_assert_msg(fabs(other - loss) > 1e-3, "loss %g with features %u, %g without", loss, c.features, other);
+    free(p), free(logits);
+    gpt_free(&m), gpt_free(&plain);
+}
+END_TEST
+
+// Every tensor's gradient against central differences of the double reference, on both
+// paths. Then the negative checks: a backward that runs as if the feature were off (ReLU²'s
+// pre read through GELU's derivative on the textbook path; the embedding adding its part to
+// whatever wte's gradient held, as a tied wte does) is caught.
+START_TEST(test_features_gradients_match_finite_differences) {
+    GPTConfig c = TINY;
+    c.features = FEATURE_SETS[_i / 2];
+    GPT m;
+    int B = 2, T = 5;
+    gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    m.kernels = (GPTKernels)(_i % 2);
+    scramble_weights(&m, 18);
+    int idx[10], targets[10];
+    tiny_batch(idx, targets, B * T, 19, c.vocab_size);
+    char *report;
+    size_t len;
+    FILE *f = open_memstream(&report, &len);
+    int failures = gpt_gradcheck(&m, idx, targets, B, T, GRADCHECK_TOL, f);
+    fclose(f);
+    ck_assert_msg(failures == 0, "gradient check with features %u failed:\n%s", c.features, report);
+    for (int i = 0; i < m.n_param_tensors; i++) ck_assert_ptr_nonnull(strstr(report, m.param_table[i].name));
+    free(report);
+
+    double *numeric = xmalloc(m.num_params * sizeof(double));
+    gpt_numeric_grads(&m, idx, targets, B, T, 1e-5, numeric);
+    if (gpt_has(&c, GPT_FEAT_RELU2) && m.kernels == GPT_KERNELS_TEXTBOOK) {
+        gpt_forward(&m, idx, targets, B, T);
+        m.config.features &= ~(uint32_t)GPT_FEAT_RELU2;  // the backward takes the MLP for GELU's
+        gpt_backward(&m, 1.0f, GRAD_SET);
+        m.config.features = c.features;
+        for (int l = 0; l < c.n_layer; l++) {
+            char name[32];
+            snprintf(name, sizeof name, "h.%d.w_fc", l);
+            ck_assert_double_gt(tensor_error(&m, m.grads, numeric, name), GRADCHECK_TOL);
+        }
+    }
+    if (gpt_has(&c, GPT_FEAT_UNTIED_HEAD)) {
+        for (size_t i = 0; i < m.num_params; i++) m.grads[i] = 0.5f;  // what GRAD_SET must forget
+        gpt_forward(&m, idx, targets, B, T);
+        m.config.features &= ~(uint32_t)GPT_FEAT_UNTIED_HEAD;  // the lookup adds to wte, as if tied
+        gpt_backward(&m, 1.0f, GRAD_SET);
+        m.config.features = c.features;
+        ck_assert_double_gt(tensor_error(&m, m.grads, numeric, "wte"), GRADCHECK_TOL);
+        ck_assert_double_lt(tensor_error(&m, m.grads, numeric, "lm_head"), GRADCHECK_TOL);
+    }
+    free(numeric);
+    gpt_free(&m);
+}
+END_TEST
+
+// --zero-init-proj: the projections into the residual stream start at zero and nothing else
+// changes; every block then starts as the identity, and of its MLP's weights only w_proj gets
+// a gradient at the first step (w_fc's reaches it through w_proj = 0).
+START_TEST(test_zero_init_proj_zeroes_only_the_projections) {
+    GPTConfig c = {.vocab_size = 65, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32};
+    GPT a, z;
+    int B = 2, T = 16;
+    gpt_init(&a, &c, B, 42, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    gpt_init(&z, &c, B, 42, GPT_INIT_WEIGHTS | GPT_TRAINING | GPT_INIT_ZERO_PROJ);
+    for (int i = 0; i < z.n_param_tensors; i++) {
+        const ParamInfo *p = &z.param_table[i];
+        size_t len = strlen(p->name);
+        bool proj = strcmp(p->name + len - 4, ".w_o") == 0 || strcmp(p->name + len - 7, ".w_proj") == 0;
+        for (size_t k = 0; k < p->numel; k++) {
+            float v = z.params[p->offset + k];
+            if (proj) ck_assert_msg(v == 0.0f && !signbit(v), "%s[%zu] = %g", p->name, k, (double)v);
+            else ck_assert_msg(v == a.params[p->offset + k], "%s[%zu] differs from the plain init", p->name, k);
+        }
+    }
+    int idx[32], targets[32];
+    tiny_batch(idx, targets, B * T, 21, c.vocab_size);
+    for (int k = 0; k < 2; k++) {
+        z.kernels = (GPTKernels)k;
+        gpt_forward(&z, idx, targets, B, T);
+        // The blocks add nothing: each layer's output is its input.
+        ck_assert_int_eq(memcmp(z.acts.layers[1].res2, z.acts.encoded, (size_t)B * T * c.n_embd * sizeof(float)), 0);
+        gpt_backward(&z, 1.0f, GRAD_SET);
+        const ParamInfo *fc = gpt_param(&z, "h.0.w_fc"), *proj = gpt_param(&z, "h.0.w_proj");
+        double nfc = 0, nproj = 0;
+        for (size_t i = 0; i < fc->numel; i++) nfc += fabs(z.grads[fc->offset + i]);
+        for (size_t i = 0; i < proj->numel; i++) nproj += fabs(z.grads[proj->offset + i]);
+        ck_assert_msg(nfc == 0 && nproj > 0, "kernels %d: |dw_fc| %g, |dw_proj| %g", k, nfc, nproj);
+    }
+    gpt_free(&a), gpt_free(&z);
+}
+END_TEST
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -306,10 +468,12 @@ static void run_step(const GPTConfig *c, GPTKernels kernels, float dropout, int 
     gpt_free(&m);
 }
 
-// _i: the kernels (_i % 2), without dropout or with (_i / 2).
+// _i: the kernels (_i % 2), without dropout or with (_i / 2 == 1), or without dropout and with
+// both features (_i / 2 == 2).
 START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
     // Big enough that every kernel splits its work into several pieces.
     GPTConfig c = {.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96};
+    if (_i / 2 == 2) c.features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD;
     int B = 4, T = 48;
     size_t np = gpt_config_num_params(&c), nl = (size_t)B * T * c.vocab_size;
     float loss[3];
@@ -317,7 +481,7 @@ START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
     for (int k = 0; k < 3; k++) {
         grads[k] = xmalloc(np * sizeof(float));
         logits[k] = xmalloc(nl * sizeof(float));
-        run_step(&c, (GPTKernels)(_i % 2), _i / 2 ? 0.2f : 0.0f, B, T, k + 1, &loss[k], grads[k], logits[k]);
+        run_step(&c, (GPTKernels)(_i % 2), _i / 2 == 1 ? 0.2f : 0.0f, B, T, k + 1, &loss[k], grads[k], logits[k]);
     }
     for (int k = 1; k < 3; k++) {
         ck_assert_int_eq(memcmp(&loss[0], &loss[k], sizeof(float)), 0);
@@ -328,17 +492,19 @@ START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
 }
 END_TEST
 
-// _i: the kernels.
 START_TEST(test_backward_set_overwrites_what_the_gradients_held) {
     // GRAD_SET over a gradient block full of NaN gives what gpt_zero_grad and GRAD_ADD give,
     // value for value: every tensor has a first writer that overwrites it, including wpe's
     // rows past a short sequence (T < block_size). Then a second batch added with GRAD_ADD
     // gives the sum, as in gradient accumulation.
+    // _i % 2: the kernels; _i / 2: the plain GPT, or with both features (an untied wte has
+    // the lookup as its first writer, lm_head the head's product).
     GPTConfig c = {.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96};
+    if (_i / 2) c.features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD;
     int B = 3, T = 40;
     GPT m;
     gpt_init(&m, &c, B, 21, GPT_INIT_WEIGHTS | GPT_TRAINING);
-    m.kernels = (GPTKernels)_i;
+    m.kernels = (GPTKernels)(_i % 2);
     int idx[2][120], targets[2][120];
     for (int k = 0; k < 2; k++) tiny_batch(idx[k], targets[k], B * T, 22 + (uint64_t)k, c.vocab_size);
     size_t np = m.num_params;
@@ -422,6 +588,27 @@ START_TEST(test_shape_trace_shows_the_head_split) {
 }
 END_TEST
 
+START_TEST(test_shape_trace_shows_the_features) {
+    GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128};
+    for (int k = 0; k < 2; k++) {
+        c.features = k ? GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD : 0;
+        char *out;
+        size_t len;
+        FILE *f = open_memstream(&out, &len);
+        gpt_print_shape_trace(&c, 12, 64, 64, false, f);
+        fclose(f);
+        ck_assert_msg((strstr(out, "relu(m @ W_fc^T)^2") != NULL) == k, "%s", out);
+        ck_assert_msg((strstr(out, "gelu(m @ W_fc^T)") != NULL) == !k, "%s", out);
+        const char *head = strstr(out, "  lm_head ");
+        ck_assert_msg((head && strstr(head, "(V,C)") && strstr(head, "= (65,128)")) == k, "%s", out);
+        ck_assert_msg((strstr(out, "logits = lnf @ lm_head^T") != NULL) == k, "%s", out);
+        ck_assert_msg((strstr(out, "(tied head)") != NULL) == !k, "%s", out);
+        ck_assert_msg((strstr(out, "features: relu2 untied-head") != NULL) == k, "%s", out);
+        free(out);
+    }
+}
+END_TEST
+
 // ---- the fast path against the textbook path -----------------------------------------
 // Relative difference ||a - b|| / ||b|| in double.
 static double rel_diff(const float *a, const float *b, size_t n) {
@@ -474,6 +661,11 @@ START_TEST(test_fast_and_textbook_agree_on_logits_and_every_gradient) {
         {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64}, 3, 40, 5, 0},
         {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96}, 4, 48, 1, 0.2f},
         {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64}, 3, 40, 5, 0.2f},
+        // ReLU² and the untied head: the same sums along the same path, so the same bounds.
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96, .features = GPT_FEAT_RELU2},
+         4, 48, 1, 0},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64,
+          .features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD}, 3, 40, 5, 0.2f},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const GPTConfig *c = &cases[k].c;
@@ -521,8 +713,11 @@ END_TEST
 // most 1 after clipping) the loss would move by 2.4e-7·sqrt(26k weights) = 4e-5; as rounding
 // noise they do not line up, and the losses agree to 1e-7 (2e-7 over 400 steps). A backward
 // with one term of GELU's derivative 1% off breaks 1e-5 at step 6.
+// _i 0: the plain GPT; 1: ReLU², the untied head and zero-initialised projections.
 START_TEST(test_fast_and_textbook_training_losses_follow_each_other) {
     GPTConfig c = {.vocab_size = 20, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32};
+    int init = GPT_INIT_WEIGHTS | GPT_TRAINING;
+    if (_i == 1) c.features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD, init |= GPT_INIT_ZERO_PROJ;
     int B = 4, T = 16, steps = 80;
     // A text with structure to learn: mostly next = 3·prev + 1 (mod V), sometimes random.
     int text[2000];
@@ -535,7 +730,7 @@ START_TEST(test_fast_and_textbook_training_losses_follow_each_other) {
     AdamW opt[2];
     AdamWConfig ac = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
     for (int k = 0; k < 2; k++) {
-        gpt_init(&m[k], &c, B, 41, GPT_INIT_WEIGHTS | GPT_TRAINING);
+        gpt_init(&m[k], &c, B, 41, init);
         m[k].kernels = k ? GPT_KERNELS_TEXTBOOK : GPT_KERNELS_FAST;
         adamw_init(&opt[k], m[k].num_params);
     }
@@ -657,12 +852,18 @@ Suite *gpt_suite(void) {
     tcase_add_test(tc, test_whole_model_gradients_match_finite_differences);
     tcase_add_test(tc, test_whole_model_check_catches_broken_gradients);
     tcase_add_loop_test(tc, test_whole_model_gradients_with_dropout_match_finite_differences, 0, 2);
-    tcase_add_loop_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads, 0, 4);
+    tcase_add_loop_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads, 0, 6);
     tcase_add_loop_test(tc, test_dropout_off_is_exact_and_a_key_fixes_the_masks, 0, 2);
     tcase_add_loop_test(tc, test_sampling_runs_without_dropout, 0, 2);
-    tcase_add_loop_test(tc, test_backward_set_overwrites_what_the_gradients_held, 0, 2);
+    tcase_add_loop_test(tc, test_backward_set_overwrites_what_the_gradients_held, 0, 4);
     tcase_add_test(tc, test_fast_and_textbook_agree_on_logits_and_every_gradient);
-    tcase_add_test(tc, test_fast_and_textbook_training_losses_follow_each_other);
+    tcase_add_loop_test(tc, test_fast_and_textbook_training_losses_follow_each_other, 0, 2);
+    tcase_add_test(tc, test_features_change_the_table_and_the_count);
+    tcase_add_test(tc, test_feature_bits_are_checked_and_named);
+    tcase_add_loop_test(tc, test_features_forward_matches_double_reference, 0, 2 * N_FEATURE_SETS);
+    tcase_add_loop_test(tc, test_features_gradients_match_finite_differences, 0, 2 * N_FEATURE_SETS);
+    tcase_add_test(tc, test_zero_init_proj_zeroes_only_the_projections);
+    tcase_add_test(tc, test_shape_trace_shows_the_features);
     tcase_add_test(tc, test_adamw_learns_one_batch);
     tcase_add_test(tc, test_shape_trace_shows_the_head_split);
     suite_add_tcase(s, tc);

@@ -497,6 +497,55 @@ START_TEST(test_gelu_backward_matches_finite_differences) {
 }
 END_TEST
 
+// ---- ReLU² ----------------------------------------------------------------------------
+static double relu2_obj(void *p) {
+    GeluCtx *c = p;  // the same context: inputs, outputs, the weights R of the objective
+    ref_relu2(c->out, c->x, c->n);
+    return weighted_sum(c->out, c->R, c->n);
+}
+
+static void relu2_backward_call(void *p, float *g0, GradWrite w0, float *g1, GradWrite w1) {
+    GeluCtx *c = p;
+    (void)g1, (void)w1;
+    relu2_backward(g0, w0, c->fx, c->R, c->n);
+}
+
+START_TEST(test_relu2_backward_matches_finite_differences) {
+    // Inputs of both signs; none within the difference step of the kink at 0, where a
+    // central difference of relu(x)^2 is off by up to step/2 (relu2 is C1, not C2, there).
+    size_t n = 64;
+    Rng r;
+    rng_seed(&r, 9);
+    float *x = xalloc_floats(n), *out = xalloc_floats(n), *R = xalloc_floats(n), *dx = xalloc_floats(n);
+    fill_uniform(x, n, &r, -3, 3), fill_normal(R, n, &r, 1);
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(x[i]) < 1e-3f) x[i] = 0.5f;
+    relu2_forward(out, x, n);
+    for (size_t i = 0; i < n; i++) ck_assert(x[i] > 0 ? out[i] == x[i] * x[i] : out[i] == 0.0f);
+    relu2_backward(dx, GRAD_SET, x, R, n);
+    GeluCtx c = {n, to_double(x, n), xmalloc(n * sizeof(double)), R, x};
+    relu2_obj(&c);
+    ck_assert_double_lt(max_abs_diff(out, c.out, n), 1e-6);
+    double *nd = xmalloc(n * sizeof(double));
+    numeric_grad(relu2_obj, &c, c.x, n, nd);
+    ASSERT_GRAD_OK("relu2 dinp", dx, nd, n);
+    check_grad_writes("relu2", relu2_backward_call, &c, n, 0);
+    // In place: the gradient at the output becomes the one at the input.
+    float *inplace = xalloc_floats(n);
+    memcpy(inplace, R, n * sizeof(float));
+    relu2_backward(inplace, GRAD_SET, x, inplace, n);
+    ck_assert_mem_eq(inplace, dx, n * sizeof(float));
+
+    assert_scaled_caught("relu2 dinp x1.01", dx, nd, n);
+    float *bad = xalloc_floats(n);  // relu's derivative (the step) instead of relu^2's (2 relu)
+    for (size_t i = 0; i < n; i++) bad[i] = x[i] > 0 ? R[i] : 0.0f;
+    ASSERT_GRAD_CAUGHT("relu2 dinp with relu's derivative", bad, nd, n);
+    for (size_t i = 0; i < n; i++) bad[i] = 2.0f * fabsf(x[i]) * R[i];  // the negative side not cut off
+    ASSERT_GRAD_CAUGHT("relu2 dinp through negative inputs", bad, nd, n);
+    free(bad), free(inplace), free(nd), free(c.x), free(c.out), free(x), free(out), free(R), free(dx);
+}
+END_TEST
+
 // ---- residual -------------------------------------------------------------------------
 typedef struct {
     size_t n;
@@ -602,6 +651,7 @@ Suite *layers_suite(void) {
                         (int)(sizeof ATT_CASES / sizeof ATT_CASES[0]));
     tcase_add_test(tc, test_dropout_backward_matches_finite_differences);
     tcase_add_test(tc, test_gelu_backward_matches_finite_differences);
+    tcase_add_test(tc, test_relu2_backward_matches_finite_differences);
     tcase_add_test(tc, test_residual_passes_the_gradient_to_both_inputs);
     tcase_add_test(tc, test_crossentropy_backward_matches_finite_differences);
     suite_add_tcase(s, tc);

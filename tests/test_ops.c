@@ -290,6 +290,24 @@ static void check_linear_forward(const Linear *l) {
     assert_within("matmul forward, gelu deriv: gelu(pre)", fg, tg, bg, no);
     assert_within("matmul forward, gelu deriv: gelu'(pre)", f, td, bd, no);
     assert_caught("gelu(pre) read as pre", fg, t, b, no);
+
+    // The ReLU² epilogues. With pre off by at most b: relu(pre)^2 moves by at most
+    // 2|pre|·b + b^2, plus one rounding of the square on each side; 2 relu(pre) by 2b (the
+    // doubling is exact). At the kink both sides are near 0 and the bounds hold there too.
+    relu2_forward(tg, t, no);
+    relu2_backward(td, GRAD_SET, t, ones, no);  // relu2'(pre) = 2 relu(pre)
+    for (size_t i = 0; i < no; i++) {
+        bg[i] = (float)(2 * fabs(t[i]) * b[i] + (double)b[i] * b[i] + 2 * U * (double)t[i] * t[i]);
+        bd[i] = (float)(2 * b[i]);
+    }
+    fast_matmul_forward_relu2(f, fg, l->inp, l->w, N, C, OC);
+    assert_within("matmul forward, relu2: pre", f, t, b, no);
+    assert_within("matmul forward, relu2: relu2(pre)", fg, tg, bg, no);
+    fast_matmul_forward_relu2_deriv(f, fg, l->inp, l->w, N, C, OC);
+    assert_within("matmul forward, relu2 deriv: relu2(pre)", fg, tg, bg, no);
+    assert_within("matmul forward, relu2 deriv: relu2'(pre)", f, td, bd, no);
+    for (size_t i = 0; i < no; i++) fg[i] = t[i] > 0 ? t[i] : 0.0f;  // relu instead of its square
+    assert_caught("relu(pre) for relu(pre)^2", fg, tg, bg, no);
     free(f), free(t), free(b), free(wrong), free(tr), free(br), free(tg), free(td), free(ones), free(bg), free(bd);
     free(fg);
 }
@@ -319,32 +337,33 @@ static void check_linear_backward(const Linear *l, GradWrite gw) {
     free(fdi), free(fdw), free(tdi), free(tdw), free(bdi), free(bdw);
 }
 
-// The MLP's second product with the GELU's backward fused in: dpre = (dout · W) ⊙ gelu'(pre),
-// against the textbook's dact = dout · W, then gelu_backward. With deriv = gelu'(pre) the same
-// for both, |Δdpre| <= |deriv|·(dact's bound) + 2u|dpre|.
-static void check_linear_backward_gelu(const Linear *l) {
-    int N = l->N, C = l->C, OC = l->OC;  // here inp (N,C) is gelu(pre)
+// The MLP's second product with the activation's backward fused in: dpre = (dout · W) ⊙
+// act'(pre), against the textbook's dact = dout · W, then gelu_backward or relu2_backward.
+// With deriv = act'(pre) the same for both, |Δdpre| <= |deriv|·(dact's bound) + 2u|dpre|.
+static void check_linear_backward_act(const Linear *l, bool relu2) {
+    int N = l->N, C = l->C, OC = l->OC;  // here inp (N,C) is act(pre)
     size_t ni = (size_t)N * C, nw = (size_t)OC * C;
     Rng r;
     rng_seed(&r, 78);
     float *pre = xalloc_floats(ni), *act = xalloc_floats(ni), *deriv = xalloc_floats(ni), *ones = xalloc_floats(ni);
     fill_normal(pre, ni, &r, 2);
     for (size_t i = 0; i < ni; i++) ones[i] = 1.0f;
-    gelu_forward(act, pre, ni);
-    gelu_backward(deriv, GRAD_SET, pre, ones, ni);
+    if (relu2) relu2_forward(act, pre, ni), relu2_backward(deriv, GRAD_SET, pre, ones, ni);
+    else gelu_forward(act, pre, ni), gelu_backward(deriv, GRAD_SET, pre, ones, ni);
     float *fdp = xalloc_floats(ni), *fdw = xalloc_floats(nw), *tda = xalloc_floats(ni), *tdp = xalloc_floats(ni);
     float *tdw = xalloc_floats(nw), *bda = xalloc_floats(ni), *bdw = xalloc_floats(nw), *aact = abs_copy(act, ni);
     fill_normal(fdp, ni, &r, 1);  // stale values: dpre is written afresh
-    fast_matmul_backward_gelu(fdp, fdw, GRAD_SET, l->dout, act, l->w, deriv, N, C, OC);
+    fast_matmul_backward_act(fdp, fdw, GRAD_SET, l->dout, act, l->w, deriv, N, C, OC);
     matmul_backward(tda, GRAD_SET, tdw, GRAD_SET, l->dout, act, l->w, N, C, OC);
-    gelu_backward(tdp, GRAD_SET, pre, tda, ni);
+    if (relu2) relu2_backward(tdp, GRAD_SET, pre, tda, ni);
+    else gelu_backward(tdp, GRAD_SET, pre, tda, ni);
     matmul_backward(bda, GRAD_SET, bdw, GRAD_SET, l->adout, aact, l->aw, N, C, OC);
     sum_bound(bda, ni, OC, 2);
     sum_bound(bdw, nw, N, 2);
     for (size_t i = 0; i < ni; i++) bda[i] = (float)(fabs(deriv[i]) * bda[i] + 4 * U * fabs(tdp[i]));
-    assert_within("matmul backward, gelu: dpre", fdp, tdp, bda, ni);
-    assert_within("matmul backward, gelu: dweight", fdw, tdw, bdw, nw);
-    assert_caught("dact without the GELU's factor", tda, tdp, bda, ni);
+    assert_within(relu2 ? "matmul backward, relu2: dpre" : "matmul backward, gelu: dpre", fdp, tdp, bda, ni);
+    assert_within(relu2 ? "matmul backward, relu2: dweight" : "matmul backward, gelu: dweight", fdw, tdw, bdw, nw);
+    assert_caught("dact without the activation's factor", tda, tdp, bda, ni);
     free(pre), free(act), free(deriv), free(ones), free(fdp), free(fdw), free(tda), free(tdp), free(tdw), free(bda);
     free(bdw), free(aact);
 }
@@ -360,7 +379,8 @@ START_TEST(test_fast_matmul_matches_textbook) {
         check_linear_forward(&l);
         check_linear_backward(&l, GRAD_SET);
         check_linear_backward(&l, GRAD_ADD);
-        check_linear_backward_gelu(&l);
+        check_linear_backward_act(&l, false);
+        check_linear_backward_act(&l, true);
         linear_free(&l);
     }
 }

@@ -445,6 +445,49 @@ START_TEST(test_version_1_checkpoint_resumes_with_dropout_0) {
 }
 END_TEST
 
+// A checkpoint of version 2, written by the gpt before the model's features
+// (tests/fixtures/README.md), still loads, as the plain GPT it is (features 0, in CONF and in
+// the settings' model), with its dropout; and it resumes, saving a current-version checkpoint.
+START_TEST(test_version_2_checkpoint_resumes_with_no_features) {
+    const char *fixture = "tests/fixtures/v2_ckpt.bin";
+    char err[512] = "";
+    TrainResume *res = xcalloc(1, sizeof *res);
+    ck_assert_msg(train_resume_load(res, fixture, err, sizeof err), "%s (run the tests from the repository root)", err);
+    ck_assert_int_eq(res->ckpt.version, 2);
+    ck_assert_uint_eq(res->ckpt.config.features, 0);
+    const TrainConfig *tc = &res->config;
+    ck_assert_uint_eq(tc->model.features, 0);
+    ck_assert_int_eq(tc->model.n_layer, 1);
+    ck_assert_int_eq(tc->model.n_embd, 8);
+    ck_assert_int_eq(tc->model.vocab_size, 65);
+    ck_assert_float_eq(tc->dropout, 0.1f);  // the last row of version 2
+    ck_assert_int_eq(tc->iters, 6);
+    ck_assert_uint_eq(tc->seed, 7);
+    ck_assert_int_eq(res->state.step, 3);
+
+    char *dir = make_tmpdir(), path[1200];
+    snprintf(path, sizeof path, "%s/ckpt.bin", dir);
+    size_t len;
+    unsigned char *bytes = read_file(fixture, &len, err, sizeof err);
+    ck_assert_msg(bytes != NULL, "%s", err);
+    write_text(path, (const char *)bytes, len);
+    free(bytes);
+    TrainConfig resumed = res->config;
+    snprintf(resumed.out_dir, sizeof resumed.out_dir, "%s", dir);
+    TrainOptions o = {.quiet = true, .resume = res};  // train_run frees res
+    ck_assert_msg(train_run(&resumed, &o, err, sizeof err) == 0, "%s", err);
+    TrainResume after;
+    ck_assert_msg(train_resume_load(&after, path, err, sizeof err), "%s", err);
+    ck_assert_int_eq(after.ckpt.version, CHECKPOINT_VERSION);
+    ck_assert_int_eq(after.state.step, 6);
+    ck_assert_uint_eq(after.ckpt.config.features, 0);
+    ck_assert_float_eq(after.config.dropout, 0.1f);
+    train_resume_free(&after);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_run_learns_and_writes_its_files) {
     char *dir = make_tmpdir();
     char data[600], out[600];
@@ -505,6 +548,7 @@ Suite *train_suite(void) {
     tcase_add_loop_test(tc, test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit, 0, 2);
     tcase_add_test(tc, test_evaluations_run_without_dropout);
     tcase_add_test(tc, test_version_1_checkpoint_resumes_with_dropout_0);
+    tcase_add_test(tc, test_version_2_checkpoint_resumes_with_no_features);
     tcase_add_test(tc, test_run_learns_and_writes_its_files);
     suite_add_tcase(s, tc);
     return s;

@@ -347,8 +347,13 @@ static void print_banner(Run *r, bool resumed) {
     if (r->opts->init_from_path)
         progress_note(p, "starting from the weights of %s, with a new optimizer state and schedule",
                       r->opts->init_from_path);
-    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d; %zu parameters; %s kernels, %s products%s%s",
-                  c->n_layer, c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, r->model.num_params,
+    char feats[256] = "";
+    if (c->features) {
+        memcpy(feats, ", features ", 12);
+        gpt_features_str(c->features, feats + 11, sizeof feats - 11);
+    }
+    progress_note(p, "model: %d layers, %d heads of %d, n_embd %d, block %d%s; %zu parameters; %s kernels, %s products%s%s",
+                  c->n_layer, c->n_head, c->n_embd / c->n_head, c->n_embd, c->block_size, feats, r->model.num_params,
                   gpt_kernels_name(r->model.kernels), dtype_name(r->model.dtype),
                   r->model.dtype == DTYPE_BF16 ? " on " : "",
                   r->model.dtype == DTYPE_BF16 ? bf16_path_name(bf16_path()) : "");
@@ -455,7 +460,8 @@ static bool setup_fresh(Run *r) {
     bool ok = gpt_config_check(&tc->model, r->err, r->errlen) && load_tokens(r, &dt, true);
     data_text_close(&dt);
     if (!ok) return false;
-    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    gpt_init(&r->model, &tc->model, tc->batch_size, tc->seed,
+             GPT_INIT_WEIGHTS | GPT_TRAINING | (tc->zero_init_proj ? GPT_INIT_ZERO_PROJ : 0));
     start_state(r);
     return true;
 }
