@@ -125,6 +125,15 @@ int export_start_token(const Tokenizer *tok) {
 
 int export_end_token(const Tokenizer *tok) { return tokenizer_kind(tok) == TOKENIZER_BPE ? 0xFF : -1; }
 
+bool export_check_features(const GPT *m, const char *format, char *err, size_t errlen) {
+    uint32_t refused = m->config.features & (GPT_FEAT_ROPE | GPT_FEAT_QK_NORM);
+    if (!refused) return true;
+    char names[64];
+    set_error(err, errlen, "the model's features %s are beyond %s (learned positions, plain q and k); such a "
+              "model runs in gpt.c only", gpt_features_str(refused, names, sizeof names), format);
+    return false;
+}
+
 const float *export_param(const GPT *m, const char *name, size_t numel) {
     const ParamInfo *p = gpt_param(m, name);
     assert(p && p->numel == numel);  // the parameter table is ours: a mismatch is a bug here

@@ -22,6 +22,12 @@ typedef enum {
 // ours: a missing name or another size is a bug, asserted).
 const float *export_param(const GPT *m, const char *name, size_t numel);
 
+// Refuses a model whose features the format's architecture (format: "GGUF's gpt2",
+// "GPT2LMHeadModel") has no way to express: rotary embeddings (both learn absolute
+// positions, wpe; neither rotates q and k) and QK-norm (neither normalises q and k). False
+// with one line naming the features.
+bool export_check_features(const GPT *m, const char *format, char *err, size_t errlen);
+
 // "f32", "f16", "q8_0"; and back (false for anything else).
 const char *export_type_name(ExportType t);
 bool export_type_parse(const char *s, ExportType *t);

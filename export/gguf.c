@@ -358,6 +358,7 @@ static void write_metadata(Meta *md, const GPT *m, const Tokenizer *tok, ExportT
 }
 
 bool gguf_export(const char *path, const GPT *m, const Tokenizer *tok, ExportType type, char *err, size_t errlen) {
+    if (!export_check_features(m, "GGUF's gpt2 architecture", err, errlen)) return false;
     if (tokenizer_vocab_size(tok) != m->config.vocab_size) {
         set_error(err, errlen, "the tokenizer has %d tokens but the model's vocabulary is %d",
                   tokenizer_vocab_size(tok), m->config.vocab_size);

@@ -191,6 +191,7 @@ static char *join(const char *dir, const char *file) {
 bool safetensors_export(const char *dir, const GPT *m, const Tokenizer *tok, ExportType type, char *err,
                         size_t errlen) {
     assert(type == EXPORT_F32 || type == EXPORT_F16);
+    if (!export_check_features(m, "GPT2LMHeadModel", err, errlen)) return false;
     if (tokenizer_vocab_size(tok) != m->config.vocab_size) {
         set_error(err, errlen, "the tokenizer has %d tokens but the model's vocabulary is %d",
                   tokenizer_vocab_size(tok), m->config.vocab_size);

@@ -25,14 +25,15 @@
 #include "kernels/fastmath.h"  // the GELU forms of the fused epilogues (also gemm.c's)
 
 // ---- token + position embedding ------------------------------------------------------
-// out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)
+// out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)   (wpe NULL, a model with rope: wte(idx(b,t),:))
 void fast_embedding_forward(float *out,         // (B,T,C)
                             const int *idx,     // (B,T)
                             const float *wte,   // (V,C)
                             const float *wpe,   // (block_size,C)
                             int B, int T, int C);
 // dwte(v,:) (+)= sum of dout(b,t,:) over positions with idx(b,t) == v  (rows of absent tokens
-// zero with GRAD_SET);  dwpe(t,:) (+)= sum_b dout(b,t,:) for t < T (rows past T untouched).
+// zero with GRAD_SET);  dwpe(t,:) (+)= sum_b dout(b,t,:) for t < T (rows past T untouched;
+// dwpe NULL: none).
 void fast_embedding_backward(float *dwte,       // (V,C)
                              GradWrite dwte_write,
                              float *dwpe,       // (block_size,C)

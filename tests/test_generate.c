@@ -1,8 +1,9 @@
 // test_generate.c -- incremental decoding and sampling: the KV cache (the fast kernels)
 // against the textbook forward pass over the window at every position (through slides of
 // the window), decoding on the textbook kernels, prompts fed at once against token by
-// token, the sampler's rules and statistics, independence of the thread count, and the
-// attention maps and summaries behind `gpt attention`.
+// token (each of these with rope and QK-norm too), the sampler's rules and statistics,
+// independence of the thread count, and the attention maps and summaries behind `gpt
+// attention`.
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,17 @@
 
 // Small enough to check every position, and a block of 8 so a few dozen tokens slide often.
 static const GPTConfig SMALL = {.vocab_size = 13, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 16};
+
+// The loop tests below run the model of each of these feature sets (_i): the cache holds
+// keys as attention reads them, rotated and normalised, and a new token's q and k are
+// transformed at its own position.
+static const uint32_t FEATURE_SETS[] = {0, GPT_FEAT_ROPE, GPT_FEAT_QK_NORM, GPT_FEAT_ROPE | GPT_FEAT_QK_NORM};
+#define N_FEATURE_SETS ((int)(sizeof FEATURE_SETS / sizeof FEATURE_SETS[0]))
+static GPTConfig with_features(const GPTConfig *c, int i) {
+    GPTConfig f = *c;
+    f.features = FEATURE_SETS[i];
+    return f;
+}
 
 // The KV-cache step and the textbook forward compute the same sums in other orders and with
 // other exp and GELU code. As tests/test_gpt.c explains, such differences add up along the
@@ -68,7 +80,8 @@ static void window_push(int *win, int *n, int block, int token) {
 
 START_TEST(test_kv_cache_matches_textbook_forward_at_every_position) {
     GPT m;
-    init_model(&m, &SMALL, 1, 7);
+    GPTConfig cfg = with_features(&SMALL, _i);
+    init_model(&m, &cfg, 1, 7);
     Generator *g = generator_new(&m);
     Rng r;
     rng_seed(&r, 11);
@@ -117,7 +130,8 @@ END_TEST
 START_TEST(test_chunks_across_slides_match_token_by_token) {
     // Chunks that overflow the window land on the window token-by-token feeding reaches.
     GPT m;
-    init_model(&m, &SMALL, 1, 9);
+    GPTConfig cfg = with_features(&SMALL, _i);
+    init_model(&m, &cfg, 1, 9);
     Generator *a = generator_new(&m), *b = generator_new(&m);
     Rng r;
     rng_seed(&r, 12);
@@ -184,8 +198,9 @@ START_TEST(test_textbook_decoding_is_the_textbook_forward_over_the_window) {
     // token: its logits are the textbook forward's, bit for bit, and its window follows the
     // same rule as the cached one's, through slides and chunks.
     GPT m, v;
-    init_model(&m, &SMALL, 1, 18);
-    init_model(&v, &SMALL, 0, 18);  // the same weights, for the generators
+    GPTConfig cfg = with_features(&SMALL, _i);
+    init_model(&m, &cfg, 1, 18);
+    init_model(&v, &cfg, 0, 18);  // the same weights, for the generators
     v.kernels = GPT_KERNELS_TEXTBOOK;
     Generator *tb = generator_new(&v);
     v.kernels = GPT_KERNELS_FAST;
@@ -395,7 +410,8 @@ END_TEST
 
 START_TEST(test_greedy_generation_follows_full_forward_argmax) {
     GPT m;
-    init_model(&m, &SMALL, 1, 14);
+    GPTConfig cfg = with_features(&SMALL, _i);
+    init_model(&m, &cfg, 1, 14);
     Generator *g = generator_new(&m);
     SamplerConfig sc = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
     int prompt[2] = {5, 6};
@@ -425,10 +441,12 @@ END_TEST
 // products, the attention and the GELU, all run on several threads.
 static const GPTConfig WIDE = {.vocab_size = 50, .block_size = 64, .n_layer = 2, .n_head = 4, .n_embd = 256};
 
-static void run_threads(int threads, Collected *c, float *last_logits) {
+static void run_threads(int threads, uint32_t features, Collected *c, float *last_logits) {
     threads_set(threads);
     GPT m;
-    init_model(&m, &WIDE, 0, 15);
+    GPTConfig cfg = WIDE;
+    cfg.features = features;
+    init_model(&m, &cfg, 0, 15);
     Generator *g = generator_new(&m);
     generator_record_attention(g, true);
     SamplerConfig sc = {.temperature = 0.9f, .top_k = 20, .top_p = 0.9f};
@@ -446,8 +464,8 @@ static void run_threads(int threads, Collected *c, float *last_logits) {
 START_TEST(test_results_identical_with_1_and_2_threads) {
     Collected c1, c2;
     float l1[50 + 25], l2[50 + 25];
-    run_threads(1, &c1, l1);
-    run_threads(2, &c2, l2);
+    run_threads(1, FEATURE_SETS[_i], &c1, l1);
+    run_threads(2, FEATURE_SETS[_i], &c2, l2);
     ck_assert_int_eq(c1.n, 150);
     ck_assert_int_eq(c2.n, 150);
     ck_assert_mem_eq(c1.tokens, c2.tokens, 150 * sizeof(int));
@@ -596,11 +614,11 @@ END_TEST
 Suite *generate_suite(void) {
     Suite *s = suite_create("generate");
     TCase *tc = tcase_create("kv_cache");
-    tcase_add_test(tc, test_kv_cache_matches_textbook_forward_at_every_position);
-    tcase_add_test(tc, test_textbook_decoding_is_the_textbook_forward_over_the_window);
+    tcase_add_loop_test(tc, test_kv_cache_matches_textbook_forward_at_every_position, 0, N_FEATURE_SETS);
+    tcase_add_loop_test(tc, test_textbook_decoding_is_the_textbook_forward_over_the_window, 0, N_FEATURE_SETS);
     tcase_add_test_raise_signal(tc, test_textbook_decoding_records_no_attention, SIGABRT);
     tcase_add_test(tc, test_prompt_at_once_matches_token_by_token);
-    tcase_add_test(tc, test_chunks_across_slides_match_token_by_token);
+    tcase_add_loop_test(tc, test_chunks_across_slides_match_token_by_token, 0, N_FEATURE_SETS);
     tcase_add_test(tc, test_long_prompt_keeps_last_block_size_tokens);
     suite_add_tcase(s, tc);
     tc = tcase_create("sampler");
@@ -614,8 +632,8 @@ Suite *generate_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("generate");
     tcase_add_test(tc, test_generate_is_reproducible_and_stops_on_request);
-    tcase_add_test(tc, test_greedy_generation_follows_full_forward_argmax);
-    tcase_add_test(tc, test_results_identical_with_1_and_2_threads);
+    tcase_add_loop_test(tc, test_greedy_generation_follows_full_forward_argmax, 0, N_FEATURE_SETS);
+    tcase_add_loop_test(tc, test_results_identical_with_1_and_2_threads, 0, N_FEATURE_SETS);
     suite_add_tcase(s, tc);
     tc = tcase_create("attention");
     tcase_add_test(tc, test_attention_rows_sum_to_one_and_are_causal);

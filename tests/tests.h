@@ -18,5 +18,6 @@ Suite *export_suite(void);
 Suite *bf16_suite(void);
 Suite *data_suite(void);
 Suite *eval_suite(void);
+Suite *qk_suite(void);
 
 #endif
