@@ -186,6 +186,11 @@ expect_error "train: --rope, odd head size" "--rope needs an even head size, and
     "$GPT" train --rope --n-embd 12 --n-head 4 --data small.txt --out o1
 expect_ok "train --rope --qk-norm" "$GPT" train --data small.txt --out run_rq --iters 20 --eval-interval 10 $TINY \
     --rope --qk-norm
+expect_ok "train --rope --qk-norm --kernels textbook" "$GPT" train --data small.txt --out run_rq_tb --iters 20 \
+    --eval-interval 10 $TINY --rope --qk-norm --kernels textbook
+paste -d, run_rq/metrics.csv run_rq_tb/metrics.csv | awk -F, 'NR > 1 && $2 != "" {
+    d = $2 - $10; if (d < 0) d = -d; if (d > 1e-4 * $10) bad = 1 } END { exit bad }' ||
+    fail "train --rope --qk-norm --kernels textbook: its losses do not follow the fast run's"
 expect_ok "info: features" "$GPT" info run_rq/ckpt.bin
 grep -q "^features: *rope qk-norm$" "$TOP/ok.out" || fail "info: the features are not shown"
 grep -q "^wpe " "$TOP/ok.out" && fail "info: a rope model has a wpe"
