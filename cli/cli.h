@@ -73,7 +73,10 @@ int *cli_read_prompt(const Tokenizer *tok, const char *prompt, const char *promp
 // The model's features (model/gpt.h's GPT_FEATURES) are flags of the same table:
 // --activation gelu|relu2 chooses the MLP's activation, and each switch of
 // CLI_FEATURE_SWITCHES, X(id, flag, feature bit), takes no value and turns its feature on.
-#define CLI_FEATURE_SWITCHES(X) X(UNTIED_HEAD, "untied-head", GPT_FEAT_UNTIED_HEAD)
+#define CLI_FEATURE_SWITCHES(X)                              \
+    X(UNTIED_HEAD, "untied-head", GPT_FEAT_UNTIED_HEAD)      \
+    X(ROPE, "rope", GPT_FEAT_ROPE)                           \
+    X(QK_NORM, "qk-norm", GPT_FEAT_QK_NORM)
 
 #define CLI_OPT_ID(id, ...) CLI_OPT_##id,
 enum {

@@ -24,7 +24,7 @@ static const char usage[] =
     "usage: gpt bench [--n-layer N] [--n-head N] [--n-embd N] [--block-size N] [--batch-size N]\n"
     "                 [--vocab-size N] [--steps N] [--warmup N] [--threads N] [--profile]\n"
     "                 [--kernels fast|textbook] [--dtype fp32|bf16] [--dropout P]\n"
-    "                 [--optimizer adamw|muon] [--activation gelu|relu2] [--untied-head]\n"
+    "                 [--optimizer adamw|muon] [--activation gelu|relu2] [--untied-head] [--rope] [--qk-norm]\n"
     "       gpt bench --sample [model flags] [--tokens N] [--threads N] [--kernels fast|textbook]\n"
     "\n"
     "Times full training steps (forward, backward, gradient clipping, AdamW) on random tokens\n"
@@ -42,7 +42,7 @@ static const char usage[] =
     "                 operands and sum in float (kernels/bf16.h says which arithmetic runs)\n"
     "  --dropout P    train with dropout P (0 <= P < 1; default 0, off), new masks every step\n"
     "  --optimizer O  adamw (default) or muon: Muon for the blocks' matrices, AdamW for the rest\n"
-    "  --activation A, --untied-head   the model's features, as on `gpt train`\n"
+    "  --activation A, --untied-head, --rope, --qk-norm   the model's features, as on `gpt train`\n"
     "  --sample       time generation instead: incremental decoding with the KV cache,\n"
     "                 --tokens N (default 2000) per run, median of 5 runs; one thread unless\n"
     "                 --threads is given\n";
@@ -203,7 +203,7 @@ static void print_report(const GPT *m, int B, int steps, int warmup, const doubl
     size_t n = (size_t)B * T;
     double med = steps % 2 ? sorted[steps / 2] : 0.5 * (sorted[steps / 2 - 1] + sorted[steps / 2]);
     const ParamInfo *wpe = gpt_param(m, "wpe");
-    double n_flop_params = (double)(m->num_params - wpe->numel);
+    double n_flop_params = (double)(m->num_params - (wpe ? wpe->numel : 0));  // rope: no wpe
     double flops_token = 6.0 * n_flop_params + 12.0 * cfg->n_layer * cfg->n_embd * T;
     double tok_s = (double)n * ranks / med;
     double achieved = flops_token * tok_s / 1e9;

@@ -14,7 +14,7 @@ static const char usage[] =
     "usage: gpt gradcheck [--vocab-size N] [--n-layer N] [--n-head N] [--n-embd N]\n"
     "                     [--block-size N] [--batch-size N] [--seed N] [--scale X] [--trace-shapes]\n"
     "                     [--kernels fast|textbook] [--dropout P] [--activation gelu|relu2]\n"
-    "                     [--untied-head]\n"
+    "                     [--untied-head] [--rope] [--qk-norm]\n"
     "\n"
     "Checks the gradient of the mean loss with respect to every parameter: the float model's\n"
     "backward pass against central finite differences of an independent double-precision\n"
@@ -31,7 +31,7 @@ static const char usage[] =
     "  --kernels K      the backward pass checked: fast (default) or textbook\n"
     "  --dropout P      with dropout P (0 <= P < 1; default 0), one fixed set of masks: the\n"
     "                   reference drops the same elements, so the loss stays differentiable\n"
-    "  --activation A, --untied-head   the model's features, as on `gpt train`\n";
+    "  --activation A, --untied-head, --rope, --qk-norm   the model's features, as on `gpt train`\n";
 
 enum { OPT_SEED = 256, OPT_SCALE, OPT_TRACE, OPT_KERNELS, OPT_DROPOUT };
 

@@ -40,6 +40,8 @@ static const char usage[] =
     "  --n-layer N (4)  --n-head N (4)  --n-embd N (128)  --block-size N (64)\n"
     "  --activation gelu|relu2  the MLP's activation: GELU (default) or relu(x)^2\n"
     "  --untied-head            an LM head of its own (lm_head), not the token embedding wte\n"
+    "  --rope                   rotary position embeddings on q and k instead of the learned wpe\n"
+    "  --qk-norm                each head's q and k RMS-normalised before attention\n"
     "                           (the model's features are kept by --resume and come from the\n"
     "                           checkpoint with --init-from)\n"
     "  --zero-init-proj         start every layer's output projections (w_o, w_proj) at zero\n"

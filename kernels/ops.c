@@ -22,8 +22,12 @@ void fast_embedding_forward(float *out, const int *idx, const float *wte, const 
     for (int bt = 0; bt < B * T; bt++) {
         int t = bt % T;
         const float *wte_v = wte + (size_t)idx[bt] * C;
-        const float *wpe_t = wpe + (size_t)t * C;
         float *out_bt = out + (size_t)bt * C;
+        if (!wpe) {  // a model with rope: no position embedding
+            memcpy(out_bt, wte_v, (size_t)C * sizeof(float));
+            continue;
+        }
+        const float *wpe_t = wpe + (size_t)t * C;
         for (int c = 0; c < C; c++) out_bt[c] = wte_v[c] + wpe_t[c];
     }
 }
@@ -45,6 +49,7 @@ void fast_embedding_backward(float *dwte, GradWrite dwte_write, float *dwpe, Gra
             for (int c = c0; c < c1; c++) dwte_v[c] += dout_bt[c];
         }
     }
+    if (!dwpe) return;  // a model without wpe (rope)
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         float *dwpe_t = dwpe + (size_t)t * C;

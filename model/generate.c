@@ -18,6 +18,7 @@
 
 #include "kernels/fastmath.h"
 #include "kernels/ops.h"
+#include "kernels/qk.h"
 #include "kernels/vec.h"
 
 // A loop is split over threads only when it has at least this many multiply-adds (or
@@ -294,16 +295,21 @@ static void forward_rows(Generator *g, int p0, int n) {
     size_t C3 = (size_t)3 * C;
     assert(p0 >= 0 && n >= 1 && p0 + n <= T);
 
-    // x(i,:) = wte(token,:) + wpe(p0+i,:)
+    // x(i,:) = wte(token,:) + wpe(p0+i,:)  (a model with rope has no wpe: wte(token,:))
     for (int i = 0; i < n; i++) {
-        const float *e = w->wte + (size_t)g->window[p0 + i] * C, *p = w->wpe + (size_t)(p0 + i) * C;
+        const float *e = w->wte + (size_t)g->window[p0 + i] * C;
+        const float *p = w->wpe ? w->wpe + (size_t)(p0 + i) * C : NULL;
         float *x_i = g->x + (size_t)i * C;
-        for (int c = 0; c < C; c++) x_i[c] = e[c] + p[c];
+        for (int c = 0; c < C; c++) x_i[c] = p ? e[c] + p[c] : e[c];
     }
     for (int l = 0; l < g->L; l++) {
         const LayerWeights *lw = &w->layers[l];
         layernorm_rows(g, g->ln, g->x, lw->ln1_w, n);
         linear(g->qkv, NULL, NULL, false, g->ln, lw->w_qkv, n, C, 3 * C);
+        // q and k as the model's attention reads them: normalised, then rotated by their
+        // absolute positions p0.. (keys enter the cache rotated, as whole passes hold them).
+        if (gpt_has(&g->m->config, GPT_FEAT_QK_NORM)) fast_qk_norm_forward(g->qkv, NULL, n, C, g->H);
+        if (g->m->rope) fast_rope_forward(g->qkv, g->m->rope, 1, n, p0, C, g->H);
         // The new keys and values join the cache at their absolute positions.
         float *k_l = g->k_cache + (size_t)l * T * C, *v_l = g->v_cache + (size_t)l * T * C;
         for (int i = 0; i < n; i++) {

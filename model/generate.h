@@ -2,10 +2,11 @@
 //
 // A Generator holds, for every layer, the keys and values of the tokens seen so far, so
 // each new token costs one position of work, not a pass over the whole prefix. Positions
-// are absolute (learned wpe), so when the window of block_size tokens is full the
-// generator keeps the most recent block_size/2 tokens, recomputes their cache in one
-// batched pass at positions 0.., and carries on: every token sees at least block_size/2
-// tokens of context, and on average each costs about two cached steps.
+// are absolute (learned wpe; with rope, keys are cached rotated by their positions), so
+// when the window of block_size tokens is full the generator keeps the most recent
+// block_size/2 tokens, recomputes their cache in one batched pass at positions 0.., and
+// carries on: every token sees at least block_size/2 tokens of context, and on average each
+// costs about two cached steps.
 #ifndef GPT_GENERATE_H
 #define GPT_GENERATE_H
 

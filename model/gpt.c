@@ -50,6 +50,8 @@ static void forward_textbook(GPT *m, const int *idx, const int *targets, int B, 
         const LayerDropout drop = gpt_layer_dropout(d, l, mk);
         layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C);
         matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C);
+        if (la->qk_rstd) qk_norm_forward(la->qkv, la->qk_rstd, N, C, H);  // qk-norm: q, k normalised
+        if (m->rope) rope_forward(la->qkv, m->rope, B, T, 0, C, H);         // rope: q, k rotated
         attention_forward(la->atty, la->att_lse, la->qkv, drop.attention, B, T, C, H);
         matmul_forward(la->res1, la->atty, lw->w_o, N, C, C);              // the attention's output ...
         dropout_forward(la->res1, la->res1, drop.attn_proj, N, C);         // ... dropped out ...
@@ -147,6 +149,9 @@ static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
         dropout_backward(dbranch, GRAD_SET, dbranch, drop.attn_proj, N, C);
         matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C);
         attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse, drop.attention, B, T, C, H);
+        // The norm and the rotation commute (layers.h), so the norm's backward may come first.
+        if (la->qk_rstd) qk_norm_backward(d->dqkv, la->qkv, la->qk_rstd, N, C, H);
+        if (m->rope) rope_backward(d->dqkv, m->rope, B, T, C, H);
         matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C);
         layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w, la->ln1_mean, la->ln1_rstd, N,
                            C);
@@ -166,7 +171,7 @@ void gpt_backward(GPT *m, float dloss, GradWrite gw) {
     // wpe's rows past T get no gradient from this batch.
     const GPTConfig *cfg = &m->config;
     size_t C = (size_t)cfg->n_embd;
-    if (gw == GRAD_SET && m->T < cfg->block_size)
+    if (gw == GRAD_SET && m->T < cfg->block_size && m->g.wpe)
         memset(m->g.wpe + (size_t)m->T * C, 0, (size_t)(cfg->block_size - m->T) * C * sizeof(float));
 }
 
@@ -252,7 +257,10 @@ static const ActSpec ACT_GRADS[] = {GPT_ACT_GRADS(ACT_GRAD_SPEC)};
 static inline float **field_ptr(void *base, ptrdiff_t off) { return (float **)((char *)base + off); }
 
 // Whether a tensor that needs these features exists in a model of cfg.
-static inline bool exists_in(const GPTConfig *cfg, uint32_t needs) { return (cfg->features & needs) == needs; }
+static inline bool exists_in(const GPTConfig *cfg, uint32_t needs) {
+    if (needs & GPT_NEEDS_NONE_OF_) return (cfg->features & needs & ~GPT_NEEDS_NONE_OF_) == 0;
+    return (cfg->features & needs) == needs;
+}
 
 // Walks the parameter table: the top tensors before the layers, the layers, the ones after,
 // each that exists in cfg. With table != NULL fills its rows; with w != NULL and block !=
@@ -358,6 +366,11 @@ bool gpt_config_check(const GPTConfig *c, char *err, size_t errlen) {
                   c->n_embd);
         return false;
     }
+    if ((c->features & GPT_FEAT_ROPE) && (c->n_embd / c->n_head) % 2 != 0) {
+        set_error(err, errlen, "--rope needs an even head size, and --n-embd %d / --n-head %d is %d (it rotates pairs)",
+                  c->n_embd, c->n_head, c->n_embd / c->n_head);
+        return false;
+    }
     uint32_t unknown = c->features & ~GPT_FEATURES_SUPPORTED;
     if (unknown) {
         char names[256], known[256];
@@ -418,6 +431,15 @@ static void init_weights(GPT *m, uint64_t seed, bool zero_proj) {
     }
 }
 
+// The rotary embedding's table of cos and sin, made once per model (NULL without rope).
+static void init_rope(GPT *m) {
+    const GPTConfig *cfg = &m->config;
+    if (!gpt_has(cfg, GPT_FEAT_ROPE)) return;
+    int hs = cfg->n_embd / cfg->n_head;
+    m->rope = xalloc_floats((size_t)cfg->block_size * hs);
+    rope_table(m->rope, cfg->block_size, hs);
+}
+
 // Activations, and the batch's ids, for max_batch sequences of block_size.
 static void alloc_acts(GPT *m, int max_batch) {
     const GPTConfig *cfg = &m->config;
@@ -446,6 +468,7 @@ void gpt_init(GPT *m, const GPTConfig *cfg, int max_batch, uint64_t seed, int fl
     m->params = xalloc_floats(m->num_params);
     layout_params(cfg, NULL, &m->w, m->params, NULL);
     if (flags & GPT_INIT_WEIGHTS) init_weights(m, seed, flags & GPT_INIT_ZERO_PROJ);
+    init_rope(m);
 
     if (flags & GPT_TRAINING) {
         m->g.layers = xcalloc((size_t)L, sizeof(LayerWeights));
@@ -473,6 +496,7 @@ void gpt_init_view(GPT *view, const GPT *m, int max_batch) {
     view->w.layers = xcalloc((size_t)m->config.n_layer, sizeof(LayerWeights));
     memcpy(view->w.layers, m->w.layers, (size_t)m->config.n_layer * sizeof(LayerWeights));
     alloc_acts(view, max_batch);
+    init_rope(view);
 }
 
 void gpt_free(GPT *m) {
@@ -486,6 +510,7 @@ void gpt_free(GPT *m) {
     free(m->act_grads_memory);
     free(m->inputs);
     free(m->targets);
+    free(m->rope);
     memset(m, 0, sizeof *m);
 }
 
@@ -523,8 +548,9 @@ typedef struct {
 static const TraceRow TRACE_EMBED[] = {
     {2, "idx", "B,T", "  token ids", TRACE_ALWAYS, 0, 0},
     {2, "wte[idx]", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
-    {2, "wpe[positions]", "T,C", NULL, TRACE_ALWAYS, 0, 0},
-    {2, "x = wte[idx] + wpe", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
+    {2, "wpe[positions]", "T,C", NULL, TRACE_ALWAYS, 0, GPT_FEAT_ROPE},
+    {2, "x = wte[idx] + wpe", "B,T,C", NULL, TRACE_ALWAYS, 0, GPT_FEAT_ROPE},
+    {2, "x = wte[idx]", "B,T,C", "  no wpe: rope gives positions", TRACE_ALWAYS, GPT_FEAT_ROPE, 0},
 };
 static const TraceRow TRACE_BLOCK[] = {
     {4, "a = layernorm(x; ln1_w)", "B,T,C", NULL, TRACE_ALWAYS, 0, 0},
@@ -533,6 +559,8 @@ static const TraceRow TRACE_BLOCK[] = {
     {6, "-> view as heads", "B,T,H,hs", NULL, TRACE_ALWAYS, 0, 0},
     {6, "-> read as", "B,H,T,hs", "  a strided view, no copy", TRACE_ALWAYS, 0, 0},
     {4, "K, V likewise", "B,H,K,hs", NULL, TRACE_KEPT, 0, 0},
+    {4, "Q, K /= rms per head", "B,H,T,hs", "  qk-norm; 1/rms kept (B,T,2H)", TRACE_ALWAYS, GPT_FEAT_QK_NORM, 0},
+    {4, "Q, K rotated by position", "B,H,T,hs", "  rope; cos, sin table (T,2,hs/2)", TRACE_ALWAYS, GPT_FEAT_ROPE, 0},
     {4, "K, V: the cache's and this step's", "B,H,K,hs", "  each", TRACE_CACHED, 0, 0},
     {4, "scores Q @ K^T / sqrt(hs) + causal", "B,H,T,K", "  one row at a time, never stored", TRACE_ALWAYS, 0, 0},
     {4, "softmax(scores) @ V", "B,H,T,hs", NULL, TRACE_ALWAYS, 0, 0},

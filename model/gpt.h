@@ -31,13 +31,13 @@ typedef struct {
 #define GPT_FEATURES(X)                                                                          \
     X(RELU2, 0, "relu2", "the MLP's activation is relu(x)^2 instead of GELU")                     \
     X(UNTIED_HEAD, 1, "untied-head", "logits = lnf · lm_headᵀ with a parameter of its own; wte only embeds") \
-    X(ROPE, 2, "rope", "rotary position embeddings on q and k (reserved: not yet run)")           \
-    X(QK_NORM, 3, "qk-norm", "q and k normalised per head before their product (reserved: not yet run)")
+    X(ROPE, 2, "rope", "rotary position embeddings on q and k, instead of the learned wpe")      \
+    X(QK_NORM, 3, "qk-norm", "each head's q and k RMS-normalised (no gain) before their product")
 
 #define GPT_FEAT_ENUM_(id, bit, name, what) GPT_FEAT_##id = 1u << (bit),
 enum { GPT_FEATURES(GPT_FEAT_ENUM_) };
 // The features this gpt runs; gpt_config_check refuses any other bit.
-#define GPT_FEATURES_SUPPORTED ((uint32_t)(GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD))
+#define GPT_FEATURES_SUPPORTED ((uint32_t)(GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD | GPT_FEAT_ROPE | GPT_FEAT_QK_NORM))
 
 static inline bool gpt_has(const GPTConfig *c, uint32_t feature) { return (c->features & feature) != 0; }
 // The names of the bits set in features, in bit order and separated by spaces ("relu2
@@ -57,8 +57,11 @@ size_t gpt_config_num_params(const GPTConfig *cfg);
 // contiguous block each kind lives in all come from it. Adding a tensor is one line.
 // Sizes are comma-separated dimensions, each a product of digits and the symbols
 // B (batch), T (block_size), C (n_embd), H (n_head), V (vocab_size).
-// needs: the GPT_FEAT_* bits a tensor exists with (0: always). A model without them has no
-// such row in its table, no room for it in its block, and a NULL field.
+// needs: the GPT_FEAT_* bits a tensor exists with (0: always), or GPT_WITHOUT(bits): it
+// exists only in models with none of them. A model where it does not exist has no such row
+// in its table, no room for it in its block, and a NULL field.
+#define GPT_NEEDS_NONE_OF_ (1u << 31)  // a flag in needs, never a feature's bit
+#define GPT_WITHOUT(features) (GPT_NEEDS_NONE_OF_ | (features))
 
 // Parameters, in checkpoint order. PARAM(field, name, rows, cols, decay, needs) is a tensor
 // with a field of its own; SLICE(name, rows, cols, decay, needs) is a table row that continues
@@ -66,7 +69,7 @@ size_t gpt_config_num_params(const GPTConfig *cfg);
 // gains).
 #define GPT_PARAMS_HEAD(PARAM, SLICE)                                                   \
     PARAM(wte, "wte", "V", "C", true, 0) /* token embedding, also the LM head when tied */ \
-    PARAM(wpe, "wpe", "T", "C", true, 0) /* position embedding */
+    PARAM(wpe, "wpe", "T", "C", true, GPT_WITHOUT(GPT_FEAT_ROPE)) /* position embedding (rope: none) */
 #define GPT_LAYER_PARAMS(PARAM, SLICE)                                                       \
     PARAM(ln1_w, "ln1_w", "C", "", false, 0)                                                 \
     PARAM(w_qkv, "w_q", "C", "C", true, 0) /* W_Q, W_K, W_V adjacent: one (3C,C) product */  \
@@ -88,7 +91,9 @@ size_t gpt_config_num_params(const GPTConfig *cfg);
     ACT(ln1, "B,T,C", 0)       /* layernorm(x; ln1_w) */                                          \
     ACT(ln1_mean, "B,T", 0)    /* its rows' means */                                              \
     ACT(ln1_rstd, "B,T", 0)    /* and 1/std */                                                    \
-    ACT(qkv, "B,T,3C", 0)      /* q | k | v = ln1 · W_qkvᵀ */                                     \
+    ACT(qkv, "B,T,3C", 0)      /* q | k | v = ln1 · W_qkvᵀ, then q and k as attention reads them: \
+                                  normalised (qk-norm), then rotated (rope), in place */           \
+    ACT(qk_rstd, "B,T,2H", GPT_FEAT_QK_NORM) /* 1/rms of each head's q (H), then k (H) */        \
     ACT(atty, "B,T,C", 0)      /* the heads' outputs side by side, before W_O */                  \
     ACT(att_lse, "B,H,T", 0)   /* log-sum-exp of each attention row (no T x T tensor) */          \
     ACT(res1, "B,T,C", 0)      /* x + atty · W_Oᵀ */                                              \
@@ -223,6 +228,8 @@ typedef struct {
     float mean_loss;        // of the last forward with targets
 
     bool trace_shapes;      // print the shape trace at the next forward, then clear
+    float *rope;            // (block_size, 2, hs/2) with GPT_FEAT_ROPE: each position's cos,
+                            // then sin, of its angles (rope_table, model/layers.h); else NULL
 } GPT;
 
 enum {

@@ -3,6 +3,7 @@
 
 #include "kernels/ops.h"
 #include "kernels/profile.h"
+#include "kernels/qk.h"
 
 // out = res + drop(inp · weightᵀ), a residual branch's projection. Without dropout the add
 // is fused into the product's epilogue; with it the product comes first, then one pass that
@@ -36,6 +37,8 @@ void gpt_fast_forward(GPT *m, const int *idx, const int *targets, int B, int T) 
         const LayerDropout drop = gpt_layer_dropout(d, l, mk);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lw->ln1_w, N, C));
         PROF(PROF_MATMUL_FWD, fast_matmul_forward(la->qkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        if (la->qk_rstd) PROF(PROF_ATTN_FWD, fast_qk_norm_forward(la->qkv, la->qk_rstd, N, C, H));
+        if (m->rope) PROF(PROF_ATTN_FWD, fast_rope_forward(la->qkv, m->rope, B, T, 0, C, H));
         PROF(PROF_ATTN_FWD, fast_attention_forward(la->atty, la->att_lse, la->qkv, drop.attention, B, T, C, H));
         branch_forward(la->res1, x, la->atty, lw->w_o, drop.attn_proj, N, C, C);
         PROF(PROF_LAYERNORM, fast_layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, lw->ln2_w, N, C));
@@ -100,6 +103,9 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
              fast_matmul_backward(d->datty, GRAD_SET, lg->w_o, gw, dbranch, la->atty, lw->w_o, N, C, C));
         PROF(PROF_ATTN_BWD, fast_attention_backward(d->dqkv, GRAD_SET, d->datty, la->qkv, la->atty, la->att_lse,
                                                     drop.attention, B, T, C, H));
+        // The norm and the rotation commute (model/layers.h), so the norm's backward may come first.
+        if (la->qk_rstd) PROF(PROF_ATTN_BWD, fast_qk_norm_backward(d->dqkv, la->qkv, la->qk_rstd, N, C, H));
+        if (m->rope) PROF(PROF_ATTN_BWD, fast_rope_backward(d->dqkv, m->rope, B, T, C, H));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,

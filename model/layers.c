@@ -17,7 +17,7 @@ void embedding_forward(float *out, const int *idx, const float *wte, const float
         for (int t = 0; t < T; t++) {
             int v = idx[b * T + t];
             for (int c = 0; c < C; c++)
-                out[((size_t)b * T + t) * C + c] = wte[(size_t)v * C + c] + wpe[(size_t)t * C + c];
+                out[((size_t)b * T + t) * C + c] = wte[(size_t)v * C + c] + (wpe ? wpe[(size_t)t * C + c] : 0.0f);
         }
 }
 
@@ -31,6 +31,7 @@ void embedding_backward(float *dwte, GradWrite dwte_write, float *dwpe, GradWrit
             for (int v = 0; v < V; v++) dwte[(size_t)v * C + c] = 0.0f;
         for (int bt = 0; bt < B * T; bt++) dwte[(size_t)idx[bt] * C + c] += dout[(size_t)bt * C + c];
     }
+    if (!dwpe) return;  // a model without wpe (rope)
 #pragma omp parallel for
     for (int t = 0; t < T; t++)
         for (int c = 0; c < C; c++) {
@@ -310,5 +311,81 @@ void crossentropy_backward(float *dlogits, GradWrite dlogits_write, const float 
             float p = expf(x[v] - m - ls);
             put(&dlogits[(size_t)n * V + v], dlogits_write, dloss * (p - (v == targets[n] ? 1.0f : 0.0f)));
         }
+    }
+}
+
+// ---- QK-norm and rotary position embeddings -------------------------------------------
+#define QK_NORM_EPS 1e-6f
+#define ROPE_BASE 10000.0
+
+void qk_norm_forward(float *qkv, float *rstd, int N, int C, int H) {
+    int hs = C / H;
+#pragma omp parallel for
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < 2 * H; j++) {  // q's heads, then k's: columns j*hs .. j*hs+hs-1
+            float *x = qkv + (size_t)n * 3 * C + (size_t)j * hs;
+            float ms = 0.0f;
+            for (int i = 0; i < hs; i++) ms += x[i] * x[i];
+            ms /= (float)hs;
+            float r = 1.0f / sqrtf(ms + QK_NORM_EPS);
+            for (int i = 0; i < hs; i++) x[i] *= r;
+            rstd[(size_t)n * 2 * H + j] = r;
+        }
+}
+
+void qk_norm_backward(float *dqkv, const float *qkv, const float *rstd, int N, int C, int H) {
+    int hs = C / H;
+#pragma omp parallel for
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < 2 * H; j++) {
+            const float *y = qkv + (size_t)n * 3 * C + (size_t)j * hs;
+            float *g = dqkv + (size_t)n * 3 * C + (size_t)j * hs;
+            float gy = 0.0f;  // mean_i(g_i y_i)
+            for (int i = 0; i < hs; i++) gy += g[i] * y[i];
+            gy /= (float)hs;
+            float r = rstd[(size_t)n * 2 * H + j];
+            for (int i = 0; i < hs; i++) g[i] = r * (g[i] - y[i] * gy);
+        }
+}
+
+void rope_table(float *rope, int T, int hs) {
+    int half = hs / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double theta = t * pow(ROPE_BASE, -2.0 * i / hs);
+            rope[((size_t)t * 2 + 0) * half + i] = (float)cos(theta);
+            rope[((size_t)t * 2 + 1) * half + i] = (float)sin(theta);
+        }
+}
+
+// Rotates the pairs (x_i, x_{i+half}) of each q and k head of one row by the angles whose
+// cos and sin are cs and sn (half each); sign -1 rotates by minus the angles.
+static void rope_row(float *row, const float *cs, const float *sn, float sign, int C, int H) {
+    int hs = C / H, half = hs / 2;
+    for (int j = 0; j < 2 * H; j++) {
+        float *x = row + (size_t)j * hs;
+        for (int i = 0; i < half; i++) {
+            float a = x[i], b = x[i + half], s = sign * sn[i];
+            x[i] = a * cs[i] - b * s;
+            x[i + half] = a * s + b * cs[i];
+        }
+    }
+}
+
+void rope_forward(float *qkv, const float *rope, int B, int T, int t0, int C, int H) {
+    int half = C / H / 2;
+#pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *cs = rope + (size_t)(t0 + bt % T) * 2 * half;
+        rope_row(qkv + (size_t)bt * 3 * C, cs, cs + half, 1.0f, C, H);
+    }
+}
+
+void rope_backward(float *dqkv, const float *rope, int B, int T, int C, int H) {
+    int half = C / H / 2;
+#pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *cs = rope + (size_t)(bt % T) * 2 * half;
+        rope_row(dqkv + (size_t)bt * 3 * C, cs, cs + half, -1.0f, C, H);
     }
 }

@@ -25,7 +25,7 @@
 #include "kernels/dropout.h"  // which elements a dropout mask drops (shared with the fast kernels)
 
 // ---- token + position embedding ------------------------------------------------------
-// out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)
+// out(b,t,:) = wte(idx(b,t),:) + wpe(t,:)   (wpe NULL, a model with rope: wte(idx(b,t),:))
 void embedding_forward(float *out,         // (B,T,C)
                        const int *idx,     // (B,T)
                        const float *wte,   // (V,C)
@@ -33,7 +33,8 @@ void embedding_forward(float *out,         // (B,T,C)
                        int B, int T, int C);
 // dwte(v,:) (+)= sum of dout(b,t,:) over the positions with idx(b,t) == v  (a token that
 // appears twice gets both; with GRAD_SET, the rows of absent tokens become zero);
-// dwpe(t,:) (+)= sum_b dout(b,t,:) for t < T (rows from T on are not touched).
+// dwpe(t,:) (+)= sum_b dout(b,t,:) for t < T (rows from T on are not touched; dwpe NULL:
+// none, a model without wpe).
 void embedding_backward(float *dwte,       // (V,C)
                         GradWrite dwte_write,
                         float *dwpe,       // (block_size,C)
@@ -163,5 +164,53 @@ void crossentropy_backward(float *dlogits,       // (N,V)
                            const float *logits,  // (N,V)
                            const int *targets,   // (N)
                            float dloss, int N, int V);
+
+// ---- q and k before attention: QK-norm and rotary position embeddings ----------------
+// Both act in place on the q and k parts of a (B,T,3C) qkv tensor (columns 0..C-1 and
+// C..2C-1; v, columns 2C.., is never touched), one head vector of hs values at a time, so
+// that the attention layer above reads them as it reads any qkv. The model applies them
+// right after the W_qkv product: QK-norm first, then the rotation (modded-nanogpt's order).
+// A rotation keeps every vector's RMS, so the two commute exactly: rope(norm(x)) =
+// norm(rope(x)), and so do their backward passes. That lets the backward run the norm's
+// first, on the rotated vectors qkv holds, and then the rotation's.
+
+// QK-norm: each head's q and each head's k RMS-normalised, no gain:
+//   rstd = 1 / sqrt(mean_i x_i^2 + 1e-6),  x_i <- x_i * rstd   (i < hs)
+// rstd(n, j) is saved for the backward: j < H for q's heads, H + h for k's head h.
+void qk_norm_forward(float *qkv,   // (N,3C) in place: q and k normalised
+                     float *rstd,  // (N,2H)
+                     int N, int C, int H);
+// With y = the forward's output vector and g = the gradient at it (per head of q and of k):
+//   dx = rstd * (g - y * mean_i(g_i y_i))
+// in place: dqkv's q and k parts hold g and become dx. y may also be any rotation of the
+// output together with g rotated the same way (the formula is unchanged by a rotation of
+// both): the model passes qkv as attention read it, rotated by rope when the model has it,
+// and the gradient attention gave.
+void qk_norm_backward(float *dqkv,        // (N,3C) in place
+                      const float *qkv,   // (N,3C) the forward's output (q, k parts read)
+                      const float *rstd,  // (N,2H) the forward's
+                      int N, int C, int H);
+
+// Rotary position embeddings (RoFormer, Su et al. 2021), in the half-split convention: in
+// each head vector x (of q or k, hs even), element i pairs with element i + hs/2, and the
+// pair is rotated by the angle theta(t, i) = t * 10000^(-2i/hs) of its position t:
+//   x_i        <- x_i cos theta - x_{i+hs/2} sin theta
+//   x_{i+hs/2} <- x_i sin theta + x_{i+hs/2} cos theta          (i < hs/2)
+// Then q_t · k_s depends on the positions only through t - s. The angles' cos and sin come
+// from a table made once per model:
+// rope(t, 0, i) = cos theta(t, i), rope(t, 1, i) = sin theta(t, i), for t < T.
+void rope_table(float *rope,  // (T,2,hs/2)
+                int T, int hs);
+// Row (b,t) is at position t0 + t (the KV cache's rows start later than 0).
+void rope_forward(float *qkv,         // (B,T,3C) in place
+                  const float *rope,  // (t0+T,2,hs/2)
+                  int B, int T, int t0, int C, int H);
+// The rotation is orthogonal, so its backward is the rotation by -theta of the gradient:
+//   g_i <- g_i cos theta + g_{i+hs/2} sin theta,  g_{i+hs/2} <- -g_i sin theta + g_{i+hs/2} cos theta
+// in place on dqkv's q and k parts (the gradient at the rotated q, k becomes the one at the
+// unrotated q, k).
+void rope_backward(float *dqkv,        // (B,T,3C) in place
+                   const float *rope,  // (T,2,hs/2)
+                   int B, int T, int C, int H);
 
 #endif

@@ -12,7 +12,32 @@ void ref_encoder(double *out, const int *idx, const double *wte, const double *w
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int c = 0; c < C; c++)
-                out[((size_t)b * T + t) * C + c] = wte[(size_t)idx[b * T + t] * C + c] + wpe[(size_t)t * C + c];
+                out[((size_t)b * T + t) * C + c] = wte[(size_t)idx[b * T + t] * C + c] + (wpe ? wpe[(size_t)t * C + c] : 0);
+}
+
+void ref_qk_norm(double *qkv, int N, int C, int H) {
+    int hs = C / H;
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < 2 * H; j++) {
+            double *x = qkv + (size_t)n * 3 * C + (size_t)j * hs, ms = 0;
+            for (int i = 0; i < hs; i++) ms += x[i] * x[i];
+            double r = 1.0 / sqrt(ms / hs + 1e-6);
+            for (int i = 0; i < hs; i++) x[i] *= r;
+        }
+}
+
+void ref_rope(double *qkv, int B, int T, int C, int H) {
+    int hs = C / H, half = hs / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < 2 * H; j++) {
+                double *x = qkv + ((size_t)b * T + t) * 3 * C + (size_t)j * hs;
+                for (int i = 0; i < half; i++) {
+                    double theta = t * pow(10000.0, -2.0 * i / hs), a = x[i], e = x[i + half];
+                    x[i] = a * cos(theta) - e * sin(theta);
+                    x[i + half] = a * sin(theta) + e * cos(theta);
+                }
+            }
 }
 
 void ref_layernorm(double *out, const double *inp, const double *weight, int N, int C) {
@@ -122,7 +147,8 @@ double ref_gpt_loss(const GPT *m, const double *p, const int *idx, const int *ta
 
     DropoutMask mk;
     const GPTDropout *d = &m->dropout;
-    ref_encoder(x, idx, param_at(m, p, "wte", 0), param_at(m, p, "wpe", 0), B, T, C);
+    const ParamInfo *wpe = gpt_param(m, "wpe");  // none with rope
+    ref_encoder(x, idx, param_at(m, p, "wte", 0), wpe ? p + wpe->offset : NULL, B, T, C);
     ref_dropout(x, gpt_dropout_mask(d, 0, DROPOUT_EMBEDDING, &mk), (int)N, C);
     for (int l = 0; l < L; l++) {
         ref_layernorm(ln, x, param_at(m, p, "h.%d.ln1_w", l), (int)N, C);
@@ -132,6 +158,8 @@ double ref_gpt_loss(const GPT *m, const double *p, const int *idx, const int *ta
             ref_matmul(q, ln, param_at(m, p, names[part], l), (int)N, C, C);
             for (size_t n = 0; n < N; n++) memcpy(qkv + n * 3 * C + (size_t)part * C, q + n * C, C * sizeof(double));
         }
+        if (gpt_has(cfg, GPT_FEAT_QK_NORM)) ref_qk_norm(qkv, (int)N, C, H);
+        if (gpt_has(cfg, GPT_FEAT_ROPE)) ref_rope(qkv, B, T, C, H);
         ref_attention(y, qkv, gpt_dropout_mask(d, l, DROPOUT_ATTENTION, &mk), B, T, C, H);
         ref_matmul(tmp, y, param_at(m, p, "h.%d.w_o", l), (int)N, C, C);
         ref_dropout(tmp, gpt_dropout_mask(d, l, DROPOUT_ATTN_PROJ, &mk), (int)N, C);

@@ -11,8 +11,12 @@
 
 #include "model/gpt.h"
 
-// Shapes as in ops.h.
+// Shapes as in ops.h. ref_encoder's wpe may be NULL: no position term (rope).
 void ref_encoder(double *out, const int *idx, const double *wte, const double *wpe, int B, int T, int C);
+// q and k of qkv (N,3C) in place: QK-norm (eps 1e-6, no gain); rotary embeddings (half-split
+// pairs, base 10000, position t of row (b,t)), their angles computed here in double.
+void ref_qk_norm(double *qkv, int N, int C, int H);
+void ref_rope(double *qkv, int B, int T, int C, int H);
 void ref_layernorm(double *out, const double *inp, const double *weight, int N, int C);
 void ref_matmul(double *out, const double *inp, const double *weight, int N, int C, int OC);
 // drop: the attention's dropout (NULL: none), the mask the float kernels use.

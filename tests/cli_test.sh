@@ -257,4 +257,34 @@ expect_error "--kernels slow" "--kernels expects fast or textbook, got 'slow'" "
 expect_error "bench --profile --kernels textbook" "--profile times the fast kernels" "$GPT" bench --profile \
     --kernels textbook
 
+# ---- model features: --rope and --qk-norm ------------------------------------------------------
+expect_ok "gradcheck --rope --qk-norm" "$GPT" gradcheck --rope --qk-norm
+grep -q "PASS: 18 of 18" "$TOP/ok.out" || fail "gradcheck --rope --qk-norm: not all 18 tensors (no wpe) passed"
+expect_ok "gradcheck --rope --qk-norm --kernels textbook" "$GPT" gradcheck --rope --qk-norm --kernels textbook
+grep -q "PASS: 18 of 18" "$TOP/ok.out" || fail "gradcheck --rope --qk-norm --kernels textbook: not all passed"
+expect_error "train: --rope, odd head size" "--rope needs an even head size, and --n-embd 12 / --n-head 4 is 3" \
+    "$GPT" train --rope --n-embd 12 --n-head 4 --data small.txt --out o1
+expect_ok "train --rope --qk-norm" "$GPT" train --data small.txt --out run_rq --iters 20 --eval-interval 10 $TINY \
+    --rope --qk-norm
+expect_ok "train --rope --qk-norm --kernels textbook" "$GPT" train --data small.txt --out run_rq_tb --iters 20 \
+    --eval-interval 10 $TINY --rope --qk-norm --kernels textbook
+paste -d, run_rq/metrics.csv run_rq_tb/metrics.csv | awk -F, 'NR > 1 && $2 != "" {
+    d = $2 - $10; if (d < 0) d = -d; if (d > 1e-4 * $10) bad = 1 } END { exit bad }' ||
+    fail "train --rope --qk-norm --kernels textbook: its losses do not follow the fast run's"
+expect_ok "info: features" "$GPT" info run_rq/ckpt.bin
+grep -q "^features: *rope qk-norm$" "$TOP/ok.out" || fail "info: the features are not shown"
+grep -q "^wpe " "$TOP/ok.out" && fail "info: a rope model has a wpe"
+expect_error "train: resume adding --rope" "--rope differs from the run being resumed" "$GPT" train --resume --out run \
+    --rope
+expect_ok "sample --rope --qk-norm, fast" "$GPT" sample run_rq/ckpt.bin --tokens 40 --seed 3
+cp "$TOP/ok.out" sample_rq.txt
+expect_ok "sample --rope --qk-norm, textbook" "$GPT" sample run_rq/ckpt.bin --tokens 40 --seed 3 --kernels textbook
+cmp -s sample_rq.txt "$TOP/ok.out" || fail "sample --rope --qk-norm: the KV cache's text is not the textbook path's"
+expect_error "export gguf: rope" "GGUF's gpt2 architecture cannot express the model's rope qk-norm" "$GPT" export \
+    run_rq/ckpt.bin --format gguf --out rq.gguf
+[ -e rq.gguf ] && fail "export gguf: a refused model left a file"
+expect_error "export safetensors: rope" "safetensors' GPT2LMHeadModel cannot express the model's rope qk-norm" "$GPT" export \
+    run_rq/ckpt.bin --format safetensors --out rq_st
+[ -e rq_st ] && fail "export safetensors: a refused model left a directory"
+
 finish

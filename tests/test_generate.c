@@ -1,8 +1,9 @@
 // test_generate.c -- incremental decoding and sampling: the KV cache (the fast kernels)
 // against the textbook forward pass over the window at every position (through slides of
 // the window), decoding on the textbook kernels, prompts fed at once against token by
-// token, the sampler's rules and statistics, independence of the thread count, and the
-// attention maps and summaries behind `gpt attention`.
+// token (each of these with rope and QK-norm too), the sampler's rules and statistics,
+// independence of the thread count, and the attention maps and summaries behind `gpt
+// attention`.
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,13 +20,19 @@
 static const GPTConfig SMALL = {.vocab_size = 13, .block_size = 8, .n_layer = 2, .n_head = 2, .n_embd = 16};
 
 // The model's features the decoding tests run with (_i of a loop test): the plain GPT, each
-// feature alone, and both.
-static const uint32_t FEATURE_SETS[] = {0, GPT_FEAT_RELU2, GPT_FEAT_UNTIED_HEAD, GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD};
+// feature alone, and all four. The cache holds keys as attention reads them, rotated and
+// normalised, and a new token's q and k are transformed at its own position.
+static const uint32_t FEATURE_SETS[] = {0,
+                                        GPT_FEAT_RELU2,
+                                        GPT_FEAT_UNTIED_HEAD,
+                                        GPT_FEAT_ROPE,
+                                        GPT_FEAT_QK_NORM,
+                                        GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD | GPT_FEAT_ROPE | GPT_FEAT_QK_NORM};
 #define N_FEATURE_SETS ((int)(sizeof FEATURE_SETS / sizeof FEATURE_SETS[0]))
-
-static GPTConfig with_features(GPTConfig c, int i) {
-    c.features = FEATURE_SETS[i];
-    return c;
+static GPTConfig with_features(const GPTConfig *c, int i) {
+    GPTConfig f = *c;
+    f.features = FEATURE_SETS[i];
+    return f;
 }
 
 // The KV-cache step and the textbook forward compute the same sums in other orders and with
@@ -78,7 +85,7 @@ static void window_push(int *win, int *n, int block, int token) {
 
 START_TEST(test_kv_cache_matches_textbook_forward_at_every_position) {
     GPT m;
-    GPTConfig cfg = with_features(SMALL, _i);
+    GPTConfig cfg = with_features(&SMALL, _i);
     init_model(&m, &cfg, 1, 7);
     Generator *g = generator_new(&m);
     Rng r;
@@ -102,7 +109,7 @@ END_TEST
 
 START_TEST(test_prompt_at_once_matches_token_by_token) {
     GPT m;
-    GPTConfig cfg = with_features(SMALL, _i);
+    GPTConfig cfg = with_features(&SMALL, _i);
     init_model(&m, &cfg, 1, 8);
     Generator *a = generator_new(&m), *b = generator_new(&m);
     int prompt[6] = {3, 1, 4, 1, 5, 9};
@@ -129,7 +136,7 @@ END_TEST
 START_TEST(test_chunks_across_slides_match_token_by_token) {
     // Chunks that overflow the window land on the window token-by-token feeding reaches.
     GPT m;
-    GPTConfig cfg = with_features(SMALL, _i);
+    GPTConfig cfg = with_features(&SMALL, _i);
     init_model(&m, &cfg, 1, 9);
     Generator *a = generator_new(&m), *b = generator_new(&m);
     Rng r;
@@ -197,8 +204,9 @@ START_TEST(test_textbook_decoding_is_the_textbook_forward_over_the_window) {
     // token: its logits are the textbook forward's, bit for bit, and its window follows the
     // same rule as the cached one's, through slides and chunks.
     GPT m, v;
-    init_model(&m, &SMALL, 1, 18);
-    init_model(&v, &SMALL, 0, 18);  // the same weights, for the generators
+    GPTConfig cfg = with_features(&SMALL, _i);
+    init_model(&m, &cfg, 1, 18);
+    init_model(&v, &cfg, 0, 18);  // the same weights, for the generators
     v.kernels = GPT_KERNELS_TEXTBOOK;
     Generator *tb = generator_new(&v);
     v.kernels = GPT_KERNELS_FAST;
@@ -408,7 +416,7 @@ END_TEST
 
 START_TEST(test_greedy_generation_follows_full_forward_argmax) {
     GPT m;
-    GPTConfig cfg = with_features(SMALL, _i);
+    GPTConfig cfg = with_features(&SMALL, _i);
     init_model(&m, &cfg, 1, 14);
     Generator *g = generator_new(&m);
     SamplerConfig sc = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
@@ -613,7 +621,7 @@ Suite *generate_suite(void) {
     Suite *s = suite_create("generate");
     TCase *tc = tcase_create("kv_cache");
     tcase_add_loop_test(tc, test_kv_cache_matches_textbook_forward_at_every_position, 0, N_FEATURE_SETS);
-    tcase_add_test(tc, test_textbook_decoding_is_the_textbook_forward_over_the_window);
+    tcase_add_loop_test(tc, test_textbook_decoding_is_the_textbook_forward_over_the_window, 0, N_FEATURE_SETS);
     tcase_add_test_raise_signal(tc, test_textbook_decoding_records_no_attention, SIGABRT);
     tcase_add_loop_test(tc, test_prompt_at_once_matches_token_by_token, 0, N_FEATURE_SETS);
     tcase_add_loop_test(tc, test_chunks_across_slides_match_token_by_token, 0, N_FEATURE_SETS);

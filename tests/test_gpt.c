@@ -18,6 +18,15 @@
 
 static const GPTConfig TINY = {.vocab_size = 11, .block_size = 5, .n_layer = 2, .n_head = 2, .n_embd = 8};
 
+// The rope and QK-norm sets the loop tests below run the model with (see each test's _i).
+static const uint32_t FEATURE_SETS[] = {0, GPT_FEAT_ROPE, GPT_FEAT_QK_NORM, GPT_FEAT_ROPE | GPT_FEAT_QK_NORM};
+#define N_FEATURE_SETS ((int)(sizeof FEATURE_SETS / sizeof FEATURE_SETS[0]))
+static GPTConfig with_features(const GPTConfig *c, uint32_t features) {
+    GPTConfig f = *c;
+    f.features = features;
+    return f;
+}
+
 // The 0.02 initialisation makes attention nearly uniform and GELU nearly linear, which
 // would let some mistakes hide; the checks use weights of scale 0.3 and random LN gains.
 static void scramble_weights(GPT *m, uint64_t seed) {
@@ -55,6 +64,23 @@ START_TEST(test_param_count_is_804096_for_every_head_count) {
         ck_assert(!gpt_param(&m, "lnf_w")->decay && gpt_param(&m, "wte")->decay && gpt_param(&m, "h.1.w_fc")->decay);
         gpt_free(&m);
     }
+    // With rope the model has no wpe (T x C fewer parameters); QK-norm adds none.
+    GPTConfig c = {.vocab_size = 65, .block_size = 64, .n_layer = 4, .n_head = 4, .n_embd = 128,
+                   .features = GPT_FEAT_ROPE | GPT_FEAT_QK_NORM};
+    ck_assert_uint_eq(gpt_config_num_params(&c), 804096 - 64 * 128);
+    GPT m;
+    gpt_init(&m, &c, 2, 1, GPT_TRAINING);
+    ck_assert_ptr_null(gpt_param(&m, "wpe"));
+    ck_assert_ptr_null(m.w.wpe);
+    ck_assert_ptr_null(m.g.wpe);
+    ck_assert_ptr_nonnull(m.acts.layers[3].qk_rstd);
+    ck_assert_ptr_nonnull(m.rope);
+    gpt_free(&m);
+    c.features = 0;
+    gpt_init(&m, &c, 2, 1, GPT_TRAINING);
+    ck_assert_ptr_null(m.acts.layers[0].qk_rstd);
+    ck_assert_ptr_null(m.rope);
+    gpt_free(&m);
 }
 END_TEST
 
@@ -76,6 +102,16 @@ START_TEST(test_bad_configurations_are_named) {
     c.vocab_size = 0;
     ck_assert(!gpt_config_check(&c, err, sizeof err));
     ck_assert_ptr_nonnull(strstr(err, "--vocab-size 0"));
+    // Rotary embeddings rotate pairs: an odd head size is refused, an even one runs.
+    c.vocab_size = 65;
+    c.features = GPT_FEAT_ROPE;
+    c.n_embd = 120, c.n_head = 8;  // hs 15
+    ck_assert(!gpt_config_check(&c, err, sizeof err));
+    ck_assert_str_eq(err, "--rope needs an even head size, and --n-embd 120 / --n-head 8 is 15 (it rotates pairs)");
+    c.n_head = 4;  // hs 30
+    ck_assert(gpt_config_check(&c, err, sizeof err));
+    c.features = GPT_FEAT_QK_NORM, c.n_head = 8;  // QK-norm takes any head size
+    ck_assert(gpt_config_check(&c, err, sizeof err));
 }
 END_TEST
 
@@ -133,12 +169,13 @@ static void tiny_batch(int *idx, int *targets, int n, uint64_t seed, int V) {
     fill_ids(targets, (size_t)n, &r, V);
 }
 
-// _i: the kernels, GPT_KERNELS_FAST or GPT_KERNELS_TEXTBOOK.
+// _i % 2: the kernels, GPT_KERNELS_FAST or GPT_KERNELS_TEXTBOOK; _i / 2: the features.
 START_TEST(test_forward_matches_double_reference) {
     GPT m;
     int B = 2, T = 5;
-    gpt_init(&m, &TINY, B, 5, GPT_INIT_WEIGHTS);
-    m.kernels = (GPTKernels)_i;
+    GPTConfig c = with_features(&TINY, FEATURE_SETS[_i / 2]);
+    gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS);
+    m.kernels = (GPTKernels)(_i % 2);
     scramble_weights(&m, 6);
     int idx[10], targets[10];
     tiny_batch(idx, targets, B * T, 7, TINY.vocab_size);
@@ -156,13 +193,15 @@ START_TEST(test_forward_matches_double_reference) {
 }
 END_TEST
 
-// The textbook path, which defines the model. (The fast one is held to it below; `gpt
-// gradcheck` checks either from the command line.)
+// The textbook path, which defines the model, with each feature set (_i). (The fast one is
+// held to it below; `gpt gradcheck` checks either from the command line.) With _i past the
+// feature sets, the fast path with the features, for which it has kernels of its own.
 START_TEST(test_whole_model_gradients_match_finite_differences) {
     GPT m;
     int B = 2, T = 5;
-    gpt_init(&m, &TINY, B, 5, GPT_INIT_WEIGHTS | GPT_TRAINING);
-    m.kernels = GPT_KERNELS_TEXTBOOK;
+    GPTConfig c = with_features(&TINY, FEATURE_SETS[_i % N_FEATURE_SETS]);
+    gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    m.kernels = _i < N_FEATURE_SETS ? GPT_KERNELS_TEXTBOOK : GPT_KERNELS_FAST;
     scramble_weights(&m, 8);
     int idx[10], targets[10];
     tiny_batch(idx, targets, B * T, 9, TINY.vocab_size);
@@ -236,6 +275,39 @@ START_TEST(test_whole_model_check_catches_broken_gradients) {
 }
 END_TEST
 
+// The check sees a backward that skips QK-norm's or rope's backward (as a broken kernel
+// would: the gradient reaches W_Q and W_K untransformed), on either kernels. _i: the kernels.
+START_TEST(test_whole_model_check_catches_a_skipped_qk_backward) {
+    GPT m;
+    int B = 2, T = 5;
+    GPTConfig c = with_features(&TINY, GPT_FEAT_ROPE | GPT_FEAT_QK_NORM);
+    gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS | GPT_TRAINING);
+    m.kernels = (GPTKernels)_i;
+    scramble_weights(&m, 14);
+    int idx[10], targets[10];
+    tiny_batch(idx, targets, B * T, 15, TINY.vocab_size);
+    double *numeric = xmalloc(m.num_params * sizeof(double));
+    gpt_numeric_grads(&m, idx, targets, B, T, 1e-5, numeric);
+    for (int skip = 0; skip < 3; skip++) {  // none, the rotation's, the norm's
+        gpt_forward(&m, idx, targets, B, T);
+        float *rope = m.rope, *rstd[2] = {m.acts.layers[0].qk_rstd, m.acts.layers[1].qk_rstd};
+        if (skip == 1) m.rope = NULL;
+        if (skip == 2) m.acts.layers[0].qk_rstd = m.acts.layers[1].qk_rstd = NULL;
+        gpt_backward(&m, 1.0f, GRAD_SET);
+        m.rope = rope, m.acts.layers[0].qk_rstd = rstd[0], m.acts.layers[1].qk_rstd = rstd[1];
+        const char *qk[] = {"h.0.w_q", "h.0.w_k", "h.1.w_q", "h.1.w_k"};
+        for (int k = 0; k < 4; k++) {
+            double e = tensor_error(&m, m.grads, numeric, qk[k]);
+            if (skip == 0) ck_assert_msg(e < GRADCHECK_TOL, "%s: %.3g", qk[k], e);
+            else ck_assert_msg(e > GRADCHECK_TOL, "skipping the %s backward: %s still passes (%.3g)",
+                               skip == 1 ? "rotation's" : "norm's", qk[k], e);
+        }
+    }
+    free(numeric);
+    gpt_free(&m);
+}
+END_TEST
+
 // _i: the kernels. With dropout p 0.3, one key for the whole check: the float passes and every
 // reference evaluation of the finite differences drop the same elements, so the loss is a
 // smooth function of the weights. Then the backward passes that get the masks wrong: with
@@ -282,9 +354,9 @@ START_TEST(test_whole_model_gradients_with_dropout_match_finite_differences) {
 END_TEST
 
 // ---- the model's features -------------------------------------------------------------
-// Each feature alone and both together (_i / 2 of the loop tests below; _i % 2 the kernels).
-static const uint32_t FEATURE_SETS[] = {GPT_FEAT_RELU2, GPT_FEAT_UNTIED_HEAD, GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD};
-#define N_FEATURE_SETS ((int)(sizeof FEATURE_SETS / sizeof FEATURE_SETS[0]))
+// ReLU², the untied head, and both (_i / 2 of the loop tests below; _i % 2 the kernels).
+static const uint32_t COMPONENT_SETS[] = {GPT_FEAT_RELU2, GPT_FEAT_UNTIED_HEAD, GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD};
+#define N_COMPONENT_SETS ((int)(sizeof COMPONENT_SETS / sizeof COMPONENT_SETS[0]))
 
 START_TEST(test_features_change_the_table_and_the_count) {
     GPTConfig c = TINY;
@@ -332,7 +404,7 @@ END_TEST
 
 START_TEST(test_features_forward_matches_double_reference) {
     GPTConfig c = TINY;
-    c.features = FEATURE_SETS[_i / 2];
+    c.features = COMPONENT_SETS[_i / 2];
     GPT m;
     int B = 2, T = 5, V = c.vocab_size;
     gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS);
@@ -362,7 +434,7 @@ END_TEST
 // whatever wte's gradient held, as a tied wte does) is caught.
 START_TEST(test_features_gradients_match_finite_differences) {
     GPTConfig c = TINY;
-    c.features = FEATURE_SETS[_i / 2];
+    c.features = COMPONENT_SETS[_i / 2];
     GPT m;
     int B = 2, T = 5;
     gpt_init(&m, &c, B, 5, GPT_INIT_WEIGHTS | GPT_TRAINING);
@@ -468,12 +540,13 @@ static void run_step(const GPTConfig *c, GPTKernels kernels, float dropout, int 
     gpt_free(&m);
 }
 
-// _i: the kernels (_i % 2), without dropout or with (_i / 2 == 1), or without dropout and with
-// both features (_i / 2 == 2).
+// _i: the kernels (_i % 2); _i / 2: 0 the plain GPT, 1 with dropout, 2 with ReLU² and the
+// untied head, 3 with rope and QK-norm.
 START_TEST(test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads) {
     // Big enough that every kernel splits its work into several pieces.
     GPTConfig c = {.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96};
     if (_i / 2 == 2) c.features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD;
+    if (_i / 2 == 3) c.features = GPT_FEAT_ROPE | GPT_FEAT_QK_NORM;
     int B = 4, T = 48;
     size_t np = gpt_config_num_params(&c), nl = (size_t)B * T * c.vocab_size;
     float loss[3];
@@ -583,6 +656,16 @@ START_TEST(test_shape_trace_shows_the_head_split) {
     for (size_t i = 0; i < sizeof step / sizeof step[0]; i++)
         ck_assert_msg(strstr(out, step[i]) != NULL, "decoding trace lacks %s:\n%s", step[i], out);
     ck_assert_msg(strstr(out, "loss") == NULL, "a decoding step has no loss:\n%s", out);
+    ck_assert_msg(strstr(out, "rope") == NULL && strstr(out, "qk-norm") == NULL, "no features:\n%s", out);
+    free(out);
+    // With the features: no wpe, q and k normalised, then rotated.
+    c.features = GPT_FEAT_ROPE | GPT_FEAT_QK_NORM;
+    f = open_memstream(&out, &len);
+    gpt_print_shape_trace(&c, 12, 64, 64, false, f);
+    fclose(f);
+    const char *norm = strstr(out, "qk-norm; 1/rms kept (B,T,2H)"), *rot = strstr(out, "rope; cos, sin table (T,2,hs/2)");
+    ck_assert_msg(norm && rot && norm < rot, "trace lacks qk-norm then rope:\n%s", out);
+    ck_assert_msg(!strstr(out, "wpe[positions]") && strstr(out, "no wpe"), "a rope model has no wpe:\n%s", out);
     free(out);
     gpt_free(&m);
 }
@@ -643,7 +726,8 @@ static void scale_weights(GPT *m, double f) {
 // against bounds of 3e-5 and 4e-5; a GELU derivative with one term 1% off is 6.5e-4.)
 static double path_length(const GPTConfig *c, int T) {
     int C = c->n_embd, hs = C / c->n_head;
-    return (double)c->n_layer * (10.0 * C + hs + 2.0 * T) + 2.0 * C;
+    double qk = gpt_has(c, GPT_FEAT_QK_NORM) ? hs : 0;  // QK-norm's sum of squares (rope adds no sum)
+    return (double)c->n_layer * (10.0 * C + hs + qk + 2.0 * T) + 2.0 * C;
 }
 
 START_TEST(test_fast_and_textbook_agree_on_logits_and_every_gradient) {
@@ -666,6 +750,14 @@ START_TEST(test_fast_and_textbook_agree_on_logits_and_every_gradient) {
          4, 48, 1, 0},
         {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64,
           .features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD}, 3, 40, 5, 0.2f},
+        // Rope and QK-norm: hs 24, 32 and 48 (the rotation's 16-wide loop, and a tail).
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 4, .n_embd = 96, .features = GPT_FEAT_ROPE},
+         4, 48, 1, 0},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 64, .features = GPT_FEAT_QK_NORM},
+         3, 40, 5, 0},
+        {{.vocab_size = 65, .block_size = 48, .n_layer = 2, .n_head = 2, .n_embd = 96,
+          .features = GPT_FEAT_ROPE | GPT_FEAT_QK_NORM},
+         3, 40, 5, 0.2f},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const GPTConfig *c = &cases[k].c;
@@ -713,11 +805,13 @@ END_TEST
 // most 1 after clipping) the loss would move by 2.4e-7·sqrt(26k weights) = 4e-5; as rounding
 // noise they do not line up, and the losses agree to 1e-7 (2e-7 over 400 steps). A backward
 // with one term of GELU's derivative 1% off breaks 1e-5 at step 6.
-// _i 0: the plain GPT; 1: ReLU², the untied head and zero-initialised projections.
+// _i 0: the plain GPT; 1: ReLU², the untied head and zero-initialised projections; 2: rope
+// and QK-norm.
 START_TEST(test_fast_and_textbook_training_losses_follow_each_other) {
     GPTConfig c = {.vocab_size = 20, .block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 32};
     int init = GPT_INIT_WEIGHTS | GPT_TRAINING;
     if (_i == 1) c.features = GPT_FEAT_RELU2 | GPT_FEAT_UNTIED_HEAD, init |= GPT_INIT_ZERO_PROJ;
+    if (_i == 2) c.features = GPT_FEAT_ROPE | GPT_FEAT_QK_NORM;
     int B = 4, T = 16, steps = 80;
     // A text with structure to learn: mostly next = 3·prev + 1 (mod V), sometimes random.
     int text[2000];
@@ -848,20 +942,21 @@ Suite *gpt_suite(void) {
     tcase_add_test_raise_signal(tc, test_init_with_bad_config_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, test_sequence_longer_than_block_size_aborts, SIGABRT);
     tcase_add_test(tc, test_init_is_seeded_and_scaled);
-    tcase_add_loop_test(tc, test_forward_matches_double_reference, 0, 2);
-    tcase_add_test(tc, test_whole_model_gradients_match_finite_differences);
+    tcase_add_loop_test(tc, test_forward_matches_double_reference, 0, 2 * N_FEATURE_SETS);
+    tcase_add_loop_test(tc, test_whole_model_gradients_match_finite_differences, 0, 2 * N_FEATURE_SETS);
     tcase_add_test(tc, test_whole_model_check_catches_broken_gradients);
+    tcase_add_loop_test(tc, test_whole_model_check_catches_a_skipped_qk_backward, 0, 2);
     tcase_add_loop_test(tc, test_whole_model_gradients_with_dropout_match_finite_differences, 0, 2);
-    tcase_add_loop_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads, 0, 6);
+    tcase_add_loop_test(tc, test_loss_and_gradients_are_bit_identical_with_1_2_and_3_threads, 0, 8);
     tcase_add_loop_test(tc, test_dropout_off_is_exact_and_a_key_fixes_the_masks, 0, 2);
     tcase_add_loop_test(tc, test_sampling_runs_without_dropout, 0, 2);
     tcase_add_loop_test(tc, test_backward_set_overwrites_what_the_gradients_held, 0, 4);
     tcase_add_test(tc, test_fast_and_textbook_agree_on_logits_and_every_gradient);
-    tcase_add_loop_test(tc, test_fast_and_textbook_training_losses_follow_each_other, 0, 2);
+    tcase_add_loop_test(tc, test_fast_and_textbook_training_losses_follow_each_other, 0, 3);
     tcase_add_test(tc, test_features_change_the_table_and_the_count);
     tcase_add_test(tc, test_feature_bits_are_checked_and_named);
-    tcase_add_loop_test(tc, test_features_forward_matches_double_reference, 0, 2 * N_FEATURE_SETS);
-    tcase_add_loop_test(tc, test_features_gradients_match_finite_differences, 0, 2 * N_FEATURE_SETS);
+    tcase_add_loop_test(tc, test_features_forward_matches_double_reference, 0, 2 * N_COMPONENT_SETS);
+    tcase_add_loop_test(tc, test_features_gradients_match_finite_differences, 0, 2 * N_COMPONENT_SETS);
     tcase_add_test(tc, test_zero_init_proj_zeroes_only_the_projections);
     tcase_add_test(tc, test_shape_trace_shows_the_features);
     tcase_add_test(tc, test_adamw_learns_one_batch);

@@ -9,7 +9,8 @@
 int main(void) {
     Suite *(*suites[])(void) = {layers_suite,     ops_suite,    gemm_suite,    gpt_suite,      tokenizer_suite,
                                 checkpoint_suite, report_suite, train_suite,   generate_suite, parity_suite,
-                                export_suite,     bf16_suite,   data_suite,    eval_suite,     muon_suite};
+                                export_suite,     bf16_suite,   data_suite,    eval_suite,     muon_suite,
+                                qk_suite};
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) srunner_add_suite(sr, suites[i]());
     srunner_run_all(sr, CK_NORMAL);

@@ -19,5 +19,6 @@ Suite *bf16_suite(void);
 Suite *data_suite(void);
 Suite *eval_suite(void);
 Suite *muon_suite(void);
+Suite *qk_suite(void);
 
 #endif
