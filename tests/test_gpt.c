@@ -490,7 +490,8 @@ START_TEST(test_zero_init_proj_zeroes_only_the_projections) {
     for (int i = 0; i < z.n_param_tensors; i++) {
         const ParamInfo *p = &z.param_table[i];
         size_t len = strlen(p->name);
-        bool proj = strcmp(p->name + len - 4, ".w_o") == 0 || strcmp(p->name + len - 7, ".w_proj") == 0;
+        bool proj = (len >= 4 && strcmp(p->name + len - 4, ".w_o") == 0) ||
+                    (len >= 7 && strcmp(p->name + len - 7, ".w_proj") == 0);
         for (size_t k = 0; k < p->numel; k++) {
             float v = z.params[p->offset + k];
             if (proj) ck_assert_msg(v == 0.0f && !signbit(v), "%s[%zu] = %g", p->name, k, (double)v);
