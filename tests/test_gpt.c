@@ -396,9 +396,13 @@ START_TEST(test_feature_bits_are_checked_and_named) {
     ck_assert(gpt_config_check(&c, err, sizeof err));
     ck_assert_str_eq(gpt_features_str(c.features, names, sizeof names), "relu2 untied-head");
     ck_assert_str_eq(gpt_features_str(0, names, sizeof names), "none");
+    c.features = GPT_FEAT_ROPE | GPT_FEAT_QK_NORM;
+    ck_assert(gpt_config_check(&c, err, sizeof err));
+    ck_assert_str_eq(gpt_features_str(c.features, names, sizeof names), "rope qk-norm");
+    // A bit this gpt does not know is refused by name, the known ones beside it left out.
     c.features = GPT_FEAT_QK_NORM | 1u << 20;
     ck_assert(!gpt_config_check(&c, err, sizeof err));
-    ck_assert_msg(strstr(err, "does not run the model's features: qk-norm bit 20") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "does not run the model's features: bit 20 (") != NULL, "%s", err);
 }
 END_TEST
 
