@@ -120,6 +120,20 @@ void gemm(const GemmArgs *g) {
     else gemm_blocked(g, bpack_shared, threads);
 }
 
+void gemm_alone(const GemmArgs *g, float *pack) {
+    assert(g->M >= 0 && g->N >= 0 && g->K >= 0);
+    if (g->M == 0 || g->N == 0) return;
+    if (g->K == 0) {
+        gemm_reference(g);
+        return;
+    }
+    GemmArgs one = *g;
+    one.k_parts = 1;
+    gemm_blocked(&one, pack, 1);
+}
+
+size_t gemm_pack_floats(void) { return B_BLOCK; }
+
 // ---- the reference ---------------------------------------------------------------------
 // One dot product per element, k in order, then the same epilogue code as gemm.
 void gemm_reference(const GemmArgs *g) {

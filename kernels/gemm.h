@@ -87,6 +87,13 @@ typedef struct {
 
 void gemm(const GemmArgs *g);
 
+// The same product (bit for bit, k_parts aside: it sums k in one part) on the calling thread
+// alone, packing B into the caller's pack (gemm_pack_floats() floats, 64-byte aligned).
+// Unlike gemm it is reentrant: the threads of a team may each run a product of their own at
+// once, each with its own pack (Muon orthogonalizes its matrices so, one per thread).
+void gemm_alone(const GemmArgs *g, float *pack);
+size_t gemm_pack_floats(void);
+
 // The same product, in plain loops (a reference for tests and for tiny shapes).
 void gemm_reference(const GemmArgs *g);
 

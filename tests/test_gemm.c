@@ -218,11 +218,59 @@ START_TEST(test_gemm_same_bytes_on_any_threads_and_near_the_reference) {
 }
 END_TEST
 
+// gemm_alone is gemm on one thread with the caller's pack, and reentrant: three threads each
+// run a product of their own at once (the same A, each its own B) and each gets gemm's bytes
+// for it. A pack shared between them would mix their blocks of B and change the bytes; the
+// products are repeated so that the threads overlap even on a busy machine.
+START_TEST(test_gemm_alone_is_gemm_and_runs_on_several_threads_at_once) {
+    enum { TEAM = 3, REPEATS = 4 };
+    Rng r;
+    rng_seed(&r, 13);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        Case k = case_new(shapes[s][0], shapes[s][1], shapes[s][2], &r);
+        size_t bytes = k.c_len * sizeof(float), b_len = 2 * (size_t)k.K * k.N + 1;
+        float *b[TEAM], *want_c[TEAM], *want_e[TEAM], *c[TEAM], *e[TEAM], *pack[TEAM];
+        for (int t = 0; t < TEAM; t++) {
+            b[t] = xalloc_floats(b_len), fill_normal(b[t], b_len, &r, 1);
+            want_c[t] = xalloc_floats(k.c_len), want_e[t] = xalloc_floats(k.c_len);
+            c[t] = xalloc_floats(k.c_len), e[t] = xalloc_floats(k.c_len), pack[t] = xalloc_floats(gemm_pack_floats());
+        }
+        for (int la = 0; la < N_LAYOUTS; la++)
+            for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+                if (modes[m].addend == 2) continue;  // C as addend: C is each thread's own below
+                GemmArgs g[TEAM];
+                for (int t = 0; t < TEAM; t++) {
+                    g[t] = args_of(&k, la, (la + 1) % N_LAYOUTS, &modes[m], 1);
+                    g[t].b = b[t];
+                    run(&k, g[t], RUN_2);
+                    memcpy(want_c[t], k.c, bytes), memcpy(want_e[t], k.e, bytes);
+                    g[t].c = c[t], g[t].epi_out = e[t];
+                }
+                for (int rep = 0; rep < REPEATS; rep++) {
+                    for (int t = 0; t < TEAM; t++) memcpy(c[t], k.c0, bytes), memcpy(e[t], k.e0, bytes);
+#pragma omp parallel for num_threads(TEAM) schedule(static, 1)
+                    for (int t = 0; t < TEAM; t++) gemm_alone(&g[t], pack[t]);
+                    for (int t = 0; t < TEAM; t++) {
+                        ck_assert_msg(memcmp(c[t], want_c[t], bytes) == 0, "%dx%dx%d, %s: thread %d's C is not gemm's",
+                                      k.M, k.N, k.K, modes[m].name, t);
+                        ck_assert_msg(memcmp(e[t], want_e[t], bytes) == 0,
+                                      "%dx%dx%d, %s: thread %d's second output is not gemm's", k.M, k.N, k.K,
+                                      modes[m].name, t);
+                    }
+                }
+            }
+        for (int t = 0; t < TEAM; t++) free(b[t]), free(want_c[t]), free(want_e[t]), free(c[t]), free(e[t]), free(pack[t]);
+        case_free(&k);
+    }
+}
+END_TEST
+
 Suite *gemm_suite(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_gemm_same_bytes_on_any_threads_and_near_the_reference);
+    tcase_add_test(tc, test_gemm_alone_is_gemm_and_runs_on_several_threads_at_once);
     suite_add_tcase(s, tc);
     return s;
 }

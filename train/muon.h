@@ -36,7 +36,10 @@ typedef struct {
 
 typedef struct {
     bool *applies;       // (n_param_tensors) Muon updates this row of the parameter table
-    float *work;         // (work_floats) scratch for the largest Muon tensor
+    int *order;          // (n_tensors) those rows, the costliest to orthogonalize first
+    int n_tensors;
+    int threads;         // the team that updates them, one tensor per thread at a time
+    float *work;         // (threads * work_floats) each thread's scratch for the largest tensor
     size_t work_floats;
 } Muon;
 
@@ -50,10 +53,11 @@ void muon_free(Muon *mu);
 // and muon_update for its largest one.
 size_t muon_orthogonal_work_floats(int rows, int cols);
 
-// O = NS5(U), both (rows, cols) row-major; work holds muon_orthogonal_work_floats(rows, cols).
-// o may not alias u. The fast version runs its products on kernels/gemm.h (so it must not be
-// called while another gemm runs; its result is bit-identical for any thread count); the
-// textbook version is the definition in plain loops, with sums in double.
+// O = NS5(U), both (rows, cols) row-major; work holds muon_orthogonal_work_floats(rows, cols),
+// 64-byte aligned.
+// o may not alias u. The fast version runs its products on kernels/gemm.h's gemm_alone, on
+// the calling thread (so threads may orthogonalize different matrices at once, each with its
+// own work); the textbook version is the definition in plain loops, with sums in double.
 void muon_orthogonalize(float *o, const float *u, int rows, int cols, float *work);
 void muon_orthogonalize_textbook(float *o, const float *u, int rows, int cols, float *work);
 
