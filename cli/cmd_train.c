@@ -79,8 +79,9 @@ static const char usage[] =
     "  --time-budget DURATION   train for this long (90s, 10m, 1h30m or plain seconds), evaluations\n"
     "                           included, instead of --iters steps (with --iters too: whichever\n"
     "                           comes first); the cosine then decays to min-lr as the time runs\n"
-    "                           out, and a final evaluation and checkpoint follow. The step count\n"
-    "                           depends on the machine's speed. Kept by the checkpoint: --resume\n"
+    "                           out, and the run stops early enough for its final evaluation and\n"
+    "                           checkpoint to end within the budget. The step count depends on\n"
+    "                           the machine's speed. Kept by the checkpoint: --resume\n"
     "                           trains for what is left of it (a new --time-budget replaces it)\n";
 
 // The command's own options. The settings' flags come from checkpoint/run_config.h's table (id

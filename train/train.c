@@ -148,6 +148,7 @@ typedef struct {
     size_t errlen;
     char ids_note[1300];  // where the token ids came from, for the banner
     bool finished;        // the last step (or the time budget) was reached
+    double eval_s;        // how long the last evaluation took, its checkpoints included
 } Run;
 
 // Records why the run cannot go on; returns false, for `return fail(r, ...)`.
@@ -579,6 +580,15 @@ static double run_elapsed(const Run *r, double run_start, double elapsed_before)
     return e;
 }
 
+// A time-budgeted run's last step: the first that starts with less than reserve seconds of
+// the budget left, reserve being what the evaluations still due before the end will take.
+// By rank 0's clock, so that every rank stops at the same step.
+static bool budget_spent(const Run *r, double run_start, double elapsed_before, double budget, double reserve) {
+    double e = r->rank == 0 ? elapsed_before + (now_seconds() - run_start) + reserve : 0.0;
+    if (r->n_ranks > 1) dist_allreduce_max_double(&e);
+    return e >= budget;
+}
+
 // The learning rate of step s of a time-budgeted run, elapsed seconds into it: the warm-up
 // of lr_schedule (warmup_iters steps), then the cosine from lr to min_lr over the fraction
 // elapsed / budget of the time (from the run's start, so the cosine begins slightly past its
@@ -667,12 +677,20 @@ static int loop(Run *r, bool resumed) {
         long s = r->ts.step;
         // A resumed run's first step was evaluated and sampled (or deliberately not) before it stopped.
         bool again = resumed && s == start;
-        // The run ends at its last step, or at the first step that starts with the time
-        // budget spent (then the final evaluation runs past the budget by its own length).
+        // The run ends at its last step, or when the time budget is spent. Evaluations count
+        // against the budget, the final one too: the run keeps back the time of one (as long
+        // as the one before took), two when an evaluation falls on this step, so that it ends,
+        // final evaluation and checkpoint included, within the budget.
         double budget = (double)r->tc->time_budget_s;
-        bool last = s >= tc->iters || (budget > 0 && run_elapsed(r, run_start, elapsed_before) >= budget);
-        bool eval_due = (tc->eval_interval > 0 && s % tc->eval_interval == 0) || last;
-        if (eval_due && tc->eval_iters > 0 && !again && !evaluate(r, run_start, elapsed_before)) return -1;
+        bool periodic = tc->eval_interval > 0 && s % tc->eval_interval == 0;
+        bool last = s >= tc->iters ||
+                    (budget > 0 && budget_spent(r, run_start, elapsed_before, budget, r->eval_s * (periodic ? 2 : 1)));
+        bool eval_due = periodic || last;
+        if (eval_due && tc->eval_iters > 0 && !again) {
+            double t0 = now_seconds();
+            if (!evaluate(r, run_start, elapsed_before)) return -1;
+            r->eval_s = now_seconds() - t0;
+        }
         if (r->rank == 0 && tc->sample_interval > 0 && s > 0 && !again && (s % tc->sample_interval == 0 || last)) {
             print_sample(r, s);
             if (!write_report(r)) return -1;
