@@ -4,8 +4,8 @@
 #
 #   scripts/speedrun.sh           train RECIPE for BUDGET into out-speedrun/, then its loss over
 #                                 the whole validation split (gpt eval) and a short sample
-#   scripts/speedrun.sh default   the default recipe as `make train` runs it (its 2000 steps, about
-#                                 a minute) into out-speedrun-default/, and its eval: the baseline
+#   scripts/speedrun.sh default   make train's recipe (TRAIN_RECIPE in the Makefile: its 2000 steps,
+#                                 about a minute) into out-speedrun-default/, and its eval: the baseline
 #   scripts/speedrun.sh torch     PyTorch (torch_gpt.py through scripts/torch_curve.py) given
 #                                 RECIPE, into out-speedrun-torch.csv; needs TORCH_ITERS
 #   scripts/speedrun.sh plot      the README's picture from those three: speedrun.svg
@@ -19,7 +19,7 @@
 # BUDGET (train + evaluations; torch_curve.py prints both times, the CSV's last elapsed_s is
 # their sum). make speedrun-plot then runs
 #   ./gpt plot --out speedrun.svg --title '...' --ymax 2.6 --hline 1.50=target \
-#       "speedrun=out-speedrun" "default recipe=out-speedrun-default" "PyTorch=out-speedrun-torch.csv"
+#       "speedrun=out-speedrun" "make train=out-speedrun-default" "PyTorch=out-speedrun-torch.csv"
 #
 # Environment:
 #   BUDGET=10m        the wall-clock budget of a training run (gpt train --time-budget), e.g. 20s
@@ -107,10 +107,13 @@ speedrun() {
 }
 
 default_run() {
+    # make train's recipe, from the Makefile's TRAIN_RECIPE line.
+    train_recipe=$(sed -n 's/^TRAIN_RECIPE = //p' Makefile)
+    [ -n "$train_recipe" ] || die "found no 'TRAIN_RECIPE = ...' line in ./Makefile (run this from the repository's top directory)"
     fresh_dir "$DEFAULT_OUT"
-    say "training the default recipe (make train's: its 2000 steps, about a minute) into $DEFAULT_OUT/"
+    say "training make train's recipe ($train_recipe: its 2000 steps, about a minute) into $DEFAULT_OUT/"
     # shellcheck disable=SC2086
-    "$GPT" train --data "$DATA" --out "$DEFAULT_OUT" $RUN_FLAGS
+    "$GPT" train --data "$DATA" --out "$DEFAULT_OUT" $train_recipe $RUN_FLAGS
     eval_run "$DEFAULT_OUT" >/dev/null
 }
 
@@ -155,7 +158,7 @@ plot() {
     [ -d "$DEFAULT_OUT" ] || die "'$DEFAULT_OUT' does not exist (scripts/speedrun.sh default trains it)"
     [ -f "$TORCH_CSV" ] || die "'$TORCH_CSV' does not exist (TORCH_ITERS=N scripts/speedrun.sh torch writes it)"
     "$GPT" plot --out "$PLOT_OUT" --title "val loss on tinyshakespeare against wall-clock minutes, this machine" \
-        --ymax "$PLOT_YMAX" --hline 1.50=target "speedrun=$run" "default recipe=$DEFAULT_OUT" "PyTorch=$TORCH_CSV"
+        --ymax "$PLOT_YMAX" --hline 1.50=target "speedrun=$run" "make train=$DEFAULT_OUT" "PyTorch=$TORCH_CSV"
 }
 
 case "${1:-}" in
