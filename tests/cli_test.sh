@@ -146,14 +146,20 @@ awk -F, 'NR > 1 { last = $0; lr = $5; el = $8; n++ } END {
     if (n < 6 || el < 3 || el > 8 || lr < 1e-4 * 0.999 || lr > 1e-4 + 0.05 * 9e-4) { print last; exit 1 } }' \
     run_tb3/metrics.csv || fail "train --time-budget 3s: did not end near 3 s at min_lr: $(tail -n 1 run_tb3/metrics.csv)"
 # Evaluations count against the budget, the final one too: the run keeps back as long as the
-# evaluation before took, so it ends within the budget rather than an evaluation past it. In
-# metrics.csv an evaluation shares its step's row (elapsed: the step's end), so d, an
+# evaluation before took, so it ends within the budget rather than an evaluation past it. The
+# budget is six evaluations of this build (sanitizer builds are ten times slower), at least 3 s.
+# In metrics.csv an evaluation shares its step's row (elapsed: the step's end), so d, an
 # evaluation's length, is the next row's elapsed less its row's. The last step must end
-# before the budget (without the reserve it starts after it), but not two evaluations early.
-expect_ok "train --time-budget 3s, slow evaluations" "$GPT" train --data small.txt --out run_tbe --time-budget 3s \
-    --warmup 5 --eval-interval 10 $TINY --eval-iters 4000 --threads 1
-awk -F, 'NR > 1 { if (ev) d = $8 - el; el = $8; ev = $4 != ""; n += ev } END { exit !(n >= 3 && el < 3 && el + 2 * d > 3) }' \
-    run_tbe/metrics.csv || fail "train --time-budget 3s: the final evaluation ended past the budget: $(tail -n 2 run_tbe/metrics.csv)"
+# before the budget (without the reserve it starts after it), but not three evaluations early.
+t0=$(date +%s.%N)
+expect_ok "train, one slow evaluation" "$GPT" train --data small.txt --out run_tbe_cal --iters 1 --eval-interval 0 \
+    $TINY --eval-iters 2000 --threads 1
+budget=$(echo "$t0 $(date +%s.%N)" | awk '{ b = 6 * ($2 - $1); printf "%.2f", b < 3 ? 3 : b }')
+expect_ok "train --time-budget ${budget}s, slow evaluations" "$GPT" train --data small.txt --out run_tbe \
+    --time-budget "$budget" --warmup 5 --eval-interval 10 $TINY --eval-iters 2000 --threads 1
+awk -F, -v b="$budget" 'NR > 1 { if (ev) d = $8 - el; el = $8; ev = $4 != ""; n += ev }
+    END { exit !(n >= 3 && el < b && el + 3 * d > b) }' run_tbe/metrics.csv ||
+    fail "train --time-budget ${budget}s: the final evaluation ended past the budget: $(tail -n 2 run_tbe/metrics.csv)"
 # Stopped early (as by Ctrl-C), a budgeted run resumes with what is left of the budget.
 expect_ok "train --time-budget, stopped" "$GPT" train --data small.txt --out run_tbr --time-budget 3 --warmup 5 \
     --stop-after 5 $TINY
