@@ -612,7 +612,8 @@ static void attention_forward_rows(float *out, float *lse, const float *qkv, con
                                    int C, int H) {
     int hs = C / H;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t C3 = (size_t)3 * C;
+    size_t C3 = (size_t)3 * C;  // a token's row of qkv: q | k | v
+    // Every (b, h) pair costs the same, so an even static split balances the threads.
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;

@@ -111,11 +111,11 @@ void gpt_zero_grad(GPT *m) {
 static void backward_textbook(GPT *m, float dloss, GradWrite gw) {
     const GPTConfig *cfg = &m->config;
     int C = cfg->n_embd, H = cfg->n_head, V = cfg->vocab_size, L = cfg->n_layer;
-    int B = m->B, T = m->T, N = B * T;
-    const Acts *a = &m->acts;
-    ActGrads *d = &m->ag;
+    int B = m->B, T = m->T, N = B * T;  // the shapes of the last forward pass
+    const Acts *a = &m->acts;           // its activations
+    ActGrads *d = &m->ag;               // their gradients (scratch)
     const Weights *w = &m->w;
-    Weights *g = &m->g;
+    Weights *g = &m->g;                 // the parameters' gradients, laid out as w
 
     bool relu2 = gpt_has(cfg, GPT_FEAT_RELU2), tied = !gpt_has(cfg, GPT_FEAT_UNTIED_HEAD);
     crossentropy_backward(d->dlogits, GRAD_SET, a->logits, m->targets, dloss / (float)N, N, V);

@@ -85,7 +85,6 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         const LayerWeights *lw = &w->layers[l];
         LayerWeights *lg = &g->layers[l];
         const LayerActs *la = &a->layers[l];
-        const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         const LayerDropout drop = gpt_layer_dropout(dr, l, mk);
         // res2 = res1 + drop(act(ln2 · W_fcᵀ) · W_projᵀ): dres holds d res2, then d res1. The
         // branch's gradient (masked into dln, free until the W_fc product writes it) is the
@@ -108,6 +107,7 @@ void gpt_fast_backward(GPT *m, float dloss, GradWrite gw) {
         if (m->rope) PROF(PROF_ATTN_BWD, fast_rope_backward(d->dqkv, m->rope, B, T, C, H));
         PROF(PROF_MATMUL_BWD,
              fast_matmul_backward(d->dln, GRAD_SET, lg->w_qkv, gw, d->dqkv, la->ln1, lw->w_qkv, N, C, 3 * C));
+        const float *x_in = l > 0 ? a->layers[l - 1].res2 : a->encoded;
         PROF(PROF_LAYERNORM, fast_layernorm_backward(d->dres, GRAD_ADD, lg->ln1_w, gw, d->dln, x_in, lw->ln1_w,
                                                      la->ln1_mean, la->ln1_rstd, N, C));
     }

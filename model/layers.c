@@ -123,7 +123,7 @@ void matmul_backward(float *dinp, GradWrite dinp_write, float *dweight, GradWrit
 void attention_forward(float *out, float *lse, const float *qkv, const DropoutMask *drop, int B, int T, int C,
                        int H) {
     int hs = C / H;
-    float scale = 1.0f / sqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)hs);  // so the scores q·k / sqrt(hs) keep near unit variance
     size_t C3 = (size_t)3 * C;
 #pragma omp parallel for
     for (int bh = 0; bh < B * H; bh++) {
