@@ -18,6 +18,7 @@
 #include "data/prepare.h"
 #include "data/text.h"
 #include "data/tokens.h"
+#include "tests/run_util.h"
 #include "tests/tests.h"
 #include "tokenizer/tokenizer.h"
 #include "train/lock.h"
@@ -25,19 +26,6 @@
 #define SHAKESPEARE "data/tinyshakespeare.txt"
 
 // ---- helpers --------------------------------------------------------------------------------
-static char *make_tmpdir(void) {
-    char tmpl[] = "/tmp/gpt_test_data_XXXXXX";
-    char *d = mkdtemp(tmpl);
-    ck_assert_ptr_nonnull(d);
-    return xstrdup(d);
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 static char *path_in(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = xmalloc(n);

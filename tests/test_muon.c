@@ -11,6 +11,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "model/gpt.h"
+#include "tests/run_util.h"
 #include "tests/test_util.h"
 #include "tests/tests.h"
 #include "train/adamw.h"
@@ -370,28 +371,6 @@ START_TEST(test_muon_update_is_the_same_for_any_thread_count) {
 END_TEST
 
 // ---- runs -------------------------------------------------------------------------------
-static char *make_tmpdir(void) {
-    char tmpl[] = "/tmp/gpt_test_muon_XXXXXX";
-    char *d = mkdtemp(tmpl);
-    ck_assert_ptr_nonnull(d);
-    return xstrdup(d);
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void write_fox_text(const char *dir, char *data, size_t cap) {
-    snprintf(data, cap, "%s/text.txt", dir);
-    FILE *f = fopen(data, "wb");
-    ck_assert_ptr_nonnull(f);
-    for (int i = 0, len = 0; len < 19000; i++)
-        len += fprintf(f, "line %d: the quick brown fox %s.\n", i, i % 3 ? "jumps" : "sleeps");
-    fclose(f);
-}
-
 static void muon_run_config(TrainConfig *tc, const char *data, const char *out) {
     train_config_defaults(tc);
     snprintf(tc->data_path, sizeof tc->data_path, "%s", data);
@@ -409,26 +388,6 @@ static void muon_run_config(TrainConfig *tc, const char *data, const char *out) 
     tc->optimizer = OPTIMIZER_MUON;
     tc->muon_lr = 0.03f;
     tc->muon_momentum = 0.9f;
-}
-
-// metrics.csv without the columns that measure time (tokens/s, elapsed: the 7th and 8th).
-static char *metrics_without_times(const char *dir) {
-    char path[1200], err[256];
-    snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    size_t len;
-    unsigned char *text = read_file(path, &len, err, sizeof err);
-    ck_assert_msg(text != NULL, "%s", err);
-    char *out = xmalloc(len + 1);
-    size_t o = 0;
-    int field = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\n') field = 0;
-        else if (text[i] == ',') field++;
-        if (field < 6 || text[i] == '\n') out[o++] = (char)text[i];
-    }
-    out[o] = 0;
-    free(text);
-    return out;
 }
 
 // A Muon run stopped at step 11 and resumed ends in the same weights and moments as the run

@@ -8,32 +8,13 @@
 
 #include "data/loader.h"
 #include "model/gpt.h"
+#include "tests/run_util.h"
 #include "tests/test_util.h"
 #include "tests/tests.h"
 #include "checkpoint/checkpoint.h"
 #include "train/adamw.h"
 #include "train/train.h"
 #include "train/train_state.h"
-
-static char *make_tmpdir(void) {
-    char tmpl[] = "/tmp/gpt_test_train_XXXXXX";
-    char *d = mkdtemp(tmpl);
-    ck_assert_ptr_nonnull(d);
-    return xstrdup(d);
-}
-
-static void write_text(const char *path, const char *text, size_t len) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
-    fclose(f);
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
 
 // ---- data -----------------------------------------------------------------------------
 START_TEST(test_split_is_90_10_and_targets_are_the_next_tokens) {
@@ -246,41 +227,14 @@ static void tiny_run_config(TrainConfig *tc, const char *data, const char *out) 
     tc->grad_accum = 2;
 }
 
-// The metrics.csv text without the columns that measure time (tokens/s, elapsed).
-static char *metrics_without_times(const char *dir) {
-    char path[1200], err[256];
-    snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    size_t len;
-    unsigned char *text = read_file(path, &len, err, sizeof err);
-    ck_assert_msg(text != NULL, "%s", err);
-    char *out = xmalloc(len + 1);
-    size_t o = 0;
-    int field = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\n') field = 0;
-        else if (text[i] == ',') field++;
-        if (field < 6 || text[i] == '\n') out[o++] = (char)text[i];
-    }
-    out[o] = 0;
-    free(text);
-    return out;
-}
-
 // _i: without dropout, and with dropout 0.3 (its masks, keyed by the step, come back the same).
 START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
     float dropout = _i ? 0.3f : 0.0f;
     char *dir = make_tmpdir();
     char data[600], out_a[600], out_b[600];
-    snprintf(data, sizeof data, "%s/text.txt", dir);
+    write_fox_text(dir, data, sizeof data);
     snprintf(out_a, sizeof out_a, "%s/a", dir);
     snprintf(out_b, sizeof out_b, "%s/b", dir);
-    // Some text with structure to learn.
-    char *text = xmalloc(20000);
-    size_t len = 0;
-    for (int i = 0; len < 19000; i++)
-        len += (size_t)snprintf(text + len, 20000 - len, "line %d: the quick brown fox %s.\n", i,
-                                i % 3 ? "jumps" : "sleeps");
-    write_text(data, text, len);
 
     TrainConfig tc;
     TrainOptions quiet = {.quiet = true};
@@ -331,23 +285,10 @@ START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
     ck_assert_ptr_nonnull(strstr((char *)sa, "--- step 15"));
     free(sa), free(sb), free(ma), free(mb);
     train_resume_free(&a), train_resume_free(&b);
-    free(text);
     rm_rf(dir);
     free(dir);
 }
 END_TEST
-
-// A text with some structure, written to dir/text.txt (path in data).
-static void write_fox_text(const char *dir, char *data, size_t cap) {
-    snprintf(data, cap, "%s/text.txt", dir);
-    char *text = xmalloc(20000);
-    size_t len = 0;
-    for (int i = 0; len < 19000; i++)
-        len += (size_t)snprintf(text + len, 20000 - len, "line %d: the quick brown fox %s.\n", i,
-                                i % 3 ? "jumps" : "sleeps");
-    write_text(data, text, len);
-    free(text);
-}
 
 // The value of a column of metrics.csv at a step (NAN when the cell is empty).
 static double metrics_cell(const char *dir, long step, int column) {
