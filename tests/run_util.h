@@ -8,6 +8,7 @@
 
 #include "common/common.h"
 #include "tests/tests.h"
+#include "train/train.h"
 
 // A new, empty directory under /tmp (free the name; remove the directory with rm_rf).
 static inline char *make_tmpdir(void) {
@@ -61,6 +62,25 @@ static inline char *metrics_without_times(const char *dir) {
     out[o] = 0;
     free(text);
     return out;
+}
+
+// A two-layer model of width 16 on 16-token windows: 30 steps, evaluated every 10, sampled at
+// step 15, two micro-batches a step.
+static inline void tiny_run_config(TrainConfig *tc, const char *data, const char *out) {
+    train_config_defaults(tc);
+    snprintf(tc->data_path, sizeof tc->data_path, "%s", data);
+    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
+    tc->model = (GPTConfig){.block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 16};
+    tc->batch_size = 4;
+    tc->iters = 30;
+    tc->warmup_iters = 5;
+    tc->lr = 3e-3f;
+    tc->min_lr = 3e-4f;
+    tc->eval_interval = 10;
+    tc->eval_iters = 2;
+    tc->sample_interval = 15;
+    tc->sample_tokens = 20;
+    tc->grad_accum = 2;
 }
 
 #endif

@@ -372,19 +372,11 @@ END_TEST
 
 // ---- runs -------------------------------------------------------------------------------
 static void muon_run_config(TrainConfig *tc, const char *data, const char *out) {
-    train_config_defaults(tc);
-    snprintf(tc->data_path, sizeof tc->data_path, "%s", data);
-    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
-    tc->model = (GPTConfig){.block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 16};
-    tc->batch_size = 4;
+    tiny_run_config(tc, data, out);
     tc->iters = 24;
     tc->warmup_iters = 4;
-    tc->lr = 3e-3f;
-    tc->min_lr = 3e-4f;
     tc->eval_interval = 8;
-    tc->eval_iters = 2;
     tc->sample_interval = 0;
-    tc->grad_accum = 2;
     tc->optimizer = OPTIMIZER_MUON;
     tc->muon_lr = 0.03f;
     tc->muon_momentum = 0.9f;

@@ -210,23 +210,6 @@ START_TEST(test_gradient_accumulation_averages_the_micro_batches) {
 END_TEST
 
 // ---- stop and resume ------------------------------------------------------------------
-static void tiny_run_config(TrainConfig *tc, const char *data, const char *out) {
-    train_config_defaults(tc);
-    snprintf(tc->data_path, sizeof tc->data_path, "%s", data);
-    snprintf(tc->out_dir, sizeof tc->out_dir, "%s", out);
-    tc->model = (GPTConfig){.block_size = 16, .n_layer = 2, .n_head = 2, .n_embd = 16};
-    tc->batch_size = 4;
-    tc->iters = 30;
-    tc->warmup_iters = 5;
-    tc->lr = 3e-3f;
-    tc->min_lr = 3e-4f;
-    tc->eval_interval = 10;
-    tc->eval_iters = 2;
-    tc->sample_interval = 15;
-    tc->sample_tokens = 20;
-    tc->grad_accum = 2;
-}
-
 // _i: without dropout, and with dropout 0.3 (its masks, keyed by the step, come back the same).
 START_TEST(test_stopped_and_resumed_run_matches_the_straight_run_bit_for_bit) {
     float dropout = _i ? 0.3f : 0.0f;
